@@ -1,0 +1,241 @@
+"""Case and Result: the protocol between the harness and any engine.
+
+A Case is self-contained (net, solver, inputs, initial params) and round-trips
+through a directory: ``net.prototxt``, ``solver.prototxt``, ``arrays.npz``,
+``meta.json``. A Result holds the outcome, the layers with their flags, and the
+arrays. docs/protocol.md describes the same structures as they travel to the
+worker over stdin/stdout.
+
+Array keys (in ``.npz`` files and on the wire) are prefixed by what they hold;
+names may themselves contain "/", so the trailing param index is split off
+from the right:
+
+    input/<blob>                     Case: an Input layer's top
+    param/<layer>/<i>                Case: initial data of param blob i of a layer
+    data/<blob>                      Result: blob data after forward
+    diff/<blob>                      Result: blob diff after backward
+    param_diff/<layer>/<i>           Result: param diff after one backward
+    iter<k>/<layer>/<i>              Result: param data after solver iteration k (1-based)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import HarnessError
+
+
+class Outcome(str, enum.Enum):
+    OK = "ok"
+    REFUSED = "refused"  # Caffe aborted while building the net or solver
+    ABORTED = "aborted"  # Caffe aborted at forward, backward or a solver step
+    CRASHED = "crashed"  # died without Caffe's fatal line (a signal, a segfault)
+    TIMEOUT = "timeout"
+    OUT_OF_MEMORY = "out_of_memory"
+    UNSUPPORTED = "unsupported"  # the engine does not model this feature; not a verdict
+
+
+STAGES = ("init", "forward", "backward", "solver")
+
+
+@dataclass(frozen=True)
+class Case:
+    net: str  # NetParameter prototxt; inputs are Input layers
+    solver: str | None = None  # SolverParameter prototxt without a net; None: no solver step
+    phase: str = "TRAIN"
+    level: int = 0
+    stages: tuple[str, ...] = ()
+    iterations: int = 0  # solver iterations; at least 1 when a solver is given
+    inputs: dict[str, np.ndarray] = field(default_factory=dict)
+    params: dict[str, tuple[np.ndarray, ...]] = field(default_factory=dict)
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.phase not in ("TRAIN", "TEST"):
+            raise HarnessError(f"phase={self.phase!r}: must be 'TRAIN' or 'TEST'")
+        if self.solver is not None and self.iterations < 1:
+            raise HarnessError(
+                f"iterations={self.iterations}: a case with a solver needs at least one solver iteration"
+            )
+        if self.solver is None and self.iterations != 0:
+            raise HarnessError(f"iterations={self.iterations}: a case without a solver runs no iteration")
+
+    # ---- arrays --------------------------------------------------------------------------
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        out = {f"input/{k}": v for k, v in self.inputs.items()}
+        for layer, blobs in self.params.items():
+            out.update({f"param/{layer}/{i}": b for i, b in enumerate(blobs)})
+        return out
+
+    def meta(self) -> dict:
+        return {
+            "phase": self.phase,
+            "level": self.level,
+            "stages": list(self.stages),
+            "iterations": self.iterations,
+            "seed": self.seed,
+            "has_solver": self.solver is not None,
+        }
+
+    @classmethod
+    def from_parts(cls, net: str, solver: str | None, meta: dict, arrays: dict) -> "Case":
+        inputs = {k[len("input/"):]: v for k, v in arrays.items() if k.startswith("input/")}
+        return cls(
+            net=net,
+            solver=solver,
+            phase=meta["phase"],
+            level=meta.get("level", 0),
+            stages=tuple(meta.get("stages", ())),
+            iterations=meta["iterations"],
+            inputs=inputs,
+            params=_indexed(arrays, "param/"),
+            seed=meta.get("seed", 0),
+        )
+
+    def save(self, directory: Path):
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "net.prototxt").write_text(self.net)
+        if self.solver is not None:
+            (directory / "solver.prototxt").write_text(self.solver)
+        np.savez(directory / "arrays.npz", **self.arrays())
+        (directory / "meta.json").write_text(json.dumps(self.meta(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, directory: Path) -> "Case":
+        directory = Path(directory)
+        for name in ("net.prototxt", "meta.json", "arrays.npz"):
+            if not (directory / name).is_file():
+                raise HarnessError(f"case directory {str(directory)!r}: {name} is missing")
+        meta = json.loads((directory / "meta.json").read_text())
+        solver_path = directory / "solver.prototxt"
+        solver = solver_path.read_text() if solver_path.is_file() else None
+        return cls.from_parts((directory / "net.prototxt").read_text(), solver, meta,
+                              load_npz((directory / "arrays.npz").read_bytes()))
+
+
+@dataclass(frozen=True)
+class LayerRecord:
+    """One layer of the net an engine built (split layers included), with its flags.
+
+    ``logged_need_backward`` is what Caffe logs ("needs backward computation."),
+    before force_backward; ``need_backward`` is what Caffe does. None: not known.
+    """
+
+    name: str
+    type: str
+    bottoms: tuple[str, ...]
+    tops: tuple[str, ...]
+    logged_need_backward: bool | None = None
+    need_backward: bool | None = None
+    bottom_need_backward: tuple[bool, ...] | None = None
+    param_propagate_down: tuple[bool, ...] | None = None
+    param_lr: tuple[float, ...] | None = None  # the learnable param's multipliers (after sharing)
+    param_decay: tuple[float, ...] | None = None
+    bottom_written: tuple[bool, ...] | None = None  # observed: did backward write this bottom's diff?
+
+    def to_json(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "LayerRecord":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in names})
+
+
+@dataclass(frozen=True)
+class Result:
+    engine: str
+    outcome: Outcome = Outcome.OK
+    stage: str | None = None  # where a non-ok outcome happened: one of STAGES
+    message: str = ""  # Caffe's fatal message ("Check failed: ..."), or what went wrong
+    layers: tuple[LayerRecord, ...] = ()
+    outputs: tuple[str, ...] = ()
+    losses: tuple[float, ...] = ()  # the forward's loss, then each solver iteration's
+    blob_data: dict[str, np.ndarray] = field(default_factory=dict)
+    blob_diff: dict[str, np.ndarray] = field(default_factory=dict)
+    param_diff: dict[str, tuple[np.ndarray, ...]] = field(default_factory=dict)
+    param_history: tuple[dict[str, tuple[np.ndarray, ...]], ...] = ()  # per solver iteration
+    info: dict = field(default_factory=dict)  # engine facts: Caffe version, timings
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        out = {f"data/{k}": v for k, v in self.blob_data.items()}
+        out.update({f"diff/{k}": v for k, v in self.blob_diff.items()})
+        for layer, blobs in self.param_diff.items():
+            out.update({f"param_diff/{layer}/{i}": b for i, b in enumerate(blobs)})
+        for k, snapshot in enumerate(self.param_history, start=1):
+            for layer, blobs in snapshot.items():
+                out.update({f"iter{k}/{layer}/{i}": b for i, b in enumerate(blobs)})
+        return out
+
+    def meta(self) -> dict:
+        return {
+            "engine": self.engine,
+            "outcome": self.outcome.value,
+            "stage": self.stage,
+            "message": self.message,
+            "layers": [layer.to_json() for layer in self.layers],
+            "outputs": list(self.outputs),
+            "losses": list(self.losses),
+            "iterations": len(self.param_history),
+            "info": self.info,
+        }
+
+    @classmethod
+    def from_parts(cls, meta: dict, arrays: dict) -> "Result":
+        history = tuple(_indexed(arrays, f"iter{k}/") for k in range(1, meta.get("iterations", 0) + 1))
+        return cls(
+            engine=meta["engine"],
+            outcome=Outcome(meta["outcome"]),
+            stage=meta.get("stage"),
+            message=meta.get("message", ""),
+            layers=tuple(LayerRecord.from_json(d) for d in meta.get("layers", ())),
+            outputs=tuple(meta.get("outputs", ())),
+            losses=tuple(meta.get("losses", ())),
+            blob_data={k[5:]: v for k, v in arrays.items() if k.startswith("data/")},
+            blob_diff={k[5:]: v for k, v in arrays.items() if k.startswith("diff/")},
+            param_diff=_indexed(arrays, "param_diff/"),
+            param_history=history,
+            info=meta.get("info", {}),
+        )
+
+    def save(self, directory: Path):
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        np.savez(directory / "arrays.npz", **self.arrays())
+        (directory / "result.json").write_text(json.dumps(self.meta(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, directory: Path) -> "Result":
+        directory = Path(directory)
+        meta = json.loads((directory / "result.json").read_text())
+        return cls.from_parts(meta, load_npz((directory / "arrays.npz").read_bytes()))
+
+
+def _indexed(arrays: dict, prefix: str) -> dict[str, tuple[np.ndarray, ...]]:
+    """Collect "<prefix><layer>/<i>" keys into {layer: (blob 0, blob 1, ...)}."""
+    found: dict[str, dict[int, np.ndarray]] = {}
+    for key, value in arrays.items():
+        if key.startswith(prefix):
+            layer, index = key[len(prefix):].rsplit("/", 1)
+            found.setdefault(layer, {})[int(index)] = value
+    return {layer: tuple(blobs[i] for i in sorted(blobs)) for layer, blobs in found.items()}
+
+
+def dump_npz(arrays: dict[str, np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def load_npz(payload: bytes) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(payload), allow_pickle=False) as archive:
+        return {k: archive[k] for k in archive.files}

@@ -1,0 +1,48 @@
+"""The engine interface, and the engines known by name.
+
+An engine takes a Case and returns a Result. A refusal, an abort, a crash or a
+hang is a Result with that outcome, never an exception; a HarnessError means
+the harness itself could not do its job.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Protocol
+
+from .case import Case, Result
+from .errors import HarnessError
+
+
+class Engine(Protocol):
+    name: str
+
+    def run(self, case: Case) -> Result: ...
+
+    def close(self) -> None: ...
+
+
+# Imported on first use, so that choosing the Caffe engine never imports torch.
+ENGINES = {
+    "reference": "reference_engine.engine:ReferenceEngine",
+    "caffe": "harness.caffe_engine:CaffeEngine",
+    "command": "harness.caffe_engine:CommandEngine",
+}
+
+
+def load_engine_class(spec: str):
+    """An engine class from a registered name or from "package.module:Class"."""
+    target = ENGINES.get(spec, spec)
+    if ":" not in target:
+        raise HarnessError(
+            f"engine={spec!r}: not a known engine ({', '.join(sorted(ENGINES))}) nor 'package.module:Class'"
+        )
+    module_name, class_name = target.split(":", 1)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise HarnessError(f"engine={spec!r}: cannot import {module_name!r}: {e}") from e
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        raise HarnessError(f"engine={spec!r}: module {module_name!r} has no {class_name!r}")
+    return cls

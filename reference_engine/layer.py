@@ -1,0 +1,168 @@
+"""The Layer base class and the registry of layer types.
+
+Caffe: include/caffe/layer.hpp (Layer::SetUp, Forward, Backward, CheckBlobCounts,
+SetLossWeights) and include/caffe/layer_factory.hpp (LayerRegistry).
+
+A subclass fills in hooks (``layer_setup``, ``reshape``, ``forward``, ``backward``)
+and declarative contracts (``exact_num_bottom_blobs`` ...). ``setup`` and
+``forward_layer`` are never overridden: they own the order, as in Caffe.
+"""
+
+from .checks import check, check_eq, check_ge, check_le
+from .semantics import MASTER
+
+LAYERS: dict[str, type["Layer"]] = {}
+
+
+def register_layer(type_name: str):
+    """REGISTER_LAYER_CLASS: map Caffe's type string to the class; a duplicate is refused."""
+
+    def decorate(cls):
+        check_eq(LAYERS.get(type_name) is None, True, "registry.count(type)", "0",
+                 f"Layer type {type_name} already registered.")
+        cls.type = type_name
+        LAYERS[type_name] = cls
+        return cls
+
+    return decorate
+
+
+def layer_class(type_name: str) -> type["Layer"]:
+    """LayerRegistry::CreateLayer's lookup, with Caffe's message for an unknown type."""
+    _load_catalogue()
+    cls = LAYERS.get(type_name)
+    if cls is None:
+        known = ", ".join(sorted(LAYERS))
+        check(False, "registry.count(type) == 1",
+              f"Unknown layer type: {type_name} (known types: {known})")
+    return cls
+
+
+def _load_catalogue():
+    # Importing the package registers every layer module (see layers/__init__.py).
+    from . import layers  # noqa: F401
+
+
+class Layer:
+    type = ""
+    # Blob-count contracts; a negative value means "no constraint" (layer.hpp).
+    exact_num_bottom_blobs = -1
+    min_bottom_blobs = -1
+    max_bottom_blobs = -1
+    exact_num_top_blobs = -1
+    min_top_blobs = -1
+    max_top_blobs = -1
+    equal_num_bottom_top_blobs = False
+    # AutoTopBlobs(): the net adds anonymous tops up to the minimum (all loss layers).
+    auto_top_blobs = False
+    # Layers that read the default loss weight of 1 on top 0 (LossLayer::LayerSetUp).
+    is_loss = False
+
+    def __init__(self, param, phase: int, dtype, device, semantics=MASTER):
+        self.param = param  # caffe_pb2.LayerParameter, the layer's own copy
+        self.phase = phase
+        self.semantics = semantics
+        self.dtype = dtype
+        self.device = device
+        self.blobs = []
+        self.param_propagate_down = []
+        self.loss = []
+
+    # ---- what the net needs before any shape is known ------------------------------------
+
+    @classmethod
+    def param_blob_count(cls, param, num_bottoms: int) -> int:
+        """How many param blobs LayerSetUp creates, from the LayerParameter alone."""
+        return 0
+
+    @classmethod
+    def allow_force_backward(cls, bottom_index: int) -> bool:
+        """Layer::AllowForceBackward: may force_backward turn on this bottom's gradient?"""
+        return True
+
+    @classmethod
+    def default_loss_weights(cls, param, num_tops: int) -> list[float]:
+        """The loss weights SetUp will use: the given ones, or LossLayer's implicit 1 on top 0."""
+        if param.loss_weight:
+            return list(param.loss_weight)
+        if cls.is_loss:
+            return [1.0] + [0.0] * (num_tops - 1)
+        return [0.0] * num_tops
+
+    # ---- Layer::SetUp ---------------------------------------------------------------------
+
+    def setup(self, bottom, top):
+        self.check_blob_counts(bottom, top)
+        self.layer_setup(bottom, top)
+        self.reshape(bottom, top)
+        self.set_loss_weights(top)
+
+    def check_blob_counts(self, bottom, top):
+        t = self.type
+        if self.exact_num_bottom_blobs >= 0:
+            check_eq(self.exact_num_bottom_blobs, len(bottom), "ExactNumBottomBlobs()", "bottom.size()",
+                     f"{t} Layer takes {self.exact_num_bottom_blobs} bottom blob(s) as input.")
+        if self.min_bottom_blobs >= 0:
+            check_le(self.min_bottom_blobs, len(bottom), "MinBottomBlobs()", "bottom.size()",
+                     f"{t} Layer takes at least {self.min_bottom_blobs} bottom blob(s) as input.")
+        if self.max_bottom_blobs >= 0:
+            check_ge(self.max_bottom_blobs, len(bottom), "MaxBottomBlobs()", "bottom.size()",
+                     f"{t} Layer takes at most {self.max_bottom_blobs} bottom blob(s) as input.")
+        if self.exact_num_top_blobs >= 0:
+            check_eq(self.exact_num_top_blobs, len(top), "ExactNumTopBlobs()", "top.size()",
+                     f"{t} Layer produces {self.exact_num_top_blobs} top blob(s) as output.")
+        if self.min_top_blobs >= 0:
+            check_le(self.min_top_blobs, len(top), "MinTopBlobs()", "top.size()",
+                     f"{t} Layer produces at least {self.min_top_blobs} top blob(s) as output.")
+        if self.max_top_blobs >= 0:
+            check_ge(self.max_top_blobs, len(top), "MaxTopBlobs()", "top.size()",
+                     f"{t} Layer produces at most {self.max_top_blobs} top blob(s) as output.")
+        if self.equal_num_bottom_top_blobs:
+            check_eq(len(bottom), len(top), "bottom.size()", "top.size()",
+                     f"{t} Layer produces one top blob as output for each bottom blob input.")
+
+    def set_loss_weights(self, top):
+        """Layer::SetLossWeights: a nonzero weight is written into the top's diff."""
+        weights = list(self.param.loss_weight)
+        if weights:
+            check_eq(len(top), len(weights), "top.size()", "num_loss_weights",
+                     "loss_weight must be unspecified or specified once per top blob.")
+        self.loss = [0.0] * len(top)
+        for t, w in enumerate(weights):
+            self.loss[t] = w
+            if w != 0:
+                top[t].diff.fill_(w)
+
+    # ---- Layer::Forward / Backward ----------------------------------------------------------
+
+    def forward_layer(self, bottom, top) -> float:
+        """Layer::Forward: reshape, compute, then add loss_weight · top.data · top.diff."""
+        self.reshape(bottom, top)
+        self.forward(bottom, top)
+        loss = 0.0
+        for t, w in enumerate(self.loss):
+            if w != 0:
+                loss += float((top[t].data * top[t].diff).sum())
+        return loss
+
+    # ---- hooks ----------------------------------------------------------------------------
+
+    def layer_setup(self, bottom, top):
+        pass
+
+    def reshape(self, bottom, top):
+        raise NotImplementedError(f"{self.type}: reshape")
+
+    def forward(self, bottom, top):
+        raise NotImplementedError(f"{self.type}: forward")
+
+    def backward(self, top, propagate_down, bottom):
+        raise NotImplementedError(f"{self.type}: backward")
+
+    # ---- for subclasses -------------------------------------------------------------------
+
+    def new_blob(self, shape):
+        from .blob import Blob
+
+        return Blob(shape, dtype=self.dtype, device=self.device)
+
