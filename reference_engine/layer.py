@@ -8,7 +8,7 @@ and declarative contracts (``exact_num_bottom_blobs`` ...). ``setup`` and
 ``forward_layer`` are never overridden: they own the order, as in Caffe.
 """
 
-from .checks import check, check_eq, check_ge, check_le
+from .checks import check_eq, check_ge, check_le
 from .semantics import MASTER
 
 LAYERS: dict[str, type["Layer"]] = {}
@@ -33,8 +33,8 @@ def layer_class(type_name: str) -> type["Layer"]:
     cls = LAYERS.get(type_name)
     if cls is None:
         known = ", ".join(sorted(LAYERS))
-        check(False, "registry.count(type) == 1",
-              f"Unknown layer type: {type_name} (known types: {known})")
+        check_eq(0, 1, "registry.count(type)", "1",
+                 f"Unknown layer type: {type_name} (known types: {known})")
     return cls
 
 
@@ -79,6 +79,15 @@ class Layer:
     def allow_force_backward(cls, bottom_index: int) -> bool:
         """Layer::AllowForceBackward: may force_backward turn on this bottom's gradient?"""
         return True
+
+    @classmethod
+    def own_param(cls, param):
+        """The layer's own LayerParameter as LayerSetUp leaves it, where that matters to the net.
+
+        Net::AppendParam reads the layer's copy (net.cpp), so BatchNorm's added
+        lr_mult-0 specs reach the solver while the net's flag loop never sees them.
+        """
+        return param
 
     @classmethod
     def default_loss_weights(cls, param, num_tops: int) -> list[float]:

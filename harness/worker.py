@@ -1,0 +1,508 @@
+"""The in-Caffe worker: reads cases on stdin, runs them in real Caffe, writes results on stdout.
+
+Runs inside a Caffe runtime (harness/runtimes.py), so it must stay one file, valid Python 2.7
+and 3.x, importing only the standard library, numpy and pycaffe (with protobuf, which pycaffe
+itself imports). docs/protocol.md describes the framing; harness/case.py the array keys.
+
+A failed CHECK in Caffe aborts this process. Before each step the worker writes a "stage"
+frame, and while the step runs, file descriptor 2 (where glog writes, pycaffe never calls
+InitGoogleLogging) points at <log dir>/stage.log, so the harness can read the stage and
+Caffe's fatal line after the process died.
+"""
+
+from __future__ import division, print_function
+
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+
+PROTOCOL_VERSION = 1
+SENTINEL = -1234.5678  # fills a bottom diff before its consumer's Backward, see observe_bottom_written
+NEEDS = " needs backward computation."
+DOES_NOT_NEED = " does not need backward computation."
+
+# glog reads its flags from the environment when libcaffe is loaded: INFO lines to stderr.
+os.environ.setdefault("GLOG_minloglevel", "0")
+os.environ.setdefault("GLOG_logtostderr", "1")
+
+import numpy as np  # noqa: E402
+
+import caffe  # noqa: E402
+
+caffe.set_mode_cpu()
+
+if sys.version_info[0] >= 3:
+    text_type = str
+else:
+    text_type = unicode  # noqa: F821 (Python 2 only)
+
+
+def native_str(value):
+    """Text as the native str type: pycaffe on Python 2 takes byte strings for paths and names."""
+    if sys.version_info[0] < 3 and isinstance(value, text_type):
+        return value.encode("utf-8")
+    return value
+
+
+class WorkerError(Exception):
+    """A case the worker cannot run (the harness's fault, not Caffe's): answered as op "error"."""
+
+
+# ---- framing -------------------------------------------------------------------------------
+
+
+class Channel(object):
+    """One JSON header line, then exactly header["npz_bytes"] bytes of an .npz archive."""
+
+    def __init__(self, read_fd, write_fd):
+        self.reader = os.fdopen(read_fd, "rb")
+        self.writer = os.fdopen(write_fd, "wb")
+
+    def read(self):
+        line = self.reader.readline()
+        if not line:
+            return None, None
+        header = json.loads(line.decode("utf-8"))
+        size = int(header.get("npz_bytes", 0))
+        payload = self.reader.read(size) if size else b""
+        if len(payload) != size:
+            raise WorkerError("npz_bytes=%d: the stream ended after %d bytes" % (size, len(payload)))
+        arrays = {}
+        if size:
+            archive = np.load(io.BytesIO(payload), allow_pickle=False)
+            for key in archive.files:
+                arrays[key] = archive[key]
+            archive.close()
+        return header, arrays
+
+    def write(self, header, arrays=None):
+        payload = b""
+        if arrays:
+            buffer = io.BytesIO()
+            np.savez(buffer, **dict((native_str(k), v) for k, v in arrays.items()))
+            payload = buffer.getvalue()
+        header = dict(header)
+        header["npz_bytes"] = len(payload)
+        self.writer.write(json.dumps(header).encode("utf-8") + b"\n")
+        if payload:
+            self.writer.write(payload)
+        self.writer.flush()
+
+
+class LogCapture(object):
+    """Points fd 2 at a file while one step runs: Caffe's glog output (C++ writes, which
+    Python-level sys.stderr redirection never sees) and, if Caffe aborts, its fatal line."""
+
+    def __init__(self, path):
+        self.path = path
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 420)  # 0o644
+        self.saved = os.dup(2)
+
+    def start(self):
+        sys.stderr.flush()
+        os.ftruncate(self.fd, 0)
+        os.lseek(self.fd, 0, 0)
+        os.dup2(self.fd, 2)
+
+    def stop(self):
+        sys.stderr.flush()
+        os.dup2(self.saved, 2)
+        size = os.lseek(self.fd, 0, 2)
+        os.lseek(self.fd, 0, 0)
+        chunks = []
+        while size > 0:
+            chunk = os.read(self.fd, size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size -= len(chunk)
+        return b"".join(chunks).decode("utf-8", "replace")
+
+
+class Stages(object):
+    """Announces each step to the harness before running it, and times the Caffe calls."""
+
+    def __init__(self, channel, capture):
+        self.channel = channel
+        self.capture = capture
+        self.caffe_s = 0.0
+        self.current = None
+
+    def run(self, stage, step, function, *args):
+        self.current = stage
+        self.channel.write({"op": "stage", "stage": stage, "step": step})
+        self.capture.start()
+        started = time.time()
+        try:
+            value = function(*args)
+        finally:
+            self.caffe_s += time.time() - started
+            log = self.capture.stop()
+        return value, log
+
+
+# ---- flags ---------------------------------------------------------------------------------
+
+
+class FlagsProbe(object):
+    """harness/native/flags_probe.cpp, loaded with ctypes into this process: it links the same
+    libcaffe that pycaffe loaded, so building its Net costs about a millisecond."""
+
+    def __init__(self, path):
+        self.path = path
+        self.error = None
+        self.lib = None
+        if not os.path.isfile(path):
+            self.error = "flags probe %r is missing: exact flags unavailable" % path
+            return
+        import ctypes
+
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError as e:
+            self.error = "flags probe %r does not load: %s" % (path, e)
+            return
+        lib.ccf_flags.restype = ctypes.c_void_p
+        lib.ccf_flags.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_int, ctypes.c_char_p]
+        lib.ccf_free.argtypes = [ctypes.c_void_p]
+        lib.ccf_free.restype = None
+        self.ctypes = ctypes
+        self.lib = lib
+
+    def flags(self, net_path, phase, level, stages):
+        stages_text = "".join(s + "\n" for s in stages)
+        pointer = self.lib.ccf_flags(
+            net_path.encode("utf-8") if isinstance(net_path, text_type) else net_path,
+            0 if phase == "TRAIN" else 1,
+            int(level),
+            stages_text.encode("utf-8") if isinstance(stages_text, text_type) else stages_text,
+        )
+        if not pointer:
+            raise MemoryError("flags probe: no memory for its answer")
+        try:
+            text = self.ctypes.string_at(pointer)
+        finally:
+            self.lib.ccf_free(pointer)
+        return json.loads(text.decode("utf-8"))["layers"]
+
+
+def parse_logged_need_backward(log):
+    """Net::Init's reverse sweep logs one line per layer, last layer first (net.cpp, Net::Init):
+    "<layer> needs backward computation." or "... does not need ...". Matched on the message
+    text only, since the glog prefix differs between glog versions."""
+    found = []
+    for line in log.splitlines():
+        message = line.split("] ", 1)[1] if "] " in line else line
+        if message.endswith(NEEDS):
+            found.append((message[: -len(NEEDS)], True))
+        elif message.endswith(DOES_NOT_NEED):
+            found.append((message[: -len(DOES_NOT_NEED)], False))
+    found.reverse()
+    return found
+
+
+# ---- one case ------------------------------------------------------------------------------
+
+
+def layer_structure(net):
+    names = list(net._layer_names)
+    blob_names = list(net._blob_names)
+    layers = []
+    for i, name in enumerate(names):
+        layers.append(
+            {
+                "name": name,
+                "type": net.layers[i].type,
+                "bottoms": [blob_names[b] for b in net._bottom_ids(i)],
+                "tops": [blob_names[t] for t in net._top_ids(i)],
+            }
+        )
+    return layers
+
+
+def set_inputs(net, inputs):
+    reshaped = False
+    for name, array in inputs.items():
+        if name not in net.blobs:
+            raise WorkerError("input/%s: the net has no blob %r (blobs: %s)" % (name, name, ", ".join(net.blobs)))
+        blob = net.blobs[name]
+        if tuple(blob.data.shape) != tuple(array.shape):
+            blob.reshape(*[int(d) for d in array.shape])
+            reshaped = True
+    if reshaped:
+        net.reshape()
+    for name, array in inputs.items():
+        net.blobs[name].data[...] = array
+
+
+def set_params(net, params, names):
+    """params: {layer name: {blob index: array}}. Shared blobs alias their owner's data."""
+    index = dict((name, i) for i, name in enumerate(names))
+    for layer, blobs in params.items():
+        if layer not in index:
+            raise WorkerError("param/%s: the net has no layer %r" % (layer, layer))
+        caffe_blobs = net.layers[index[layer]].blobs
+        for j, array in blobs.items():
+            if j >= len(caffe_blobs):
+                raise WorkerError("param/%s/%d: layer %r has %d param blobs" % (layer, j, layer, len(caffe_blobs)))
+            target = caffe_blobs[j].data
+            if tuple(target.shape) != tuple(array.shape):
+                raise WorkerError(
+                    "param/%s/%d: shape %s, but Caffe's blob has shape %s"
+                    % (layer, j, tuple(array.shape), tuple(target.shape))
+                )
+            target[...] = array
+
+
+def param_values(net, names, which):
+    out = {}
+    for i, name in enumerate(names):
+        for j, blob in enumerate(net.layers[i].blobs):
+            out["%s/%d" % (name, j)] = getattr(blob, which).copy()
+    return out
+
+
+def observe_bottom_written(net):
+    """Which bottom diffs does each layer's Backward write? Observed layer by layer after the
+    real backward (its values are already recorded): each non-in-place bottom diff is set to
+    SENTINEL just before its consumer's Backward, and restored if left alone, so every
+    producer below still sees the values the real pass gave it; split layers still sum their
+    tops and loss-weighted tops still hold their weight in their diff, untouched. An in-place
+    bottom is its own top, so for it "written" can only mean "changed"."""
+    blobs = net._blobs
+    written = [None] * len(net.layers)
+    for i in reversed(range(len(net.layers))):
+        tops = set(net._top_ids(i))
+        saved = {}
+        for b in net._bottom_ids(i):
+            saved[b] = blobs[b].diff.copy()
+            if b not in tops:
+                blobs[b].diff[...] = SENTINEL
+        net._backward(i, i)
+        flags = []
+        for b in net._bottom_ids(i):
+            diff = blobs[b].diff
+            if b in tops:
+                flags.append(not np.array_equal(diff, saved[b]))
+            else:
+                changed = bool(np.any(diff != np.float32(SENTINEL)))
+                if not changed:
+                    diff[...] = saved[b]
+                flags.append(changed)
+        written[i] = flags
+    return written
+
+
+def solver_text(solver, net_path, level, stages):
+    """The case's SolverParameter plus the net file; the case's level and stages become the
+    solver's train_state, since the solver builds its own train net (solver.cpp, InitTrainNet)."""
+    from caffe.proto import caffe_pb2
+    from google.protobuf import text_format
+
+    param = caffe_pb2.SolverParameter()
+    text_format.Merge(native_str(solver), param)
+    for field in ("net", "net_param", "train_net", "train_net_param"):
+        if param.HasField(field):
+            raise WorkerError("solver: must not name a net (found %r); the case's net is used" % field)
+    param.net = native_str(net_path)
+    if (level or stages) and not param.HasField("train_state"):
+        param.train_state.level = int(level)
+        for stage in stages:
+            param.train_state.stage.append(native_str(stage))
+    return text_format.MessageToString(param)
+
+
+def run_case(header, arrays, stages_runner, probe, work_dir):
+    started = time.time()
+    phase = header.get("phase", "TRAIN")
+    level = int(header.get("level", 0))
+    stages = [native_str(s) for s in header.get("stages", [])]
+    iterations = int(header.get("iterations", 0))
+    inputs = {}
+    params = {}
+    for key, value in arrays.items():
+        if key.startswith("input/"):
+            inputs[key[len("input/"):]] = value
+        elif key.startswith("param/"):
+            layer, index = key[len("param/"):].rsplit("/", 1)
+            params.setdefault(layer, {})[int(index)] = value
+        else:
+            raise WorkerError("%s: unknown array key (expected input/<blob> or param/<layer>/<i>)" % key)
+
+    net_path = os.path.join(work_dir, "net.prototxt")
+    with open(net_path, "wb") as f:
+        f.write(header["net"].encode("utf-8"))
+    net_path = native_str(net_path)
+    caffe.set_random_seed(int(header.get("seed", 0)))
+    caffe_phase = caffe.TRAIN if phase == "TRAIN" else caffe.TEST
+
+    def build():
+        if level or stages:
+            return caffe.Net(net_path, caffe_phase, level=level, stages=stages)
+        return caffe.Net(net_path, caffe_phase)
+
+    net, log = stages_runner.run("init", "net", build)
+    layers = layer_structure(net)
+    names = [layer["name"] for layer in layers]
+    logged = parse_logged_need_backward(log)
+    if [name for name, _ in logged] == names:
+        for layer, (_, needs) in zip(layers, logged):
+            layer["logged_need_backward"] = needs
+    info = {}
+    if probe.lib is not None:
+        flags, _ = stages_runner.run("init", "probe", probe.flags, net_path, phase, level, stages)
+        for layer, found in zip(layers, flags):
+            for field in ("need_backward", "bottom_need_backward", "param_propagate_down", "param_lr", "param_decay"):
+                layer[field] = found[field]
+    else:
+        info["flags_probe"] = probe.error
+
+    set_params(net, params, names)
+    set_inputs(net, inputs)
+    initial = param_values(net, names, "data")
+    out = {}
+    last = len(net.layers) - 1
+    loss, _ = stages_runner.run("forward", "forward", net._forward, 0, last)
+    for name, blob in net.blobs.items():
+        out["data/" + name] = blob.data.copy()
+
+    net.clear_param_diffs()
+    stages_runner.run("backward", "backward", net._backward, last, 0)
+    for name, blob in net.blobs.items():
+        out["diff/" + name] = blob.diff.copy()
+    for key, value in param_values(net, names, "diff").items():
+        out["param_diff/" + key] = value
+    written, _ = stages_runner.run("backward", "observe", observe_bottom_written, net)
+    for layer, flags in zip(layers, written):
+        layer["bottom_written"] = flags
+
+    losses = [float(loss)]
+    if header.get("solver") is not None:
+        solver_path = os.path.join(work_dir, "solver.prototxt")
+        with open(solver_path, "w") as f:
+            f.write(solver_text(header["solver"], net_path, level, stages))
+        caffe.set_random_seed(int(header.get("seed", 0)))
+        solver, _ = stages_runner.run("solver", "solver_init", caffe.get_solver, native_str(solver_path))
+        copy_initial_params(solver.net, initial)
+        solver_names = list(solver.net._layer_names)
+        loss_tops = [name for name, weight in solver.net.blob_loss_weights.items() if weight != 0]
+        state = {}
+
+        def on_start():
+            # A loss top's diff holds its effective loss weight (Layer::SetLossWeights), unless a
+            # consumer's Backward overwrote it: Layer::Forward's loss is data . diff either way.
+            state["weights"] = [solver.net.blobs[n].diff.copy() for n in loss_tops]
+
+        def on_gradients_ready():
+            total = 0.0
+            for name, weight in zip(loss_tops, state["weights"]):
+                total += float(np.dot(solver.net.blobs[name].data.ravel(), weight.ravel()))
+            state["loss"] = total
+
+        solver.add_callback(on_start, on_gradients_ready)
+        for k in range(1, iterations + 1):
+            stages_runner.run("solver", "step", solver.step, 1)
+            losses.append(state.get("loss"))
+            for key, value in param_values(solver.net, solver_names, "data").items():
+                out["iter%d/%s" % (k, key)] = value
+
+    info["worker_s"] = time.time() - started
+    info["caffe_s"] = stages_runner.caffe_s
+    reply = {
+        "op": "result",
+        "engine": "caffe",
+        "outcome": "ok",
+        "stage": None,
+        "message": "",
+        "layers": layers,
+        "outputs": list(net.outputs),
+        "losses": losses,
+        "iterations": iterations if header.get("solver") is not None else 0,
+        "info": info,
+    }
+    return reply, out
+
+
+def copy_initial_params(solver_net, initial):
+    """The initial params of the case net (given, or Caffe's fillers) into the solver's own net."""
+    names = list(solver_net._layer_names)
+    for i, name in enumerate(names):
+        for j, blob in enumerate(solver_net.layers[i].blobs):
+            key = "%s/%d" % (name, j)
+            if key in initial and initial[key].shape == blob.data.shape:
+                blob.data[...] = initial[key]
+
+
+def hello(probe):
+    return {
+        "op": "hello",
+        "protocol": PROTOCOL_VERSION,
+        "caffe_version": getattr(caffe, "__version__", None),
+        "caffe_path": os.path.dirname(os.path.abspath(caffe.__file__)),
+        "python": sys.version.split()[0],
+        "python_executable": sys.executable,
+        "numpy": np.__version__,
+        "flags_probe": probe.path if probe.lib is not None else None,
+        "flags_probe_error": probe.error,
+    }
+
+
+def main(argv):
+    log_dir = os.environ.get("CAFFE_CONFORMANCE_LOG_DIR")
+    probe_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "flags_probe.so")
+    args = list(argv[1:])
+    while args:
+        flag = args.pop(0)
+        if flag == "--log-dir" and args:
+            log_dir = args.pop(0)
+        elif flag == "--probe" and args:
+            probe_path = args.pop(0)
+        else:
+            sys.stderr.write("worker.py: unknown argument %r (known: --log-dir DIR, --probe PATH)\n" % flag)
+            return 2
+    # Replies go through a private copy of the real stdout; fd 1 then points at stderr, so a
+    # stray print (ours or a library's) can never corrupt the protocol stream.
+    reply_fd = os.dup(1)
+    os.dup2(2, 1)
+    channel = Channel(0, reply_fd)
+    # The harness removes its log dir, so temporary net and solver files go there too.
+    work_dir = log_dir or tempfile.mkdtemp(prefix="caffe-conformance-worker-")
+    log_dir = work_dir
+    capture = LogCapture(os.path.join(log_dir, "stage.log"))
+    probe = FlagsProbe(probe_path)
+    while True:
+        header, arrays = channel.read()
+        if header is None:
+            return 0
+        op = header.get("op")
+        stages_runner = Stages(channel, capture)
+        try:
+            if op == "hello":
+                channel.write(hello(probe))
+            elif op == "run":
+                reply, out = run_case(header, arrays, stages_runner, probe, work_dir)
+                channel.write(reply, out)
+            else:
+                raise WorkerError("op=%r: unknown (known: hello, run)" % (op,))
+        except MemoryError as e:
+            channel.write(
+                {
+                    "op": "result",
+                    "engine": "caffe",
+                    "outcome": "out_of_memory",
+                    "stage": stages_runner.current,
+                    "message": "MemoryError in the worker: %s" % (e,),
+                    "info": {"caffe_s": stages_runner.caffe_s},
+                }
+            )
+        except (WorkerError, ValueError, KeyError, TypeError, IndexError, RuntimeError, IOError) as e:
+            # The case or the harness is at fault, not Caffe: the harness raises HarnessError.
+            channel.write({"op": "error", "message": "%s: %s" % (type(e).__name__, e), "traceback": traceback.format_exc()})
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

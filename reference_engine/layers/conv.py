@@ -1,0 +1,47 @@
+"""Convolution. Caffe: src/caffe/layers/conv_layer.cpp (plus base_conv_layer.cpp)."""
+
+from ..layer import register_layer
+from .base_conv import BaseConvolutionLayer
+
+
+@register_layer("Convolution")
+class ConvolutionLayer(BaseConvolutionLayer):
+    """Cross-correlation per group, bottom i → top i with the same weights; then + bias."""
+
+    def compute_output_shape(self):
+        # C++ integer division truncates towards 0: a window that overhangs the padded input
+        # by less than one stride still gives one output (conv_layer.cpp, compute_output_shape).
+        out = []
+        for i in range(self.num_spatial_axes):
+            span = self.input_spatial[i] + 2 * self.pad[i] - self.kernel_extent(i)
+            out.append(int(span / self.stride[i]) + 1)
+        return out
+
+    def forward(self, bottom, top):
+        if top[0].count() == 0 or bottom[0].count() == 0:
+            return
+        for b, t in zip(bottom, top):
+            x = self.batched(b.data, self.channels, self.input_spatial)
+            y = self.conv_forward(x, self.input_spatial, self.output_spatial)
+            if self.bias_term:
+                self.add_bias(y)
+            t.data.copy_(y.view_as(t.data))
+
+    def backward(self, top, propagate_down, bottom):
+        for i, (t, b) in enumerate(zip(top, bottom)):
+            if t.count() == 0 or b.count() == 0:
+                # col2im of nothing: Caffe still zeroes the bottom diff (col2im starts from 0).
+                if propagate_down[i]:
+                    b.diff.zero_()
+                continue
+            dy = self.batched(t.diff, self.num_output, self.output_spatial)
+            # Param diffs accumulate (gemv/gemm beta 1), one top after another.
+            if self.bias_term and self.param_propagate_down[1]:
+                self.blobs[1].diff.add_(self.bias_diff(dy))
+            if self.param_propagate_down[0]:
+                x = self.batched(b.data, self.channels, self.input_spatial)
+                self.blobs[0].diff.add_(self.conv_weight_diff(x, dy, self.input_spatial, self.output_spatial))
+            # The bottom diff is overwritten (gemm beta 0, col2im).
+            if propagate_down[i]:
+                dx = self.conv_backward_data(dy, self.input_spatial, self.output_spatial)
+                b.diff.copy_(dx.reshape(b.diff.shape))
