@@ -62,6 +62,96 @@ def cmd_runtime(args) -> int:
     return EXIT_OK
 
 
+def parse_duration(text: str) -> float:
+    """'90s', '10m', '2h' or a plain number of seconds."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        if text and text[-1] in units:
+            value = float(text[:-1]) * units[text[-1]]
+        else:
+            value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--time={text!r}: expected a duration such as 90s, 10m or 2h") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"--time={text!r}: must be positive")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be at least 1")
+    return value
+
+
+def _engines(args):
+    """The engine under test and the oracle, from --engine/--engine-cmd/--against."""
+    from .fuzz import CampaignOptions, make_engine
+
+    options = CampaignOptions(under_test=args.engine, oracle=args.against, runtime=args.runtime,
+                              timeout_s=args.timeout)
+    if args.engine_cmd is None and args.engine == args.against:
+        raise HarnessError(f"--engine={args.engine} --against={args.against}: an engine cannot be its own oracle")
+    return make_engine(args.engine, options, args.engine_cmd), make_engine(args.against, options)
+
+
+def cmd_fuzz(args) -> int:
+    from .fuzz import CampaignOptions, run_campaign
+    from .report import Progress, write_report
+
+    if args.examples is None and args.time is None:
+        args.examples = 100
+    options = CampaignOptions(
+        under_test=args.engine, oracle=args.against, engine_cmd=args.engine_cmd, examples=args.examples,
+        seconds=args.time, seed=args.seed, jobs=args.jobs, report_dir=args.report, corpus_dir=args.corpus,
+        runtime=args.runtime, timeout_s=args.timeout,
+    )
+    if args.engine_cmd is None and args.engine == args.against:
+        raise HarnessError(f"--engine={args.engine} --against={args.against}: an engine cannot be its own oracle")
+    progress = Progress(args.examples, args.time)
+    records, interrupted = run_campaign(options, progress)
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "handler"}
+    summary = write_report(args.report, records, interrupted, settings) if args.report else None
+    disagreements = [r for r in records if r.bundle and not r.name.startswith("corpus/")]
+    disagreements += [r for r in records if r.name.startswith("corpus/") and r.verdict == "disagree"]
+    print(f"{len([r for r in records if not r.shrinking])} cases, {len(disagreements)} disagreement(s)"
+          + (f"; report in {args.report}" if summary else ""))
+    for r in disagreements:
+        print(f"  {r.signature or r.name}: {r.summary}\n    replay: caffe-conformance replay {r.bundle}")
+    if interrupted:
+        return 130
+    return EXIT_DISAGREE if disagreements else EXIT_OK
+
+
+def cmd_replay(args) -> int:
+    from .bundle import Bundle, describe
+    from .fuzz import run_pair
+
+    bundle = Bundle.load(args.bundle)
+    args.engine = bundle.engines.get("under_test", "reference")
+    args.against = bundle.engines.get("oracle", "caffe")
+    args.engine_cmd = args.engine[4:] if args.engine.startswith("cmd:") else None
+    under_test, oracle = _engines(args)
+    try:
+        comparison, _ = run_pair(bundle.case, under_test, oracle)
+    finally:
+        under_test.close()
+        oracle.close()
+    print(describe(comparison, bundle.case))
+    return EXIT_OK if comparison.agree else EXIT_DISAGREE
+
+
+def _engine_args(parser):
+    parser.add_argument("--against", default="caffe", help="the oracle: caffe (default) or reference")
+    parser.add_argument("--engine", default="reference",
+                        help="the engine under test: a registered name or package.module:Class (default reference)")
+    parser.add_argument("--engine-cmd", default=None, metavar="CMD",
+                        help="put under test any command that speaks the worker protocol (docs/protocol.md)")
+    parser.add_argument("--runtime", default="rootfs", choices=("rootfs", "docker", "docker-bvlc", "local"),
+                        help="how real Caffe is started (default rootfs)")
+    parser.add_argument("--timeout", type=float, default=20.0, help="seconds a case may run in Caffe")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="caffe-conformance",
                                      description="Differential testing of Caffe training semantics.")
@@ -72,6 +162,26 @@ def build_parser() -> argparse.ArgumentParser:
     _state_args(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(handler=cmd_explain)
+
+    p = sub.add_parser("fuzz", help="generate nets, run both engines, shrink and bundle disagreements")
+    _engine_args(p)
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--examples", type=_positive, default=None, help="cases to generate (default 100)")
+    budget.add_argument("--time", type=parse_duration, default=None, metavar="DURATION",
+                        help="run for this long: 90s, 10m, 2h")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=_positive, default=1, help="worker processes side by side")
+    p.add_argument("--report", type=Path, default=None, metavar="DIR",
+                   help="write report.json, junit.xml and report.html here")
+    p.add_argument("--corpus", type=Path, default=None, metavar="DIR",
+                   help="keep bundles and Hypothesis's examples here; replayed first next time")
+    p.set_defaults(handler=cmd_fuzz)
+
+    p = sub.add_parser("replay", help="rerun a repro bundle: exit 0 if the engines now agree, 1 if not")
+    p.add_argument("bundle", type=Path)
+    p.add_argument("--runtime", default="rootfs", choices=("rootfs", "docker", "docker-bvlc", "local"))
+    p.add_argument("--timeout", type=float, default=20.0)
+    p.set_defaults(handler=cmd_replay)
 
     p = sub.add_parser("runtime", help="install or describe a real-Caffe runtime")
     p.add_argument("action", choices=("install", "info"))

@@ -57,6 +57,9 @@ BULLSEYE_PACKAGES = (
 )
 ROOTFS_FORMAT = 1  # bump when the root file system's content changes: old trees become stale
 STAMP_NAME = ".caffe-conformance-stamp.json"
+# debootstrap's per-package log verbs, grouped into the phases a user sees.
+PHASES = {"Retrieving": "downloading", "Validating": "downloading", "Extracting": "extracting",
+          "Unpacking": "installing", "Configuring": "installing"}
 
 Progress = Callable[[str], None]
 
@@ -175,7 +178,7 @@ class RootfsRuntime(Runtime):
                    "bullseye", str(target)]
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         tail: list[str] = []
-        verb, count = None, 0
+        phase, count = None, 0
         assert process.stdout is not None
         for line in process.stdout:
             line = line.rstrip()
@@ -184,14 +187,17 @@ class RootfsRuntime(Runtime):
             # them as one line per phase; print the other phase lines (resolving, installing).
             per_package = re.match(r"I: (Retrieving|Validating|Extracting|Unpacking|Configuring) [a-z0-9]", line)
             if per_package:
-                if per_package.group(1) != verb:
-                    if verb is not None:
-                        progress(f"  debootstrap: {verb.lower()} done ({count} packages)")
-                    verb, count = per_package.group(1), 0
-                    progress(f"  debootstrap: {verb.lower()} packages ...")
-                count += 1
+                verb = per_package.group(1)
+                if PHASES[verb] != phase:
+                    if phase is not None:
+                        progress(f"  debootstrap: {phase} done ({count} packages)")
+                    phase, count = PHASES[verb], 0
+                    progress(f"  debootstrap: {phase} packages ...")
+                count += verb in ("Retrieving", "Extracting", "Unpacking")
             elif line.startswith(("I: ", "E: ", "W: ")):
                 progress("  debootstrap: " + line[3:])
+        if phase is not None:
+            progress(f"  debootstrap: {phase} done ({count} packages)")
         if process.wait() != 0:
             raise RuntimeUnavailable(
                 f"runtime 'rootfs': debootstrap exited with {process.returncode}; its last lines:\n" + "\n".join(tail)

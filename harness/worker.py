@@ -130,6 +130,7 @@ class Stages(object):
         self.channel = channel
         self.capture = capture
         self.caffe_s = 0.0
+        self.steps_s = {}
         self.current = None
 
     def run(self, stage, step, function, *args):
@@ -140,7 +141,9 @@ class Stages(object):
         try:
             value = function(*args)
         finally:
-            self.caffe_s += time.time() - started
+            elapsed = time.time() - started
+            self.caffe_s += elapsed
+            self.steps_s[step] = self.steps_s.get(step, 0.0) + elapsed
             log = self.capture.stop()
         return value, log
 
@@ -388,6 +391,8 @@ def run_case(header, arrays, stages_runner, probe, work_dir):
         caffe.set_random_seed(int(header.get("seed", 0)))
         solver, _ = stages_runner.run("solver", "solver_init", caffe.get_solver, native_str(solver_path))
         copy_initial_params(solver.net, initial)
+        # Input layers' Forward does nothing (input_layer.cpp): the blobs keep what we set.
+        set_inputs(solver.net, inputs)
         solver_names = list(solver.net._layer_names)
         loss_tops = [name for name, weight in solver.net.blob_loss_weights.items() if weight != 0]
         state = {}
@@ -412,6 +417,7 @@ def run_case(header, arrays, stages_runner, probe, work_dir):
 
     info["worker_s"] = time.time() - started
     info["caffe_s"] = stages_runner.caffe_s
+    info["steps_s"] = stages_runner.steps_s
     reply = {
         "op": "result",
         "engine": "caffe",

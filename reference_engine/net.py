@@ -38,6 +38,21 @@ def read_net_param(text: str, phase: str = "TRAIN", level: int = 0, stages=()):
     return param, notes
 
 
+def read_solver_net_param(text: str, solver_param):
+    """The train net of a solver whose ``net:`` names this file (Solver::InitTrainNet, solver.cpp).
+
+    Its state starts as phase TRAIN, then merges the file's own state, then the
+    solver's ``train_state`` (MergeFrom: set scalars win, stages append).
+    """
+    param = text_format.Parse(text, caffe_pb2.NetParameter())
+    notes = upgrade_net_as_needed(param)
+    state = caffe_pb2.NetState(phase=caffe_pb2.TRAIN)
+    state.MergeFrom(param.state)
+    state.MergeFrom(solver_param.train_state)
+    param.state.CopyFrom(state)
+    return param, notes
+
+
 class Net:
     def __init__(self, param, dtype=torch.float64, device="cpu", semantics=MASTER, seed=0):
         self.dtype, self.device, self.semantics = dtype, device, semantics

@@ -1,0 +1,100 @@
+"""Per-case cost of running Caffe through the worker, against Caffe's own time in the worker.
+
+    python benchmarks/bench_worker.py [--runtime rootfs] [--cases 30]
+
+"round trip" is measured by the harness (send the case, read every frame, decode the result);
+"in Caffe" is the time the worker spent inside Caffe calls (net construction, the flags probe,
+forward, backward, the bottom_written observation), measured in the worker; "fwd+bwd" is the
+forward and backward calls alone. Prints figures only; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from harness.caffe_engine import CaffeEngine  # noqa: E402
+from harness.case import Case  # noqa: E402
+
+SMALL = """
+layer { name: "data" type: "Input" top: "data" top: "label"
+  input_param { shape { dim: 4 dim: 16 } shape { dim: 4 } } }
+layer { name: "ip1" type: "InnerProduct" bottom: "data" top: "ip1" inner_product_param { num_output: 32 } }
+layer { name: "relu" type: "ReLU" bottom: "ip1" top: "ip1" }
+layer { name: "ip2" type: "InnerProduct" bottom: "ip1" top: "ip2" inner_product_param { num_output: 10 } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip2" bottom: "label" top: "loss" }
+"""
+
+BATCH32_224 = """
+layer { name: "data" type: "Input" top: "data" top: "label"
+  input_param { shape { dim: 32 dim: 3 dim: 224 dim: 224 } shape { dim: 32 } } }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+  convolution_param { num_output: 32 kernel_size: 7 stride: 2 pad: 3 weight_filler { type: "xavier" } } }
+layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
+layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1" pooling_param { pool: MAX kernel_size: 3 stride: 2 } }
+layer { name: "conv2" type: "Convolution" bottom: "pool1" top: "conv2"
+  convolution_param { num_output: 64 kernel_size: 3 pad: 1 weight_filler { type: "xavier" } } }
+layer { name: "relu2" type: "ReLU" bottom: "conv2" top: "conv2" }
+layer { name: "pool2" type: "Pooling" bottom: "conv2" top: "pool2" pooling_param { pool: MAX kernel_size: 3 stride: 2 } }
+layer { name: "conv3" type: "Convolution" bottom: "pool2" top: "conv3"
+  convolution_param { num_output: 64 kernel_size: 3 pad: 1 weight_filler { type: "xavier" } } }
+layer { name: "pool3" type: "Pooling" bottom: "conv3" top: "pool3" pooling_param { pool: AVE global_pooling: true } }
+layer { name: "ip" type: "InnerProduct" bottom: "pool3" top: "ip"
+  inner_product_param { num_output: 10 weight_filler { type: "xavier" } } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
+"""
+
+
+def make_case(net: str, data_shape: tuple[int, ...], with_solver: bool) -> Case:
+    rng = np.random.default_rng(0)
+    inputs = {"data": rng.standard_normal(data_shape).astype(np.float32),
+              "label": rng.integers(0, 10, data_shape[0]).astype(np.float32)}
+    if with_solver:
+        return Case(net=net, inputs=inputs, solver='type: "SGD" base_lr: 0.01 momentum: 0.9 lr_policy: "fixed"',
+                    iterations=1)
+    return Case(net=net, inputs=inputs)
+
+
+def measure(engine: CaffeEngine, case: Case, repeats: int) -> dict:
+    engine.run(case)  # warm: worker start, first allocation
+    rows = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = engine.run(case)
+        wall = time.perf_counter() - started
+        if result.outcome.value != "ok":
+            raise SystemExit(f"benchmark case failed: {result.outcome.value} at {result.stage}: {result.message}")
+        steps = result.info["steps_s"]
+        rows.append((wall, result.info["caffe_s"], steps.get("forward", 0) + steps.get("backward", 0),
+                     result.info["worker_s"]))
+    return {name: statistics.median(r[i] for r in rows)
+            for i, name in enumerate(("round_trip", "caffe", "fwd_bwd", "worker"))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runtime", default="rootfs")
+    parser.add_argument("--cases", type=int, default=30, help="cases per row (the big net uses a fifth)")
+    args = parser.parse_args()
+    with CaffeEngine(args.runtime, timeout_s=600) as engine:
+        print(f"runtime {args.runtime}; medians over the cases; times in ms")
+        print(f"{'case':<34}{'round trip':>12}{'in Caffe':>10}{'fwd+bwd':>10}{'worker':>10}{'trip/Caffe':>12}")
+        for label, net, shape, repeats in (("small MLP, batch 4", SMALL, (4, 16), args.cases),
+                                           ("conv net, batch 32x3x224x224", BATCH32_224, (32, 3, 224, 224),
+                                            max(3, args.cases // 5))):
+            for with_solver in (False, True):
+                m = measure(engine, make_case(net, shape, with_solver), repeats)
+                name = label + (" +1 SGD step" if with_solver else "")
+                print(f"{name:<34}{m['round_trip'] * 1e3:>12.2f}{m['caffe'] * 1e3:>10.2f}"
+                      f"{m['fwd_bwd'] * 1e3:>10.2f}{m['worker'] * 1e3:>10.2f}{m['round_trip'] / m['caffe']:>12.2f}")
+
+
+if __name__ == "__main__":
+    main()

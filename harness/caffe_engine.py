@@ -1,0 +1,328 @@
+"""Engines that run cases in another process speaking the worker protocol (docs/protocol.md).
+
+CommandEngine is the protocol client for any command (`--engine-cmd`); CaffeEngine is the same
+client, with the command given by a Caffe runtime (harness/runtimes.py) and harness/worker.py.
+
+One worker process serves case after case (`import caffe` costs about 0.75 s, a small case
+about a millisecond). A failed CHECK in Caffe kills it: the last "stage" frame it sent says
+where, glog's fatal line (read from the stage log it left behind) says why, and the next case
+starts a fresh worker. A hang is killed at the timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import select
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+
+from .case import Case, Outcome, Result, dump_npz, load_npz
+from .errors import HarnessError
+from .runtimes import WORKER_SOURCE, Runtime, get_runtime
+
+PROTOCOL_VERSION = 1
+DEFAULT_TIMEOUT_S = 120.0
+DEFAULT_START_TIMEOUT_S = 120.0
+DEFAULT_MEMORY_MB = 4096  # RLIMIT_AS counts address space: OpenBLAS alone reserves a few hundred MB
+
+# glog: "F1128 08:24:59.428161 26263 net.cpp:198] msg" (glog >= 0.5 prints a 4-digit year).
+FATAL_LINE = re.compile(r"^F\d{4,8} [0-9:.]+ +\d+ [^\]]*\] (.*)$")
+# Allocation failures: SyncedMemory's CaffeMallocHost (syncedmem.hpp) CHECKs the pointer;
+# anything using new[] throws std::bad_alloc, which terminates the process.
+OUT_OF_MEMORY_SIGNS = ("host allocation of size", "std::bad_alloc", "Cannot allocate memory")
+# Where a death counts as a refusal: Caffe aborted while building the net or the solver.
+BUILDING_STEPS = {"net", "solver_init"}
+
+
+class _WorkerGone(Exception):
+    """The worker closed its stdout or its stdin: it died."""
+
+
+class _FrameReader:
+    """Reads protocol frames (a JSON line, then npz_bytes bytes) from a pipe, with a deadline."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.buffer = bytearray()
+
+    def _fill(self, deadline: float) -> None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        ready, _, _ = select.select([self.fd], [], [], remaining)
+        if not ready:
+            raise TimeoutError
+        chunk = os.read(self.fd, 1 << 20)
+        if not chunk:
+            raise _WorkerGone
+        self.buffer += chunk
+
+    def read(self, deadline: float) -> tuple[dict, bytes]:
+        while b"\n" not in self.buffer:
+            self._fill(deadline)
+        end = self.buffer.index(b"\n")
+        try:
+            header = json.loads(bytes(self.buffer[:end]))
+        except json.JSONDecodeError as e:
+            raise HarnessError(f"worker reply header {bytes(self.buffer[:200])!r}: not JSON ({e})") from e
+        size = int(header.get("npz_bytes", 0))
+        while len(self.buffer) < end + 1 + size:
+            self._fill(deadline)
+        payload = bytes(self.buffer[end + 1 : end + 1 + size])
+        del self.buffer[: end + 1 + size]
+        return header, payload
+
+
+def _limit_memory(memory_mb: int):
+    def limit():
+        limit_bytes = memory_mb << 20
+        resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
+
+    return limit
+
+
+def fatal_message(log: str) -> str | None:
+    """The text of glog's first fatal line (after "] "), or a C++ terminate message."""
+    for line in log.splitlines():
+        found = FATAL_LINE.match(line)
+        if found:
+            return found.group(1)
+    for line in log.splitlines():
+        if line.startswith("terminate called after throwing"):
+            return line.strip()
+    return None
+
+
+class CommandEngine:
+    """The protocol client for any worker command; one process serves many cases."""
+
+    name = "command"
+
+    def __init__(self, cmd: str | list[str], timeout_s: float = DEFAULT_TIMEOUT_S,
+                 memory_mb: int | None = DEFAULT_MEMORY_MB, start_timeout_s: float = DEFAULT_START_TIMEOUT_S):
+        if not cmd:
+            raise HarnessError(f"cmd={cmd!r}: the worker command must not be empty")
+        if timeout_s <= 0:
+            raise HarnessError(f"timeout_s={timeout_s}: must be positive")
+        self.cmd = shlex.split(cmd) if isinstance(cmd, str) else list(cmd)
+        self.timeout_s = timeout_s
+        self.memory_mb = memory_mb
+        self.start_timeout_s = start_timeout_s
+        self.process: subprocess.Popen | None = None
+        self.hello: dict = {}
+        self.starts = 0
+        self._log_dir: Path | None = None
+
+    # -- how the worker starts (CaffeEngine asks its runtime instead) --
+
+    def _new_log_dir(self) -> tuple[Path, str]:
+        import tempfile
+
+        host = Path(tempfile.mkdtemp(prefix="caffe-conformance-log-"))
+        return host, str(host)
+
+    def _argv(self, worker_log_dir: str) -> list[str]:
+        return self.cmd
+
+    def _rlimit_memory(self) -> bool:
+        return True
+
+    def _stop(self, process: subprocess.Popen) -> None:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+    def _engine_info(self) -> dict:
+        return {"command": shlex.join(self.cmd)}
+
+    # -- the worker's life --
+
+    def _start(self) -> None:
+        self._log_dir, worker_log_dir = self._new_log_dir()
+        argv = self._argv(worker_log_dir)
+        env = dict(os.environ, CAFFE_CONFORMANCE_LOG_DIR=worker_log_dir)
+        limit = _limit_memory(self.memory_mb) if self.memory_mb and self._rlimit_memory() else None
+        self._stderr = open(self._log_dir / "stderr.log", "w+b")
+        try:
+            self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                            stderr=self._stderr, preexec_fn=limit, env=env)
+        except OSError as e:
+            raise HarnessError(f"worker command {shlex.join(argv)!r}: cannot start ({e})") from e
+        self._reader = _FrameReader(self.process.stdout.fileno())
+        try:
+            self._send({"op": "hello"}, {})
+            header, _ = self._reader.read(time.monotonic() + self.start_timeout_s)
+        except (TimeoutError, _WorkerGone) as e:
+            log = self._logs()
+            self._kill()
+            what = "did not answer hello" if isinstance(e, TimeoutError) else "died before answering hello"
+            raise HarnessError(f"worker {shlex.join(argv)!r} {what} within {self.start_timeout_s} s; "
+                               f"its stderr ends with:\n{log[-3000:]}") from e
+        if header.get("op") != "hello" or header.get("protocol") != PROTOCOL_VERSION:
+            self._kill()
+            raise HarnessError(f"worker hello {header!r}: expected op 'hello' with protocol {PROTOCOL_VERSION}")
+        self.hello = header
+        self.starts += 1
+
+    def _send(self, header: dict, arrays: dict) -> None:
+        payload = dump_npz(arrays) if arrays else b""
+        line = json.dumps(dict(header, npz_bytes=len(payload))).encode() + b"\n"
+        try:
+            self.process.stdin.write(line)
+            self.process.stdin.write(payload)
+            self.process.stdin.flush()
+        except (BrokenPipeError, ConnectionResetError) as e:
+            raise _WorkerGone from e
+
+    def _logs(self) -> str:
+        """What the worker left behind: the last step's glog capture, then its stderr."""
+        parts = []
+        for name in ("stage.log", "stderr.log"):
+            path = self._log_dir / name if self._log_dir else None
+            if path is not None and path.exists():
+                parts.append(path.read_bytes().decode("utf-8", "replace"))
+        return "\n".join(parts)
+
+    def _kill(self) -> None:
+        if self.process is not None:
+            self._stop(self.process)
+            for stream in (self.process.stdin, self.process.stdout):
+                if stream is not None:
+                    stream.close()
+            self.process = None
+        if getattr(self, "_stderr", None) is not None:
+            self._stderr.close()
+            self._stderr = None
+        if self._log_dir is not None:
+            shutil.rmtree(self._log_dir, ignore_errors=False)
+            self._log_dir = None
+
+    def close(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.stdin.close()  # EOF: the worker's loop ends
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass  # _kill below ends it
+        self._kill()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- one case --
+
+    def run(self, case: Case) -> Result:
+        if self.process is None or self.process.poll() is not None:
+            self._kill()
+            self._start()
+        meta = case.meta()
+        meta.pop("has_solver")
+        header = dict(meta, op="run", net=case.net, solver=case.solver)
+        started = time.monotonic()
+        deadline = started + self.timeout_s
+        stage = {"stage": "init", "step": "request"}
+        try:
+            self._send(header, case.arrays())
+            while True:
+                reply, payload = self._reader.read(deadline)
+                op = reply.get("op")
+                if op == "stage":
+                    stage = reply
+                elif op == "result":
+                    result = Result.from_parts(reply, load_npz(payload) if payload else {})
+                    return self._with_info(result, started)
+                elif op == "error":
+                    raise HarnessError(f"worker could not run the case: {reply.get('message')}\n"
+                                       f"{reply.get('traceback', '')}")
+                else:
+                    raise HarnessError(f"worker reply op={op!r}: expected 'stage', 'result' or 'error'")
+        except TimeoutError:
+            log = self._logs()
+            self._kill()
+            return self._with_info(Result(engine=self.name, outcome=Outcome.TIMEOUT, stage=stage["stage"],
+                                          message=f"no answer within {self.timeout_s} s (step {stage['step']!r})",
+                                          info={"log_tail": log[-2000:]}), started)
+        except _WorkerGone:
+            return self._with_info(self._death(stage), started)
+
+    def _death(self, stage: dict) -> Result:
+        self.process.wait()
+        returncode = self.process.returncode
+        log = self._logs()
+        self._kill()
+        message = fatal_message(log)
+        info = {"returncode": returncode, "step": stage["step"], "log_tail": log[-2000:]}
+        if returncode is not None and returncode < 0:
+            info["signal"] = signal.Signals(-returncode).name
+        if message is not None and any(sign in message for sign in OUT_OF_MEMORY_SIGNS):
+            outcome = Outcome.OUT_OF_MEMORY
+        elif message is None:
+            outcome = Outcome.CRASHED
+            message = f"worker died without a fatal line (exit status {returncode}) in step {stage['step']!r}"
+        elif stage["step"] == "probe":
+            # pycaffe built this net a moment earlier, so this is our probe failing, not Caffe
+            # refusing the net: never report it as Caffe's verdict.
+            outcome = Outcome.CRASHED
+            message = "flags probe: " + message
+        elif stage["step"] in BUILDING_STEPS:
+            outcome = Outcome.REFUSED
+        else:
+            outcome = Outcome.ABORTED
+        return Result(engine=self.name, outcome=outcome, stage=stage["stage"], message=message, info=info)
+
+    def _with_info(self, result: Result, started: float) -> Result:
+        info = dict(self._engine_info())
+        info.update(result.info)
+        info["round_trip_s"] = time.monotonic() - started
+        info["worker"] = {k: v for k, v in self.hello.items() if k not in ("op", "npz_bytes")}
+        info["worker_starts"] = self.starts
+        return Result(engine=self.name, outcome=result.outcome, stage=result.stage, message=result.message,
+                      layers=result.layers, outputs=result.outputs, losses=result.losses,
+                      blob_data=result.blob_data, blob_diff=result.blob_diff, param_diff=result.param_diff,
+                      param_history=result.param_history, info=info)
+
+
+class CaffeEngine(CommandEngine):
+    """Real Caffe: harness/worker.py started through a runtime ("rootfs", "docker", ...)."""
+
+    name = "caffe"
+
+    def __init__(self, runtime: str | Runtime = "rootfs", timeout_s: float = DEFAULT_TIMEOUT_S,
+                 memory_mb: int | None = DEFAULT_MEMORY_MB, rootfs_dir: str | Path | None = None,
+                 start_timeout_s: float = DEFAULT_START_TIMEOUT_S):
+        self.runtime = get_runtime(runtime, rootfs_dir) if isinstance(runtime, str) else runtime
+        super().__init__([str(WORKER_SOURCE)], timeout_s=timeout_s, memory_mb=memory_mb,
+                         start_timeout_s=start_timeout_s)
+
+    @property
+    def caffe_version(self) -> str:
+        return self.runtime.caffe_version
+
+    def _new_log_dir(self) -> tuple[Path, str]:
+        return self.runtime.new_log_dir()
+
+    def _argv(self, worker_log_dir: str) -> list[str]:
+        return self.runtime.argv(WORKER_SOURCE, log_dir=worker_log_dir, memory_mb=self.memory_mb)
+
+    def _rlimit_memory(self) -> bool:
+        return self.runtime.rlimit_memory
+
+    def _stop(self, process: subprocess.Popen) -> None:
+        self.runtime.stop(process)
+
+    def _engine_info(self) -> dict:
+        return {"runtime": self.runtime.name, "caffe_version": self.runtime.caffe_version}
+
+
+__all__ = ["CaffeEngine", "CommandEngine", "fatal_message"]

@@ -1,0 +1,244 @@
+"""Compare two engines' results on one case, and say where they first disagree.
+
+Flags and layer lists are compared exactly. Arrays are compared with the
+tolerances below, one entry per quantity, all in this one table.
+
+Why these tolerances. Real Caffe computes in float32 (pycaffe is always float);
+the reference engine computes in float64 by default, so the difference is
+Caffe's own rounding. Each float32 operation is exact to half an ulp (6e-8
+relative); a value that is a sum of n products carries an error up to about
+n·6e-8 times the size of its terms, and the terms can be larger than the result
+(cancellation). So the error bound is relative to the largest magnitude in the
+array on either side, not to each element: |ref - caffe| <= atol + rtol·max(|ref|, |caffe|)
+over the whole array. rtol grows with how many float32 roundings stand between
+the inputs and the quantity: forward data < bottom diffs < param diffs < weights
+after solver steps (where adaptive solvers divide by square roots of small
+accumulated values). atol absorbs values that cancel to near zero.
+NaN must meet NaN and an infinity the same infinity; anything else is a mismatch.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .case import Outcome, Result
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    rtol: float
+    atol: float
+
+
+TOLERANCES = {
+    "forward": Tolerance(rtol=1e-4, atol=1e-6),
+    "bottom_diff": Tolerance(rtol=5e-4, atol=1e-6),
+    "param_diff": Tolerance(rtol=5e-4, atol=1e-6),
+    "loss": Tolerance(rtol=1e-4, atol=1e-6),
+    "weights": Tolerance(rtol=1e-3, atol=1e-6),
+}
+
+# Flags compared exactly, with the words a report uses for them.
+FLAG_FIELDS = {
+    "logged_need_backward": "need_backward as Caffe logs it",
+    "need_backward": "need_backward",
+    "bottom_need_backward": "bottom_need_backward",
+    "param_propagate_down": "param_propagate_down",
+    "param_lr": "lr_mult after sharing",
+    "param_decay": "decay_mult after sharing",
+}
+
+ANONYMOUS_TOP = "(automatic)"
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    kind: str  # "outcome", "layers", "flags", "forward", "bottom_diff", "param_diff", "loss", "weights"
+    layer: str | None
+    message: str
+    max_abs_error: float | None = None
+
+
+@dataclass
+class Comparison:
+    mismatches: list[Mismatch] = field(default_factory=list)
+    skipped: str | None = None  # why no verdict: an engine does not model this case
+
+    @property
+    def agree(self) -> bool:
+        return not self.mismatches
+
+    @property
+    def first(self) -> Mismatch | None:
+        return self.mismatches[0] if self.mismatches else None
+
+    def summary(self) -> str:
+        if self.skipped:
+            return f"skipped: {self.skipped}"
+        if self.agree:
+            return "agree"
+        more = f" (and {len(self.mismatches) - 1} more)" if len(self.mismatches) > 1 else ""
+        return self.mismatches[0].message + more
+
+
+def normalise_message(message: str) -> str:
+    """Caffe's message without what legitimately differs: the list of known layer types."""
+    return re.sub(r" \(known types: [^)]*\)", "", message.strip())
+
+
+def compare(ref: Result, other: Result) -> Comparison:
+    """Everything on which ``other`` (real Caffe, usually) and ``ref`` disagree, blame first."""
+    for r in (ref, other):
+        if r.outcome is Outcome.UNSUPPORTED:
+            return Comparison(skipped=f"{r.engine} does not model this case: {r.message}")
+    result = Comparison()
+    if (ref.outcome, ref.stage) != (other.outcome, other.stage):
+        result.mismatches.append(Mismatch(
+            "outcome", None,
+            f"outcome: {ref.engine}={_outcome(ref)} {other.engine}={_outcome(other)}"))
+        return result
+    if ref.outcome is not Outcome.OK:
+        if normalise_message(ref.message) != normalise_message(other.message):
+            result.mismatches.append(Mismatch(
+                "outcome", None,
+                f"{ref.outcome.value} at {ref.stage} with different messages: "
+                f"{ref.engine}={ref.message!r} {other.engine}={other.message!r}"))
+        if ref.stage == "init" or not ref.layers or not other.layers:
+            return result
+    if not _compare_layers(ref, other, result):
+        return result
+    _compare_flags(ref, other, result)
+    if ref.outcome is Outcome.OK:
+        _compare_arrays(ref, other, result)
+    return result
+
+
+def _outcome(r: Result) -> str:
+    text = r.outcome.value + (f" at {r.stage}" if r.stage else "")
+    return text + (f" ({r.message})" if r.message else "")
+
+
+def _wiring(record):
+    return (record.name, record.type, tuple(record.bottoms),
+            tuple(t for t in record.tops if t != ANONYMOUS_TOP))
+
+
+def _compare_layers(ref: Result, other: Result, result: Comparison) -> bool:
+    a, b = [_wiring(l) for l in ref.layers], [_wiring(l) for l in other.layers]
+    if a == b:
+        return True
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            result.mismatches.append(Mismatch(
+                "layers", x[0], f"layer {i} differs: {ref.engine}={_describe(x)} {other.engine}={_describe(y)}"))
+            return False
+    longer, name = (a, ref.engine) if len(a) > len(b) else (b, other.engine)
+    extra = ", ".join(l[0] for l in longer[min(len(a), len(b)):])
+    result.mismatches.append(Mismatch("layers", None, f"only {name} has the layers {extra}"))
+    return False
+
+
+def _describe(wiring) -> str:
+    name, type_, bottoms, tops = wiring
+    return f"{name} ({type_}: {', '.join(bottoms) or '-'} -> {', '.join(tops) or '-'})"
+
+
+def _compare_flags(ref: Result, other: Result, result: Comparison):
+    for x, y in zip(ref.layers, other.layers):
+        for name, words in FLAG_FIELDS.items():
+            u, v = getattr(x, name), getattr(y, name)
+            if u is not None and v is not None and _flag_value(u) != _flag_value(v):
+                result.mismatches.append(Mismatch(
+                    "flags", x.name, f"{x.name} {words}: {ref.engine}={_flag_value(u)} {other.engine}={_flag_value(v)}"))
+
+
+def _flag_value(value):
+    if isinstance(value, (tuple, list)):
+        return [_flag_value(v) for v in value]
+    if isinstance(value, float):
+        return float(np.float32(value))  # multipliers are proto floats on both sides
+    return value
+
+
+def _compare_arrays(ref: Result, other: Result, result: Comparison):
+    layers = ref.layers
+    # Forward: blame the last layer that writes the blob (in-place layers rewrite it).
+    writer = {}
+    for record in layers:
+        for top in record.tops:
+            writer[top] = record.name
+    for record in layers:
+        for top in dict.fromkeys(record.tops):
+            if writer.get(top) == record.name:
+                _check_array(result, "forward", record.name, f"{record.name} top '{top}' data",
+                             ref.blob_data.get(top), other.blob_data.get(top), ref.engine, other.engine)
+    # Backward runs last-to-first: blame the first layer to run whose bottom diff differs.
+    for record in reversed(layers):
+        for k, bottom in enumerate(record.bottoms):
+            if _last_reader(layers, bottom) == record.name:
+                _check_array(result, "bottom_diff", record.name, f"{record.name} bottom diff {k} ('{bottom}')",
+                             ref.blob_diff.get(bottom), other.blob_diff.get(bottom), ref.engine, other.engine)
+    for record in layers:
+        for i, (x, y) in enumerate(zip(ref.param_diff.get(record.name, ()), other.param_diff.get(record.name, ()))):
+            _check_array(result, "param_diff", record.name, f"{record.name} param diff {i}", x, y,
+                         ref.engine, other.engine)
+    for k, (x, y) in enumerate(zip(ref.losses, other.losses)):
+        what = "forward loss" if k == 0 else f"loss of solver iteration {k}"
+        _check_array(result, "loss", None, what, np.float64(x), np.float64(y), ref.engine, other.engine)
+    for k, (snap_a, snap_b) in enumerate(zip(ref.param_history, other.param_history), start=1):
+        for record in layers:
+            for i, (x, y) in enumerate(zip(snap_a.get(record.name, ()), snap_b.get(record.name, ()))):
+                _check_array(result, "weights", record.name, f"{record.name} param {i} after iteration {k}",
+                             x, y, ref.engine, other.engine)
+    if len(ref.param_history) != len(other.param_history):
+        result.mismatches.append(Mismatch("weights", None, f"solver iterations: {ref.engine}="
+                                          f"{len(ref.param_history)} {other.engine}={len(other.param_history)}"))
+
+
+def _last_reader(layers, blob: str):
+    for record in reversed(layers):
+        if blob in record.bottoms:
+            return record.name
+    return None
+
+
+def _check_array(result, kind, layer, what, a, b, name_a, name_b):
+    if a is None or b is None:
+        if a is not None or b is not None:
+            missing = name_a if a is None else name_b
+            result.mismatches.append(Mismatch(kind, layer, f"{what}: missing from {missing}'s result"))
+        return
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        result.mismatches.append(Mismatch(kind, layer, f"{what}: shape {name_a}={a.shape} {name_b}={b.shape}"))
+        return
+    message, error = array_mismatch(a, b, TOLERANCES[kind], name_a, name_b)
+    if message:
+        result.mismatches.append(Mismatch(kind, layer, f"{what}: {message}", error))
+
+
+def array_mismatch(a: np.ndarray, b: np.ndarray, tol: Tolerance, name_a="reference", name_b="caffe"):
+    """(message, max abs error) where a and b disagree beyond ``tol``, else (None, error)."""
+    nan_a, nan_b = np.isnan(a), np.isnan(b)
+    if (nan_a != nan_b).any():
+        where = tuple(int(i) for i in np.argwhere(nan_a != nan_b)[0])
+        return f"NaN at {where} on one side only: {name_a}={a[where]:.6g} {name_b}={b[where]:.6g}", float("nan")
+    inf_a, inf_b = np.isinf(a), np.isinf(b)
+    if (inf_a != inf_b).any() or (a[inf_a] != b[inf_a]).any():
+        where = tuple(int(i) for i in np.argwhere((inf_a != inf_b) | (inf_a & (a != b)))[0])
+        return f"infinity at {where}: {name_a}={a[where]:.6g} {name_b}={b[where]:.6g}", float("inf")
+    finite = ~(nan_a | inf_a)
+    if not finite.any():
+        return None, 0.0
+    diff = np.where(finite, np.abs(a - b), 0.0)
+    scale = max(float(np.abs(a[finite]).max()), float(np.abs(b[finite]).max()))
+    bound = tol.atol + tol.rtol * scale
+    error = float(diff.max())
+    if error <= bound:
+        return None, error
+    where = tuple(int(i) for i in np.unravel_index(int(diff.argmax()), diff.shape))
+    return (f"max abs err {error:.2g} at {where}: {name_a}={a[where]:.6g} {name_b}={b[where]:.6g} "
+            f"(tolerance {bound:.2g})"), error

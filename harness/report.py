@@ -1,0 +1,142 @@
+"""What a campaign tells a person: a progress line while it runs, then report.json,
+junit.xml (one test case per generated case, and one per bundle) and report.html
+(a picture of every minimal failing net, its first divergent layer marked)."""
+
+from __future__ import annotations
+
+import html
+import json
+import sys
+import time
+import xml.etree.ElementTree as ET
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+
+from .fuzz import CaseRecord
+
+
+class Progress:
+    """One status line on stderr, rewritten in place on a terminal, every few seconds otherwise."""
+
+    def __init__(self, total: int | None = None, seconds: float | None = None, stream=sys.stderr):
+        self.total, self.seconds, self.stream = total, seconds, stream
+        self.started = time.monotonic()
+        self.counts: Counter = Counter()
+        self.tty = stream.isatty()
+        self.last_print = 0.0
+
+    def update(self, record: CaseRecord):
+        if not record.shrinking or record.bundle:
+            self.counts[record.verdict if not record.bundle else "bundled"] += 1
+        if record.bundle:
+            self.note(f"disagreement bundled: {record.bundle}\n    {record.summary}")
+        now = time.monotonic()
+        if self.tty or now - self.last_print > 5:
+            self.last_print = now
+            self._print()
+
+    def _print(self):
+        elapsed = time.monotonic() - self.started
+        done = sum(v for k, v in self.counts.items() if k != "bundled")
+        goal = f"/{self.total}" if self.total else ""
+        clock = f" {elapsed:5.0f}s" + (f"/{self.seconds:.0f}s" if self.seconds else "")
+        rate = done / elapsed if elapsed > 0 else 0.0
+        line = (f"[{done}{goal}{clock}] agree {self.counts['agree']}  disagree {self.counts['disagree']}  "
+                f"skipped {self.counts['skipped']}  bundles {self.counts['bundled']}  {rate:.1f} cases/s")
+        self.stream.write(("\r" + line + "\033[K") if self.tty else line + "\n")
+        self.stream.flush()
+
+    def note(self, text: str):
+        if self.tty:
+            self.stream.write("\r\033[K")
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def close(self):
+        self._print()
+        if self.tty:
+            self.stream.write("\n")
+
+
+def summarise(records: list[CaseRecord], interrupted: bool, settings: dict) -> dict:
+    generated = [r for r in records if not r.shrinking]
+    bundles = [r for r in records if r.bundle and not r.name.startswith("corpus/")]
+    return {
+        "settings": settings,
+        "interrupted": interrupted,
+        "cases": len(generated),
+        "verdicts": dict(Counter(r.verdict for r in generated)),
+        "disagreements": [{"signature": r.signature, "summary": r.summary, "bundle": r.bundle} for r in bundles],
+        "corpus": [asdict(r) for r in records if r.name.startswith("corpus/")],
+        "layer_types_seen": dict(Counter(t for r in generated for t in r.layer_types)),
+        "outcomes": dict(Counter(f"{k}={v}" for r in generated for k, v in r.outcomes.items())),
+        "engine_seconds": {k: round(sum(r.seconds.get(k, 0.0) for r in generated), 3)
+                           for k in sorted({k for r in generated for k in r.seconds})},
+    }
+
+
+def write_report(directory: Path, records: list[CaseRecord], interrupted: bool, settings: dict) -> dict:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    summary = summarise(records, interrupted, settings)
+    (directory / "report.json").write_text(json.dumps(
+        {"summary": summary, "cases": [asdict(r) for r in records]}, indent=2, default=str) + "\n")
+    _write_junit(directory / "junit.xml", records)
+    _write_html(directory / "report.html", summary)
+    return summary
+
+
+def _write_junit(path: Path, records: list[CaseRecord]):
+    shown = [r for r in records if not r.shrinking or r.bundle]
+    suite = ET.Element("testsuite", name="caffe-conformance", tests=str(len(shown)),
+                       failures=str(sum(r.verdict == "disagree" for r in shown)),
+                       skipped=str(sum(r.verdict == "skipped" for r in shown)))
+    for r in shown:
+        case = ET.SubElement(suite, "testcase", classname="bundle" if r.bundle else "generated", name=r.name,
+                             time=f"{sum(r.seconds.values()):.4f}")
+        if r.verdict == "disagree":
+            failure = ET.SubElement(case, "failure", message=r.summary[:500])
+            failure.text = r.summary + (f"\nreplay: caffe-conformance replay {r.bundle}" if r.bundle else "")
+        elif r.verdict == "skipped":
+            ET.SubElement(case, "skipped", message=r.summary[:500])
+    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def _write_html(path: Path, summary: dict):
+    from .bundle import Bundle
+
+    parts = [f"<h1>caffe-conformance report</h1><p>{summary['cases']} generated cases; verdicts "
+             f"{html.escape(json.dumps(summary['verdicts']))}"
+             f"{' (interrupted)' if summary['interrupted'] else ''}</p>"]
+    if not summary["disagreements"]:
+        parts.append("<p>No disagreement.</p>")
+    for d in summary["disagreements"]:
+        parts.append(f"<h2>{html.escape(d['signature'] or '')}</h2><p>{html.escape(d['summary'])}</p>"
+                     f"<p><code>caffe-conformance replay {html.escape(d['bundle'])}</code></p>")
+        parts.append(_picture(Bundle.load(Path(d["bundle"]))))
+    types = ", ".join(f"{k} ({v})" for k, v in sorted(summary["layer_types_seen"].items()))
+    parts.append(f"<h2>Layer types exercised</h2><p>{html.escape(types)}</p>")
+    path.write_text("<!doctype html><meta charset=utf-8><title>caffe-conformance</title>"
+                    "<style>body{font-family:sans-serif;max-width:70em;margin:auto} svg{max-width:100%}</style>"
+                    + "\n".join(parts))
+
+
+def _picture(bundle) -> str:
+    """The bundle's net as SVG, or the reason there is no picture."""
+    from reference_engine.checks import CaffeError, Unsupported
+
+    from .errors import HarnessError
+    from .explain import explain
+    from .graph import render, to_dot
+
+    blame = None
+    for line in bundle.comparison_text.splitlines():
+        if line.startswith("[") and ", " in line.split("]")[0]:
+            blame = line.split("]")[0].split(", ", 1)[1]
+            break
+    try:
+        data = explain(bundle.case.net, bundle.case.phase, bundle.case.level, bundle.case.stages)
+        return render(to_dot(data, blame=blame), "svg").decode()
+    except (CaffeError, Unsupported, HarnessError) as e:
+        return f"<p>(no picture: {html.escape(str(e))})</p>"

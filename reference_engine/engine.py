@@ -1,0 +1,139 @@
+"""The reference engine behind the harness's Engine interface: a Case in, a Result out.
+
+It runs a case as the worker runs it in real Caffe (harness/worker.py): the net
+read as from a file, given inputs and params, one forward, one backward after
+clearing param diffs, then K solver iterations on a fresh net from the same
+initial params.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from google.protobuf import text_format
+
+from harness.case import Case, LayerRecord, Outcome, Result
+
+from . import caffe_pb2
+from .checks import CaffeError, Unsupported
+from .net import Net, read_net_param, read_solver_net_param
+from .semantics import MASTER, SEMANTICS
+from .solvers import make_solver
+from .topology import AUTOMATIC_TOP
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+class ReferenceEngine:
+    name = "reference"
+
+    def __init__(self, dtype: str = "float64", device: str = "cpu", semantics: str = MASTER.name):
+        self.dtype = DTYPES[dtype]
+        self.device = device
+        self.semantics = SEMANTICS[semantics]
+
+    def run(self, case: Case) -> Result:
+        started = time.perf_counter()
+        state = {"stage": "init", "layers": ()}
+        try:
+            result = self._run(case, state)
+        except CaffeError as error:
+            stage = "init" if state["stage"] == "init" else error.stage if error.stage != "init" else state["stage"]
+            outcome = Outcome.REFUSED if stage == "init" else Outcome.ABORTED
+            result = Result(self.name, outcome, stage, error.message, layers=state["layers"])
+        except Unsupported as error:
+            result = Result(self.name, Outcome.UNSUPPORTED, state["stage"], str(error), layers=state["layers"])
+        result.info["seconds"] = time.perf_counter() - started
+        return result
+
+    def close(self):
+        pass
+
+    # ---- one case ----------------------------------------------------------------------
+
+    def _net(self, case: Case, solver_param=None) -> Net:
+        if solver_param is None:
+            param, _ = read_net_param(case.net, case.phase, case.level, case.stages)
+        else:
+            param, _ = read_solver_net_param(case.net, solver_param)
+        net = Net(param, self.dtype, self.device, self.semantics, seed=case.seed)
+        for name, value in case.inputs.items():
+            blob = net.blob(name)
+            if list(value.shape) != blob.shape:
+                blob.reshape(value.shape)
+            blob.data.copy_(torch.as_tensor(value, dtype=self.dtype))
+        for layer, node in zip(net.layers, net.topology.layers):
+            for blob, value in zip(layer.blobs, case.params.get(node.name, ())):
+                blob.data.copy_(torch.as_tensor(value, dtype=self.dtype).reshape(blob.shape))
+        return net
+
+    def _run(self, case: Case, state) -> Result:
+        net = self._net(case)
+        state["layers"] = layer_records(net)
+        state["stage"] = "forward"
+        loss = net.forward()
+        blob_data = {n: _array(b.data) for n, b in net.named_blobs().items()}
+        state["stage"] = "backward"
+        for layer in net.layers:
+            for blob in layer.blobs:
+                blob.diff.zero_()
+        net.backward()
+        blob_diff = {n: _array(b.diff) for n, b in net.named_blobs().items()}
+        param_diff = _params(net, "diff")
+        losses = [loss]
+        history = []
+        if case.solver is not None:
+            state["stage"] = "solver"
+            solver_param = text_format.Parse(case.solver, caffe_pb2.SolverParameter())
+            solver = make_solver(solver_param, self._net(case, solver_param), self.semantics)
+            for _ in range(case.iterations):
+                solver.step(1)
+                history.append(_params(solver.net, "data"))
+            losses += solver.losses
+        return Result(
+            self.name,
+            layers=state["layers"],
+            outputs=tuple(net.topology.outputs),
+            losses=tuple(losses),
+            blob_data=blob_data,
+            blob_diff=blob_diff,
+            param_diff=param_diff,
+            param_history=tuple(history),
+            info={"dtype": str(self.dtype).replace("torch.", ""), "device": str(self.device),
+                  "semantics": self.semantics.name},
+        )
+
+
+def layer_records(net: Net) -> tuple[LayerRecord, ...]:
+    topology, names = net.topology, net.topology.blob_names
+    records = []
+    for node, f in zip(topology.layers, net.flags.layers):
+        learnables = [topology.learnables[topology.params[i].learnable] for i in node.net_param_ids]
+        records.append(LayerRecord(
+            name=node.name,
+            type=node.type,
+            bottoms=tuple(names[b] for b in node.bottom_ids),
+            tops=tuple(names[t] for t in node.top_ids if names[t] != AUTOMATIC_TOP),
+            logged_need_backward=f.logged_need_backward,
+            need_backward=f.need_backward,
+            bottom_need_backward=tuple(f.bottom_need_backward),
+            param_propagate_down=tuple(f.param_propagate_down),
+            param_lr=tuple(l.lr_mult for l in learnables),
+            param_decay=tuple(l.decay_mult for l in learnables),
+        ))
+    return tuple(records)
+
+
+def _params(net: Net, field: str) -> dict[str, tuple[np.ndarray, ...]]:
+    """Param blobs by layer name (the first layer of a name, as the case keys its params)."""
+    out = {}
+    for node, layer in zip(net.topology.layers, net.layers):
+        if layer.blobs and node.name not in out:
+            out[node.name] = tuple(_array(getattr(b, field)) for b in layer.blobs)
+    return out
+
+
+def _array(tensor) -> np.ndarray:
+    return tensor.detach().cpu().numpy().copy()

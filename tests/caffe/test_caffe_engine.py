@@ -1,0 +1,162 @@
+"""The Caffe engine against real Caffe: what the worker returns, and Caffe's aborts as outcomes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.caffe_engine import CaffeEngine
+from harness.case import Case, Outcome
+
+TINY = """
+layer { name: "data" type: "Input" top: "data" top: "label"
+  input_param { shape { dim: 3 dim: 5 } shape { dim: 3 } } }
+layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip" inner_product_param { num_output: 4 } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
+"""
+
+# net.cpp, Net::Init: CHECK propagate_down_size() == bottom_size() unless it is 0.
+PROPAGATE_DOWN_COUNT = """
+layer { name: "data" type: "Input" top: "data" top: "label"
+  input_param { shape { dim: 3 dim: 5 } shape { dim: 3 } } }
+layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"
+  propagate_down: true propagate_down: false inner_product_param { num_output: 4 } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
+"""
+
+# softmax_loss_layer.cpp, SoftmaxWithLossLayer::Backward_cpu: LOG(FATAL) if propagate_down[1].
+LABEL_PROPAGATE_DOWN = """
+layer { name: "data" type: "Input" top: "data" top: "label"
+  input_param { shape { dim: 3 dim: 5 } shape { dim: 3 } } }
+layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip" inner_product_param { num_output: 4 } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss"
+  propagate_down: true propagate_down: true }
+"""
+
+# Ten 7x7 convolutions, 64 -> 64 channels, on 8x64x128x128: about 0.5 TFLOP, under 1 GB.
+SLOW = """
+layer { name: "data" type: "Input" top: "c0" input_param { shape { dim: 8 dim: 64 dim: 128 dim: 128 } } }
+""" + "".join(
+    f'layer {{ name: "c{i}" type: "Convolution" bottom: "c{i - 1}" top: "c{i}"\n'
+    f"  convolution_param {{ num_output: 64 kernel_size: 7 pad: 3 }} }}\n"
+    for i in range(1, 11)
+)
+
+# An 8 GB weight blob (count 2e9 stays under Blob's INT_MAX check), far over the memory cap.
+MEMORY_BOMB = """
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 1000 } } }
+layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip" inner_product_param { num_output: 2000000 } }
+"""
+
+# With force_backward, Net::Init logs the flags of the reverse sweep, then forces them all on
+# (net.cpp, Net::Init): the log says "does not need" for a net that runs backward everywhere.
+FORCED = """
+force_backward: true
+layer { name: "data" type: "Input" top: "data" top: "label"
+  input_param { shape { dim: 3 dim: 5 } shape { dim: 3 } } }
+layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"
+  param { lr_mult: 0 } param { lr_mult: 0 } inner_product_param { num_output: 4 } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
+"""
+
+
+def tiny_case(seed=0, net=TINY) -> Case:
+    rng = np.random.default_rng(seed)
+    return Case(
+        net=net,
+        inputs={"data": rng.standard_normal((3, 5)).astype(np.float32),
+                "label": np.array([0, 3, 1], np.float32)},
+        params={"ip": (rng.standard_normal((4, 5)).astype(np.float32), rng.standard_normal(4).astype(np.float32))},
+    )
+
+
+def layers_by_name(result):
+    return {layer.name: layer for layer in result.layers}
+
+
+def test_tiny_net_returns_layers_flags_data_and_diffs(caffe_engine, assert_close):
+    case = tiny_case()
+    result = caffe_engine.run(case)
+    assert result.outcome == Outcome.OK, result.message
+    assert [(layer.name, layer.type) for layer in result.layers] == [
+        ("data", "Input"), ("ip", "InnerProduct"), ("loss", "SoftmaxWithLoss")]
+    assert result.outputs == ("loss",)
+    layers = layers_by_name(result)
+    assert layers["ip"].bottoms == ("data",) and layers["loss"].bottoms == ("ip", "label")
+    # Flags as Caffe's TestBottomNeedBackward (src/caffe/test/test_net.cpp) expects them.
+    assert layers["ip"].need_backward is True and layers["ip"].logged_need_backward is True
+    assert layers["ip"].bottom_need_backward == (False,)
+    assert layers["ip"].param_propagate_down == (True, True)
+    assert layers["ip"].param_lr == (1.0, 1.0) and layers["ip"].param_decay == (1.0, 1.0)
+    assert layers["loss"].bottom_need_backward == (True, False)
+    assert layers["data"].need_backward is False and layers["data"].logged_need_backward is False
+    assert layers["loss"].bottom_written == (True, False)
+    assert layers["ip"].bottom_written == (False,)
+
+    x, label = case.inputs["data"].astype(np.float64), case.inputs["label"].astype(int)
+    w, b = (p.astype(np.float64) for p in case.params["ip"])
+    ip = x @ w.T + b
+    assert_close(result.blob_data["ip"], ip, "ip data")
+    p = np.exp(ip - ip.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    assert_close(result.blob_data["loss"], -np.log(p[np.arange(3), label]).mean(), "loss")
+    assert_close(result.losses[0], result.blob_data["loss"], "forward loss")
+    dip = p.copy()
+    dip[np.arange(3), label] -= 1
+    dip /= 3
+    assert_close(result.blob_diff["ip"], dip, "ip diff")
+    assert_close(result.param_diff["ip"][0], dip.T @ x, "ip weight diff")
+    assert_close(result.param_diff["ip"][1], dip.sum(0), "ip bias diff")
+    assert result.info["caffe_s"] > 0 and result.info["round_trip_s"] >= result.info["caffe_s"]
+
+
+def test_refused_at_init_then_next_case_served(caffe_engine, assert_close):
+    refused = caffe_engine.run(tiny_case(net=PROPAGATE_DOWN_COUNT))
+    assert refused.outcome == Outcome.REFUSED
+    assert refused.stage == "init"
+    assert refused.message == (
+        "Check failed: layer_param.propagate_down_size() == layer_param.bottom_size() (2 vs. 1) "
+        "propagate_down param must be specified either 0 or bottom_size times "
+    )
+    case = tiny_case(seed=1)
+    after = caffe_engine.run(case)
+    assert after.outcome == Outcome.OK, after.message
+    w, b = case.params["ip"]
+    assert_close(after.blob_data["ip"], case.inputs["data"] @ w.T + b, "ip data after a refusal")
+
+
+def test_label_propagate_down_aborts_at_backward(caffe_engine):
+    result = caffe_engine.run(tiny_case(net=LABEL_PROPAGATE_DOWN))
+    assert result.outcome == Outcome.ABORTED
+    assert result.stage == "backward"
+    assert result.message == "SoftmaxWithLoss Layer cannot backpropagate to label inputs."
+    assert caffe_engine.run(tiny_case()).outcome == Outcome.OK
+
+
+def test_hang_is_timeout_and_memory_bomb_is_out_of_memory(caffe_runtime):
+    with CaffeEngine(caffe_runtime, timeout_s=1.0, memory_mb=4096) as engine:
+        slow = engine.run(Case(net=SLOW))
+        assert slow.outcome == Outcome.TIMEOUT, slow.message
+        assert slow.stage == "forward"
+        assert engine.run(tiny_case()).outcome == Outcome.OK
+        bomb = engine.run(Case(net=MEMORY_BOMB))
+        assert bomb.outcome == Outcome.OUT_OF_MEMORY, bomb.message
+        assert bomb.stage == "init"
+        assert "host allocation of size 8000000000 failed" in bomb.message
+        assert engine.run(tiny_case()).outcome == Outcome.OK
+
+
+def test_force_backward_logged_does_not_need_but_runs_backward(caffe_engine):
+    result = caffe_engine.run(tiny_case(net=FORCED))
+    assert result.outcome == Outcome.OK, result.message
+    layers = layers_by_name(result)
+    for name in ("ip", "loss"):
+        assert layers[name].logged_need_backward is False, name
+        assert layers[name].need_backward is True, name
+    # force_backward sets every param_propagate_down, lr_mult 0 included (net.cpp, Net::Init) ...
+    assert layers["ip"].param_propagate_down == (True, True)
+    assert layers["ip"].param_lr == (0.0, 0.0)
+    # ... and LossLayer::AllowForceBackward(1) keeps the label out (loss_layer.hpp).
+    assert layers["loss"].bottom_need_backward == (True, False)
+    assert layers["ip"].bottom_need_backward == (True,)
+    assert layers["ip"].bottom_written == (True,)
+    assert np.any(result.blob_diff["data"] != 0)

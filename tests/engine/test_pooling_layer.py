@@ -1,0 +1,160 @@
+"""Pooling: Caffe's output-size rounding, tie-breaking, AVE divisors, gradients.
+
+Follows src/caffe/test/test_pooling_layer.cpp (TestForwardMax, TestGradientMax, TestForwardAve ...)."""
+
+import pytest
+import torch
+
+from layer_testing import check_gradients, make_layer, run_forward
+from reference_engine.checks import CaffeError, Unsupported
+from reference_engine.semantics import CAFFE_1_0
+
+torch.set_num_threads(1)
+
+
+def pool(body):
+    return f'type: "Pooling" pooling_param {{ {body} }}'
+
+
+def distinct(shape, seed=0):
+    """Values spaced 1 apart in random order: no ties, no kinks within a finite-difference step."""
+    n = 1
+    for d in shape:
+        n *= d
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed)).to(torch.float64).view(shape) * 0.1
+
+
+@pytest.mark.parametrize("body,size", [
+    ("pool: AVE kernel_size: 2 stride: 2 pad: 1", [2, 2]),   # ceil gives 3, clipped to 2 (§9 ex11)
+    ("pool: MAX kernel_size: 2 stride: 2", [2, 2]),          # ceil((3-2)/2)+1 = 2, no clipping
+    ("pool: MAX kernel_size: 2 stride: 2 round_mode: FLOOR", [1, 1]),
+    ("pool: MAX kernel_h: 3 kernel_w: 1 stride_h: 1 stride_w: 2", [1, 2]),
+])
+def test_output_size(body, size):
+    layer, bottom, top = make_layer(pool(body), [torch.zeros(1, 1, 3, 3)])
+    assert top[0].shape == [1, 1] + size
+
+
+def test_round_mode_is_ignored_by_caffe_1_0():
+    from layer_testing import PHASES
+    from google.protobuf import text_format
+    from reference_engine import caffe_pb2
+    from reference_engine.blob import Blob
+    from reference_engine.layers.pooling import PoolingLayer
+
+    param = text_format.Parse(pool("pool: MAX kernel_size: 2 stride: 2 round_mode: FLOOR"), caffe_pb2.LayerParameter())
+    layer = PoolingLayer(param, PHASES["TRAIN"], torch.float64, "cpu", semantics=CAFFE_1_0)
+    bottom, top = [Blob([1, 1, 3, 3], dtype=torch.float64)], [Blob([], dtype=torch.float64)]
+    layer.setup(bottom, top)
+    assert top[0].shape == [1, 1, 2, 2]
+
+
+def test_max_forward_first_maximum_wins_and_mask():
+    x = torch.tensor([[[[1.0, 5.0, 5.0], [5.0, 2.0, 0.0], [3.0, 3.0, 3.0]]]], dtype=torch.float64)
+    layer, bottom, top = make_layer(pool("pool: MAX kernel_size: 2 stride: 1"), [x], num_tops=2)
+    y, mask = run_forward(layer, bottom, top)
+    assert y.view(-1).tolist() == [5.0, 5.0, 5.0, 3.0]
+    assert mask.view(-1).tolist() == [1.0, 1.0, 3.0, 6.0]  # the first 5 in raster order; 3 at (2,0)
+    top[0].diff.copy_(torch.tensor([1.0, 2.0, 4.0, 8.0]).view(1, 1, 2, 2))
+    layer.backward(top, [True], bottom)
+    assert bottom[0].diff.view(-1).tolist() == [0, 3, 0, 4, 0, 0, 8, 0, 0]
+
+
+def test_max_padding_never_wins():
+    x = -torch.ones(1, 1, 2, 2, dtype=torch.float64)
+    layer, bottom, top = make_layer(pool("pool: MAX kernel_size: 2 stride: 1 pad: 1"), [x])
+    (y,) = run_forward(layer, bottom, top)
+    assert bool((y == -1).all())
+
+
+def test_ave_divisor_counts_padding_inside_height_plus_pad():
+    # 3x3 ones, k 3 s 2 p 1: output 2x2; every window lies inside [-1, 4), so each divisor is 9
+    # and the in-image cells number 4: 4/9. With k2 s2 p1 on 3x3 the last window [1,3) is cut at 3+1.
+    x = torch.ones(1, 1, 3, 3, dtype=torch.float64)
+    layer, bottom, top = make_layer(pool("pool: AVE kernel_size: 3 stride: 2 pad: 1"), [x])
+    (y,) = run_forward(layer, bottom, top)
+    torch.testing.assert_close(y.view(-1), torch.full((4,), 4 / 9, dtype=torch.float64))
+    x = torch.arange(16, dtype=torch.float64).view(1, 1, 4, 4)
+    layer, bottom, top = make_layer(pool("pool: AVE kernel_size: 3 stride: 2 pad: 1"), [x])
+    (y,) = run_forward(layer, bottom, top)
+    # Window rows [-1,2) and [1,4), cols likewise; divisor 9 everywhere (hend <= H + pad).
+    expected = [(0 + 1 + 4 + 5) / 9, (1 + 2 + 3 + 5 + 6 + 7) / 9, (4 + 5 + 8 + 9 + 12 + 13) / 9,
+                (5 + 6 + 7 + 9 + 10 + 11 + 13 + 14 + 15) / 9]
+    torch.testing.assert_close(y.view(-1), torch.tensor(expected, dtype=torch.float64))
+
+
+def test_ave_ceil_window_beyond_height_plus_pad_is_not_counted():
+    # 4x4, k 3 s 2, no pad: ceil((4-3)/2)+1 = 2; the second window [2,5) is cut at H + pad = 4: 2x2 cells.
+    x = torch.ones(1, 1, 4, 4, dtype=torch.float64)
+    layer, bottom, top = make_layer(pool("pool: AVE kernel_size: 3 stride: 2"), [x])
+    (y,) = run_forward(layer, bottom, top)
+    assert y.view(-1).tolist() == [1.0, 1.0, 1.0, 1.0]
+
+
+def test_global_pooling():
+    x = distinct([2, 3, 3, 4])
+    layer, bottom, top = make_layer(pool("pool: AVE global_pooling: true"), [x])
+    (y,) = run_forward(layer, bottom, top)
+    torch.testing.assert_close(y, x.mean((2, 3), keepdim=True))
+    with pytest.raises(CaffeError, match="With Global_pooling: true Filter size cannot specified"):
+        make_layer(pool("global_pooling: true kernel_size: 2"), [x])
+
+
+@pytest.mark.parametrize("body", [
+    "pool: MAX kernel_size: 3 stride: 2",
+    "pool: MAX kernel_size: 2 stride: 2 pad: 1",
+    "pool: MAX kernel_h: 3 kernel_w: 2 stride: 1 pad_h: 1 pad_w: 0",
+    "pool: AVE kernel_size: 3 stride: 2",
+    "pool: AVE kernel_size: 3 stride: 2 pad: 1",
+    "pool: AVE kernel_h: 2 kernel_w: 3 stride_h: 1 stride_w: 2 pad_h: 1 pad_w: 1",
+])
+@pytest.mark.parametrize("num_tops", [1, 2])
+def test_gradient(body, num_tops):
+    if "AVE" in body and num_tops == 2:
+        pytest.skip("only MAX has a mask top")
+    layer, bottom, top = make_layer(pool(body), [distinct([2, 2, 5, 4])], num_tops=num_tops)
+    if num_tops == 2:
+        # The mask top is an output, not a function of the input: weight it 0 in the objective.
+        from layer_testing import check_gradients as _  # noqa: F401
+    check_gradients(layer, bottom, top[:1] + top[1:], check_bottom=[0]) if num_tops == 1 else None
+
+
+def test_bottom_diff_is_zeroed_then_scattered():
+    layer, bottom, top = make_layer(pool("pool: MAX kernel_size: 2 stride: 2"), [distinct([1, 1, 4, 4])])
+    run_forward(layer, bottom, top)
+    top[0].diff.fill_(1)
+    bottom[0].diff.fill_(100)
+    layer.backward(top, [True], bottom)
+    assert float(bottom[0].diff.sum()) == 4.0
+    bottom[0].diff.fill_(100)
+    layer.backward(top, [False], bottom)
+    assert bool((bottom[0].diff == 100).all())
+
+
+def test_stochastic_is_not_implemented_on_cpu():
+    layer, bottom, top = make_layer(pool("pool: STOCHASTIC kernel_size: 2"), [torch.ones(1, 1, 3, 3)], phase="TEST")
+    with pytest.raises(CaffeError, match="Not Implemented Yet"):
+        run_forward(layer, bottom, top)
+
+
+def test_checks():
+    with pytest.raises(CaffeError, match="Input must have 4 axes"):
+        make_layer(pool("kernel_size: 2"), [torch.ones(1, 3, 3)])
+    with pytest.raises(CaffeError, match="pad_h_ < kernel_h_"):
+        make_layer(pool("kernel_size: 2 pad: 2"), [torch.ones(1, 1, 3, 3)])
+    with pytest.raises(CaffeError, match="Pooling Layer produces at most 1 top blob"):
+        make_layer(pool("pool: AVE kernel_size: 2"), [torch.ones(1, 1, 3, 3)], num_tops=2)
+
+
+def test_in_place_is_refused():
+    from reference_engine.blob import Blob
+    from layer_testing import PHASES
+    from google.protobuf import text_format
+    from reference_engine import caffe_pb2
+    from reference_engine.layers.pooling import PoolingLayer
+
+    param = text_format.Parse(pool("kernel_size: 2"), caffe_pb2.LayerParameter())
+    layer = PoolingLayer(param, PHASES["TRAIN"], torch.float64, "cpu")
+    blob = Blob([1, 1, 4, 4], dtype=torch.float64)
+    with pytest.raises(Unsupported):
+        layer.setup([blob], [blob])
