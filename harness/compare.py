@@ -233,7 +233,7 @@ def array_mismatch(a: np.ndarray, b: np.ndarray, tol: Tolerance, name_a="referen
     finite = ~(nan_a | inf_a)
     if not finite.any():
         return None, 0.0
-    diff = np.where(finite, np.abs(a - b), 0.0)
+    diff = np.abs(np.where(finite, a, 0.0) - np.where(finite, b, 0.0))
     scale = max(float(np.abs(a[finite]).max()), float(np.abs(b[finite]).max()))
     bound = tol.atol + tol.rtol * scale
     error = float(diff.max())

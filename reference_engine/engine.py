@@ -87,7 +87,7 @@ class ReferenceEngine:
         if case.solver is not None:
             state["stage"] = "solver"
             solver_param = text_format.Parse(case.solver, caffe_pb2.SolverParameter())
-            solver = make_solver(solver_param, self._net(case, solver_param), self.semantics)
+            solver = make_solver(solver_param, lambda: self._net(case, solver_param), self.semantics)
             for _ in range(case.iterations):
                 solver.step(1)
                 history.append(_params(solver.net, "data"))

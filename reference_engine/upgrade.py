@@ -6,6 +6,7 @@ NetParameter given directly or embedded in a solver as ``net_param``
 (caffe-semantics §1.1).
 """
 
+from . import caffe_pb2
 from .checks import fatal
 
 
@@ -30,7 +31,7 @@ def upgrade_net_input(param):
     """UpgradeNetInput: input + input_shape (or four input_dim per input) become layer 0, type Input."""
     has_shape, has_dim = len(param.input_shape) > 0, len(param.input_dim) > 0
     if has_shape or has_dim:
-        layer = type(param.layer.add())()
+        layer = caffe_pb2.LayerParameter()
         layer.name = "input"
         layer.type = "Input"
         for i, name in enumerate(param.input):

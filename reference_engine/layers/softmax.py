@@ -27,7 +27,7 @@ class SoftmaxLayer(Layer):
 
     def forward(self, bottom, top):
         x = self._columns(bottom[0].data)
-        shifted = x - x.max(dim=1, keepdim=True).values
+        shifted = x - x.amax(dim=1, keepdim=True)
         e = libm(torch.exp, shifted)
         top[0].data.copy_((e / e.sum(dim=1, keepdim=True)).reshape(top[0].data.shape))
 

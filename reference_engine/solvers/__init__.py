@@ -1,7 +1,7 @@
 """The solver catalogue: SOLVERS maps Caffe's solver type string to its class.
 
 Caffe: include/caffe/solver_factory.hpp (SolverRegistry), src/caffe/util/upgrade_proto.cpp
-(UpgradeSolverType). Modules are listed in order of increasing complexity.
+(UpgradeSolverType). Each solver module registers its class when imported below.
 """
 
 from ..checks import check, check_eq, fatal
@@ -10,15 +10,27 @@ from ..semantics import MASTER, CaffeSemantics
 SOLVERS = {}
 
 # SolverParameter.SolverType (the deprecated enum) to the type string, as UpgradeSolverType.
-_LEGACY_SOLVER_TYPES = {0: "SGD", 1: "Nesterov", 2: "AdaGrad", 3: "RMSProp", 4: "AdaDelta", 5: "Adam"}
+_LEGACY_SOLVER_TYPES = {
+    0: "SGD",
+    1: "Nesterov",
+    2: "AdaGrad",
+    3: "RMSProp",
+    4: "AdaDelta",
+    5: "Adam",
+}
 
 
 def register_solver(type_name: str):
     """REGISTER_SOLVER_CLASS: one class per type string, registered once."""
 
     def register(cls):
-        check_eq(int(type_name in SOLVERS), 0, "registry.count(type)", "0",
-                 f"Solver type {type_name} already registered.")
+        check_eq(
+            int(type_name in SOLVERS),
+            0,
+            "registry.count(type)",
+            "0",
+            f"Solver type {type_name} already registered.",
+        )
         SOLVERS[type_name] = cls
         return cls
 
@@ -58,9 +70,14 @@ def make_solver(solver_param, net, semantics: CaffeSemantics = MASTER):
     """
     solver_param = upgrade_solver_type(solver_param)
     solver_type = solver_param.type
-    check_eq(int(solver_type in SOLVERS), 1, "registry.count(type)", "1",
-             f"Unknown solver type: {solver_type} (known types: {', '.join(sorted(SOLVERS))})")
+    check_eq(
+        int(solver_type in SOLVERS),
+        1,
+        "registry.count(type)",
+        "1",
+        f"Unknown solver type: {solver_type} (known types: {', '.join(sorted(SOLVERS))})",
+    )
     return SOLVERS[solver_type](solver_param, net, semantics)
 
 
-from . import sgd, nesterov, adagrad, rmsprop, adadelta, adam  # noqa: E402,F401  (they register)
+from . import adadelta, adagrad, adam, nesterov, rmsprop, sgd  # noqa: F401  (they register)

@@ -10,8 +10,13 @@ class AdaGradSolver(SGDSolver):
     """h += g^2; diff = local_rate * g / (sqrt(h) + delta)."""
 
     def constructor_sanity_check(self):
-        check_eq(0, self.param.momentum, "0", "this->param_.momentum()",
-                 "Momentum cannot be used with AdaGrad.")
+        check_eq(
+            0,
+            self.param.momentum,
+            "0",
+            "this->param_.momentum()",
+            "Momentum cannot be used with AdaGrad.",
+        )
 
     def compute_update_value(self, param_id: int, rate):
         delta = float(self.dtype(self.param.delta))

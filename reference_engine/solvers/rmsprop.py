@@ -10,12 +10,27 @@ class RMSPropSolver(SGDSolver):
     """h = (1 - rms_decay) * g^2 + rms_decay * h; diff = local_rate * g / (sqrt(h) + delta)."""
 
     def constructor_sanity_check(self):
-        check_eq(0, self.param.momentum, "0", "this->param_.momentum()",
-                 "Momentum cannot be used with RMSProp.")
-        check_ge(self.param.rms_decay, 0, "this->param_.rms_decay()", "0",
-                 "rms_decay should lie between 0 and 1.")
-        check_lt(self.param.rms_decay, 1, "this->param_.rms_decay()", "1",
-                 "rms_decay should lie between 0 and 1.")
+        check_eq(
+            0,
+            self.param.momentum,
+            "0",
+            "this->param_.momentum()",
+            "Momentum cannot be used with RMSProp.",
+        )
+        check_ge(
+            self.param.rms_decay,
+            0,
+            "this->param_.rms_decay()",
+            "0",
+            "rms_decay should lie between 0 and 1.",
+        )
+        check_lt(
+            self.param.rms_decay,
+            1,
+            "this->param_.rms_decay()",
+            "1",
+            "rms_decay should lie between 0 and 1.",
+        )
 
     def compute_update_value(self, param_id: int, rate):
         dtype = self.dtype

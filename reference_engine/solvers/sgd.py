@@ -38,7 +38,10 @@ class SGDSolver(Solver):
         if policy is None:
             fatal(f"Unknown learning rate policy: {self.param.lr_policy}")
         rate, self.current_step = policy(
-            self.param, self.iter, self.current_step, self.dtype,
+            self.param,
+            self.iter,
+            self.current_step,
+            self.dtype,
             self.semantics.lr_policy_checks,
         )
         return self.dtype(rate)

@@ -21,21 +21,40 @@ _SCALAR_TYPES = {torch.float32: np.float32, torch.float64: np.float64}
 def check_test_nets(param):
     """The CHECKs of Solver::InitTestNets that read only the SolverParameter, in Caffe's order."""
     has_net_param, has_net_file = param.HasField("net_param"), param.HasField("net")
-    check_le(has_net_param + has_net_file, 1, "num_generic_nets", "1",
-             "Both net_param and net_file may not be specified.")
+    check_le(
+        has_net_param + has_net_file,
+        1,
+        "num_generic_nets",
+        "1",
+        "Both net_param and net_file may not be specified.",
+    )
     num_test_nets = len(param.test_net_param) + len(param.test_net)
     if has_net_param or has_net_file:
-        check_ge(len(param.test_iter), num_test_nets, "param_.test_iter_size()", "num_test_nets",
-                 "test_iter must be specified for each test network.")
+        check_ge(
+            len(param.test_iter),
+            num_test_nets,
+            "param_.test_iter_size()",
+            "num_test_nets",
+            "test_iter must be specified for each test network.",
+        )
     else:
-        check_eq(len(param.test_iter), num_test_nets, "param_.test_iter_size()", "num_test_nets",
-                 "test_iter must be specified for each test network.")
+        check_eq(
+            len(param.test_iter),
+            num_test_nets,
+            "param_.test_iter_size()",
+            "num_test_nets",
+            "test_iter must be specified for each test network.",
+        )
     # Generic nets add one test net per test_iter left over after the explicit ones.
     num_test_net_instances = len(param.test_iter)
     if param.test_state:
-        check_eq(len(param.test_state), num_test_net_instances, "param_.test_state_size()",
-                 "num_test_net_instances",
-                 "test_state must be unspecified or specified once per test net.")
+        check_eq(
+            len(param.test_state),
+            num_test_net_instances,
+            "param_.test_state_size()",
+            "num_test_net_instances",
+            "test_state must be unspecified or specified once per test net.",
+        )
     if num_test_net_instances:
         check_gt(param.test_interval, 0, "param_.test_interval()", "0")
     return num_test_net_instances
@@ -56,8 +75,13 @@ class Solver:
     def __init__(self, param, net, semantics: CaffeSemantics = MASTER):
         self.param = param
         self.semantics = semantics
-        check_ge(param.average_loss, 1, "param_.average_loss()", "1",
-                 "average_loss should be non-negative.")
+        check_ge(
+            param.average_loss,
+            1,
+            "param_.average_loss()",
+            "1",
+            "average_loss should be non-negative.",
+        )
         self.net = net() if callable(net) else net
         if check_test_nets(param):
             raise Unsupported(

@@ -27,8 +27,17 @@ class QuadraticNet:
     with lr_mult 0 gets none (param_propagate_down is false, net.cpp Net::Init).
     """
 
-    def __init__(self, values, lr_mults=None, decay_mults=None, curvature=1.0, target=0.5,
-                 drift=0.0, linear=0.0, dtype=torch.float64):
+    def __init__(
+        self,
+        values,
+        lr_mults=None,
+        decay_mults=None,
+        curvature=1.0,
+        target=0.5,
+        drift=0.0,
+        linear=0.0,
+        dtype=torch.float64,
+    ):
         values = [np.asarray(v, dtype=np.float64) for v in values]
         self.learnable_params = []
         for v in values:

@@ -8,12 +8,11 @@ update against a hand computation on a least-squares net; here the net is a fake
 import numpy as np
 import pytest
 import torch
+from solver_testing import QuadraticNet, reference_train, solver_param
 
 from reference_engine.checks import CaffeError
 from reference_engine.semantics import CAFFE_1_0, MASTER
 from reference_engine.solvers import make_solver
-
-from solver_testing import QuadraticNet, reference_train, solver_param
 
 VALUES = [[[1.0, -2.0, 0.5], [0.0, 3.0, -0.25]], [0.75, -1.5, 0.0]]
 
@@ -51,8 +50,9 @@ def assert_matches_reference(prototxt, iterations=3, semantics=MASTER, **net_arg
 
 @pytest.mark.parametrize("solver_type", SOLVERS)
 def test_solver_update_matches_hand_computation(solver_type):
-    solver, _ = assert_matches_reference(SOLVERS[solver_type], drift=0.1,
-                                         lr_mults=[1.0, 2.0], decay_mults=[1.0, 0.5])
+    solver, _ = assert_matches_reference(
+        SOLVERS[solver_type], drift=0.1, lr_mults=[1.0, 2.0], decay_mults=[1.0, 0.5]
+    )
     assert solver.iter == 3
     assert type(solver).__name__ == f"{solver_type}Solver"
 
@@ -86,7 +86,9 @@ def test_lr_mult_zero_params_still_decay_and_move_history(solver_type):
 
 def test_sgd_lr_mult_zero_weight_and_bias_values():
     """The s1 scenario of caffe-semantics §9: bias 1 -> 0.79 -> 0.3931 -> -0.16804(1) with g = 2 + 0.1 b."""
-    param = solver_param('type: "SGD" base_lr: 0.1 momentum: 0.9 weight_decay: 0.1 lr_policy: "fixed"')
+    param = solver_param(
+        'type: "SGD" base_lr: 0.1 momentum: 0.9 weight_decay: 0.1 lr_policy: "fixed"'
+    )
     net = QuadraticNet([[1.0], [1.0]], lr_mults=[0.0, 1.0], curvature=0.0, linear=2.0)
     solver = make_solver(param, net)
     biases = []
@@ -99,7 +101,9 @@ def test_sgd_lr_mult_zero_weight_and_bias_values():
 
 def test_adam_bias_correction_uses_iter_plus_one():
     """The s2 scenario: with a constant gradient every Adam step is base_lr (t = 1 at first)."""
-    param = solver_param('type: "Adam" base_lr: 0.1 momentum: 0.9 momentum2: 0.999 lr_policy: "fixed"')
+    param = solver_param(
+        'type: "Adam" base_lr: 0.1 momentum: 0.9 momentum2: 0.999 lr_policy: "fixed"'
+    )
     net = QuadraticNet([[1.0]], curvature=0.0, linear=2.0)
     solver = make_solver(param, net)
     solver.step(1)
@@ -142,7 +146,9 @@ def test_nesterov_first_step_is_one_plus_momentum_times_sgd():
     solver.step(1)
     momentum = solver.param.momentum
     for v0, s, n in zip(VALUES, sgd.values(), nesterov.values()):
-        np.testing.assert_allclose(np.asarray(v0) - n, (1 + momentum) * (np.asarray(v0) - s), rtol=1e-12)
+        np.testing.assert_allclose(
+            np.asarray(v0) - n, (1 + momentum) * (np.asarray(v0) - s), rtol=1e-12
+        )
 
 
 @pytest.mark.parametrize("solver_type", SOLVERS)
@@ -184,12 +190,27 @@ def test_adagrad_refuses_momentum():
 @pytest.mark.parametrize(
     "fields, message",
     [
-        ("momentum: 0.5", "Check failed: 0 == this->param_.momentum() (0 vs. 0.5) "
-         "Momentum cannot be used with RMSProp."),
-        ("rms_decay: -0.5", "Check failed: this->param_.rms_decay() >= 0 (-0.5 vs. 0) "
-         "rms_decay should lie between 0 and 1."),
-        ("rms_decay: 1", "Check failed: this->param_.rms_decay() < 1 (1 vs. 1) "
-         "rms_decay should lie between 0 and 1."),
+        (
+            "momentum: 0.5",
+            (
+                "Check failed: 0 == this->param_.momentum() (0 vs. 0.5) "
+                "Momentum cannot be used with RMSProp."
+            ),
+        ),
+        (
+            "rms_decay: -0.5",
+            (
+                "Check failed: this->param_.rms_decay() >= 0 (-0.5 vs. 0) "
+                "rms_decay should lie between 0 and 1."
+            ),
+        ),
+        (
+            "rms_decay: 1",
+            (
+                "Check failed: this->param_.rms_decay() < 1 (1 vs. 1) "
+                "rms_decay should lie between 0 and 1."
+            ),
+        ),
     ],
 )
 def test_rmsprop_constructor_checks(fields, message):

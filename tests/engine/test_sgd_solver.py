@@ -9,21 +9,21 @@ import math
 import numpy as np
 import pytest
 import torch
+from solver_testing import QuadraticNet, reference_rate, reference_train, solver_param
 
 from reference_engine.checks import CaffeError, Unsupported
 from reference_engine.semantics import CAFFE_1_0, MASTER
 from reference_engine.solvers import make_solver
 from reference_engine.solvers.lr_policies import LR_POLICIES
 
-from solver_testing import QuadraticNet, reference_rate, reference_train, solver_param
-
 PLAIN_SGD = 'type: "SGD" base_lr: 1 lr_policy: "fixed"'
 
 
 def rates(prototxt, iterations, semantics=MASTER):
     """The rate of each of the first ``iterations`` updates of a float32 net (Dtype float)."""
-    solver = make_solver(solver_param(prototxt), QuadraticNet([[0.0]], dtype=torch.float32),
-                         semantics)
+    solver = make_solver(
+        solver_param(prototxt), QuadraticNet([[0.0]], dtype=torch.float32), semantics
+    )
     solver.step(iterations)
     return solver.rates
 
@@ -53,8 +53,9 @@ def test_step_policy():
 
 
 def test_step_policy_sets_current_step():
-    solver = make_solver(solver_param('base_lr: 1 lr_policy: "step" gamma: 0.5 stepsize: 2'),
-                         QuadraticNet([[0.0]]))
+    solver = make_solver(
+        solver_param('base_lr: 1 lr_policy: "step" gamma: 0.5 stepsize: 2'), QuadraticNet([[0.0]])
+    )
     solver.step(5)
     assert solver.current_step == 2  # floor(4 / 2), from the last update at iter 4
 
@@ -72,8 +73,9 @@ def test_inv_policy():
 
 
 def test_multistep_policy():
-    got = rates('base_lr: 1 lr_policy: "multistep" gamma: 0.5 stepvalue: 2 stepvalue: 3 '
-                "stepvalue: 6", 8)
+    got = rates(
+        'base_lr: 1 lr_policy: "multistep" gamma: 0.5 stepvalue: 2 stepvalue: 3 stepvalue: 6', 8
+    )
     assert got == [1, 1, 0.5, 0.25, 0.25, 0.25, 0.125, 0.125]
 
 
@@ -103,13 +105,16 @@ def test_sigmoid_policy():
 
 @pytest.mark.parametrize("policy", ["step", "exp", "inv", "multistep", "poly", "sigmoid"])
 def test_policy_matches_formula_in_float64(policy):
-    prototxt = (f'type: "SGD" base_lr: 0.3 lr_policy: "{policy}" gamma: 0.25 power: 1.5 '
-                "stepsize: 2 stepvalue: 1 stepvalue: 3 max_iter: 10")
+    prototxt = (
+        f'type: "SGD" base_lr: 0.3 lr_policy: "{policy}" gamma: 0.25 power: 1.5 '
+        "stepsize: 2 stepvalue: 1 stepvalue: 3 max_iter: 10"
+    )
     param = solver_param(prototxt)
     solver = make_solver(param, QuadraticNet([[0.0]]))
     solver.step(6)
-    np.testing.assert_allclose(solver.rates, [reference_rate(param, i) for i in range(6)],
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        solver.rates, [reference_rate(param, i) for i in range(6)], rtol=1e-12
+    )
 
 
 def test_unknown_lr_policy_is_fatal_at_the_first_update():
@@ -131,15 +136,21 @@ def test_missing_lr_policy_is_fatal():
     "fields, message",
     [
         ('lr_policy: "step" gamma: 0.1', "Check failed: this->param_.stepsize() > 0 (0 vs. 0) "),
-        ('lr_policy: "step" stepsize: 2 gamma: -0.5',
-         "Check failed: this->param_.gamma() >= 0 (-0.5 vs. 0) "),
+        (
+            'lr_policy: "step" stepsize: 2 gamma: -0.5',
+            "Check failed: this->param_.gamma() >= 0 (-0.5 vs. 0) ",
+        ),
         ('lr_policy: "exp" gamma: -0.5', "Check failed: this->param_.gamma() >= 0 (-0.5 vs. 0) "),
         ('lr_policy: "inv" gamma: -0.5', "Check failed: this->param_.gamma() >= 0 (-0.5 vs. 0) "),
         ('lr_policy: "multistep" gamma: -2', "Check failed: this->param_.gamma() >= 0 (-2 vs. 0) "),
-        ('lr_policy: "sigmoid" gamma: -1 stepsize: 1',
-         "Check failed: this->param_.gamma() >= 0 (-1 vs. 0) "),
-        ('lr_policy: "sigmoid" gamma: 1 stepsize: -3',
-         "Check failed: this->param_.stepsize() > 0 (-3 vs. 0) "),
+        (
+            'lr_policy: "sigmoid" gamma: -1 stepsize: 1',
+            "Check failed: this->param_.gamma() >= 0 (-1 vs. 0) ",
+        ),
+        (
+            'lr_policy: "sigmoid" gamma: 1 stepsize: -3',
+            "Check failed: this->param_.stepsize() > 0 (-3 vs. 0) ",
+        ),
     ],
 )
 def test_master_checks_lr_policy_parameters(fields, message):
@@ -153,13 +164,18 @@ def test_caffe_1_0_does_not_check_lr_policy_parameters():
     assert rates('base_lr: 1 lr_policy: "exp" gamma: -0.5', 3, CAFFE_1_0) == [1, -0.5, 0.25]
     # C++ integer division truncates: iter 3 / stepsize -2 is step -1, so gamma^-1.
     assert rates('base_lr: 1 lr_policy: "step" gamma: 0.5 stepsize: -2', 4, CAFFE_1_0) == [
-        1, 1, 2, 2]
+        1,
+        1,
+        2,
+        2,
+    ]
     assert rates('base_lr: 1 lr_policy: "sigmoid" gamma: 0 stepsize: 0', 1, CAFFE_1_0) == [0.5]
 
 
 def test_caffe_1_0_step_policy_with_zero_stepsize_is_unsupported():
-    solver = make_solver(solver_param('base_lr: 1 lr_policy: "step" gamma: 0.5'),
-                         QuadraticNet([[0.0]]), CAFFE_1_0)
+    solver = make_solver(
+        solver_param('base_lr: 1 lr_policy: "step" gamma: 0.5'), QuadraticNet([[0.0]]), CAFFE_1_0
+    )
     with pytest.raises(Unsupported):
         solver.step(1)
 
@@ -176,7 +192,9 @@ def test_step_clears_diffs_then_runs_iter_size_passes_then_updates():
 
 def test_loss_is_the_mean_over_iter_size_passes():
     net = QuadraticNet([[1.0]], curvature=2.0, target=0.0, drift=1.0)
-    solver = make_solver(solver_param('type: "SGD" base_lr: 0 lr_policy: "fixed" iter_size: 2'), net)
+    solver = make_solver(
+        solver_param('type: "SGD" base_lr: 0 lr_policy: "fixed" iter_size: 2'), net
+    )
     solver.step(2)
     # loss of a pass = (1 - pass)^2 with the weight fixed at 1 (base_lr 0).
     assert solver.losses == [(1 + 0) / 2, (1 + 4) / 2]
@@ -191,7 +209,9 @@ def test_iter_size_accumulates_then_divides_the_gradient():
 
 def test_smoothed_loss_averages_over_average_loss_iterations():
     net = QuadraticNet([[0.0]], curvature=2.0, target=0.0, drift=1.0)
-    solver = make_solver(solver_param('type: "SGD" base_lr: 0 lr_policy: "fixed" average_loss: 2'), net)
+    solver = make_solver(
+        solver_param('type: "SGD" base_lr: 0 lr_policy: "fixed" average_loss: 2'), net
+    )
     solver.step(4)
     assert solver.losses == [0, 1, 4, 9]
     assert solver.smoothed_losses == [0, 0.5, 2.5, 6.5]
@@ -250,8 +270,10 @@ def test_test_nets_are_checked_then_refused_as_unsupported():
         "test_iter must be specified for each test network."
     )
     with pytest.raises(Unsupported):
-        make_solver(solver_param(PLAIN_SGD + " test_iter: 10 test_interval: 5 net_param {}"),
-                    QuadraticNet([[1.0]]))
+        make_solver(
+            solver_param(PLAIN_SGD + " test_iter: 10 test_interval: 5 net_param {}"),
+            QuadraticNet([[1.0]]),
+        )
 
 
 # ---- clip_gradients -------------------------------------------------------------------------
@@ -297,8 +319,10 @@ def test_clip_gradients_includes_lr_mult_zero_params():
 
 
 def test_clip_matches_reference_over_iterations():
-    param = solver_param('type: "Nesterov" base_lr: 0.1 momentum: 0.5 lr_policy: "fixed" '
-                         "clip_gradients: 0.5 iter_size: 2 weight_decay: 0.1")
+    param = solver_param(
+        'type: "Nesterov" base_lr: 0.1 momentum: 0.5 lr_policy: "fixed" '
+        "clip_gradients: 0.5 iter_size: 2 weight_decay: 0.1"
+    )
     net = QuadraticNet([[1.0, -2.0], [3.0]], drift=0.3)
     make_solver(param, net).step(3)
     expected, _, _ = reference_train(param, QuadraticNet([[1.0, -2.0], [3.0]], drift=0.3), 3)
@@ -323,8 +347,10 @@ def test_l1_decay_adds_the_sign_with_sign_zero_zero():
 
 
 def test_l1_matches_reference_with_momentum():
-    param = solver_param('type: "SGD" base_lr: 0.1 momentum: 0.9 lr_policy: "fixed" '
-                         'weight_decay: 0.05 regularization_type: "L1"')
+    param = solver_param(
+        'type: "SGD" base_lr: 0.1 momentum: 0.9 lr_policy: "fixed" '
+        'weight_decay: 0.05 regularization_type: "L1"'
+    )
     values = [[1.0, -2.0, 0.0], [0.3]]
     net = QuadraticNet(values, decay_mults=[1.0, 4.0])
     make_solver(param, net).step(3)

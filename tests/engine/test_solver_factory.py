@@ -5,11 +5,10 @@ src/caffe/util/upgrade_proto.cpp (UpgradeSolverType).
 """
 
 import pytest
+from solver_testing import QuadraticNet, solver_param
 
 from reference_engine.checks import CaffeError
 from reference_engine.solvers import SOLVERS, make_solver, register_solver, upgrade_solver_type
-
-from solver_testing import QuadraticNet, solver_param
 
 KNOWN = "AdaDelta, AdaGrad, Adam, Nesterov, RMSProp, SGD"
 
@@ -49,8 +48,14 @@ def test_registering_a_type_twice_is_refused():
 
 @pytest.mark.parametrize(
     "enum_name, type_name",
-    [("SGD", "SGD"), ("NESTEROV", "Nesterov"), ("ADAGRAD", "AdaGrad"), ("RMSPROP", "RMSProp"),
-     ("ADADELTA", "AdaDelta"), ("ADAM", "Adam")],
+    [
+        ("SGD", "SGD"),
+        ("NESTEROV", "Nesterov"),
+        ("ADAGRAD", "AdaGrad"),
+        ("RMSPROP", "RMSProp"),
+        ("ADADELTA", "AdaDelta"),
+        ("ADAM", "Adam"),
+    ],
 )
 def test_legacy_solver_type_enum_is_upgraded(enum_name, type_name):
     param = solver_param(f'solver_type: {enum_name} lr_policy: "fixed"')

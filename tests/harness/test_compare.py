@@ -1,0 +1,98 @@
+"""The comparison: exact flags, tolerant arrays, outcome and message, blame order.
+
+Results are built by hand here: these tests claim nothing about Caffe.
+"""
+
+import numpy as np
+
+from harness.case import LayerRecord, Outcome, Result
+from harness.compare import TOLERANCES, array_mismatch, compare
+
+LAYERS = (
+    LayerRecord("input", "Input", (), ("data",), False, False, (), (), (), ()),
+    LayerRecord("ip", "InnerProduct", ("data",), ("ip",), True, True, (False,), (True, True), (1.0, 1.0), (1.0, 1.0)),
+    LayerRecord("relu", "ReLU", ("ip",), ("ip",), True, True, (True,), (), (), ()),
+    LayerRecord("loss", "EuclideanLoss", ("ip", "data"), ("loss",), True, True, (True, False), (), (), ()),
+)
+
+
+def result(engine="reference", **changes):
+    base = dict(
+        engine=engine,
+        layers=LAYERS,
+        outputs=("loss",),
+        losses=(1.5,),
+        blob_data={"data": np.ones((2, 3)), "ip": np.arange(4.0).reshape(2, 2), "loss": np.float64(1.5)},
+        blob_diff={"data": np.zeros((2, 3)), "ip": np.full((2, 2), 0.5), "loss": np.float64(1.0)},
+        param_diff={"ip": (np.ones((2, 3)), np.ones(2))},
+    )
+    base.update(changes)
+    return Result(**base)
+
+
+def test_identical_results_agree():
+    assert compare(result(), result("caffe")).agree
+
+
+def test_float32_rounding_is_within_tolerance():
+    data = dict(result().blob_data)
+    data["ip"] = (data["ip"] * (1 + 3e-7)).astype(np.float32)
+    assert compare(result(), result("caffe", blob_data=data)).agree
+
+
+def test_forward_mismatch_blames_the_last_writer_and_names_both_sides():
+    data = dict(result().blob_data)
+    data["ip"] = data["ip"] + np.array([[0, 0], [0, 0.25]])
+    c = compare(result(), result("caffe", blob_data=data))
+    assert c.first.kind == "forward" and c.first.layer == "relu"
+    assert "max abs err 0.25 at (1, 1): reference=3 caffe=3.25" in c.first.message
+
+
+def test_backward_blame_goes_to_the_layer_that_runs_first_in_backward():
+    diff = dict(result().blob_diff)
+    diff["ip"] = diff["ip"] * 2
+    c = compare(result(), result("caffe", blob_diff=diff))
+    assert c.first.kind == "bottom_diff" and c.first.layer == "loss"
+
+
+def test_flags_are_exact():
+    layers = list(LAYERS)
+    layers[1] = LayerRecord("ip", "InnerProduct", ("data",), ("ip",), True, True, (True,), (True, True),
+                            (1.0, 1.0), (1.0, 1.0))
+    c = compare(result(), result("caffe", layers=tuple(layers)))
+    assert [m.kind for m in c.mismatches] == ["flags"]
+    assert c.first.message == "ip bottom_need_backward: reference=[False] caffe=[True]"
+
+
+def test_a_different_layer_list_stops_the_comparison():
+    layers = LAYERS[:2] + (LayerRecord("relu", "TanH", ("ip",), ("ip",)),) + LAYERS[3:]
+    c = compare(result(), result("caffe", layers=layers))
+    assert [m.kind for m in c.mismatches] == ["layers"]
+
+
+def test_outcomes_compare_kind_stage_and_message():
+    refused = dict(outcome=Outcome.REFUSED, stage="init", message="Check failed: x (1 vs. 2) msg ", layers=())
+    assert compare(result(**refused), result("caffe", **refused)).agree
+    other = dict(refused, message="Check failed: x (1 vs. 3) msg ")
+    assert not compare(result(**refused), result("caffe", **other)).agree
+    assert compare(result(), result("caffe", **refused)).first.kind == "outcome"
+
+
+def test_unknown_type_messages_ignore_the_list_of_known_types():
+    a = dict(outcome=Outcome.REFUSED, stage="init", layers=(),
+             message="Check failed: registry.count(type) == 1 (0 vs. 1) Unknown layer type: Foo (known types: A, B)")
+    b = dict(a, message=a["message"].replace("A, B", "A, B, C"))
+    assert compare(result(**a), result("caffe", **b)).agree
+
+
+def test_unsupported_is_skipped_not_a_verdict():
+    c = compare(result(outcome=Outcome.UNSUPPORTED, message="reads files"), result("caffe"))
+    assert c.skipped and c.agree
+
+
+def test_nan_and_infinity_must_match_exactly():
+    tol = TOLERANCES["forward"]
+    assert array_mismatch(np.array([np.nan, 1.0]), np.array([np.nan, 1.0]), tol)[0] is None
+    assert "NaN at (0,)" in array_mismatch(np.array([np.nan, 1.0]), np.array([0.0, 1.0]), tol)[0]
+    assert "infinity" in array_mismatch(np.array([np.inf]), np.array([-np.inf]), tol)[0]
+    assert array_mismatch(np.array([np.inf, 2.0]), np.array([np.inf, 2.0]), tol)[0] is None
