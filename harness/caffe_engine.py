@@ -11,6 +11,7 @@ starts a fresh worker. A hang is killed at the timeout.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -47,38 +48,52 @@ class _WorkerGone(Exception):
 
 
 class _FrameReader:
-    """Reads protocol frames (a JSON line, then npz_bytes bytes) from a pipe, with a deadline."""
+    """Reads protocol frames (a JSON line, then npz_bytes bytes) from a pipe, with a deadline.
+    The payload (hundreds of MB for a batch-32 224x224 net) is read straight into one buffer."""
 
     def __init__(self, fd: int):
         self.fd = fd
-        self.buffer = bytearray()
+        self.pending = bytearray()  # read past the end of the previous frame
 
-    def _fill(self, deadline: float) -> None:
+    def _wait(self, deadline: float) -> None:
         remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        if remaining <= 0 or not select.select([self.fd], [], [], remaining)[0]:
             raise TimeoutError
-        ready, _, _ = select.select([self.fd], [], [], remaining)
-        if not ready:
-            raise TimeoutError
-        chunk = os.read(self.fd, 1 << 20)
-        if not chunk:
-            raise _WorkerGone
-        self.buffer += chunk
 
     def read(self, deadline: float) -> tuple[dict, bytes]:
-        while b"\n" not in self.buffer:
-            self._fill(deadline)
-        end = self.buffer.index(b"\n")
+        while b"\n" not in self.pending:
+            self._wait(deadline)
+            chunk = os.read(self.fd, 1 << 16)
+            if not chunk:
+                raise _WorkerGone
+            self.pending += chunk
+        end = self.pending.index(b"\n")
         try:
-            header = json.loads(bytes(self.buffer[:end]))
+            header = json.loads(bytes(self.pending[:end]))
         except json.JSONDecodeError as e:
-            raise HarnessError(f"worker reply header {bytes(self.buffer[:200])!r}: not JSON ({e})") from e
+            raise HarnessError(f"worker reply header {bytes(self.pending[:200])!r}: not JSON ({e})") from e
         size = int(header.get("npz_bytes", 0))
-        while len(self.buffer) < end + 1 + size:
-            self._fill(deadline)
-        payload = bytes(self.buffer[end + 1 : end + 1 + size])
-        del self.buffer[: end + 1 + size]
+        payload = bytearray(size)
+        have = min(size, len(self.pending) - end - 1)
+        payload[:have] = self.pending[end + 1 : end + 1 + have]
+        del self.pending[: end + 1 + have]
+        view = memoryview(payload)
+        while have < size:
+            self._wait(deadline)
+            count = os.readv(self.fd, [view[have:]])
+            if count == 0:
+                raise _WorkerGone
+            have += count
         return header, payload
+
+
+def _widen_pipe(fd: int) -> None:
+    """Linux pipes hold 64 KiB; 1 MiB cuts the wake-ups for a large result by 16."""
+    if hasattr(fcntl, "F_SETPIPE_SZ"):
+        try:
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 1 << 20)
+        except OSError:
+            pass  # above /proc/sys/fs/pipe-max-size for an unprivileged user: keep the default
 
 
 def _limit_memory(memory_mb: int):
@@ -156,6 +171,8 @@ class CommandEngine:
                                             stderr=self._stderr, preexec_fn=limit, env=env)
         except OSError as e:
             raise HarnessError(f"worker command {shlex.join(argv)!r}: cannot start ({e})") from e
+        _widen_pipe(self.process.stdout.fileno())
+        _widen_pipe(self.process.stdin.fileno())
         self._reader = _FrameReader(self.process.stdout.fileno())
         try:
             self._send({"op": "hello"}, {})

@@ -31,25 +31,112 @@ def _state_args(parser):
 
 
 def cmd_explain(args) -> int:
+    """Explain a net's backward flags and hazards; with --against caffe, confirm them in real Caffe."""
     from google.protobuf import text_format
 
-    from reference_engine.checks import CaffeError
+    from reference_engine.checks import CaffeError, Unsupported
 
     from .explain import explain, render_table
 
     text = _read_text(args.net)
+    input_shapes = _parse_input_shapes(args.input_shape)
     try:
         data = explain(text, args.phase, args.level, args.stage)
     except text_format.ParseError as e:
         print(f"{args.net}: not a valid NetParameter prototxt: {e}", file=sys.stderr)
         return EXIT_ERROR
+    except Unsupported as e:
+        print(f"{args.net}: {e}", file=sys.stderr)
+        return EXIT_ERROR
     except CaffeError as e:
         if args.json:
-            print(json.dumps({"layers": [], "outputs": [], "errors": [e.message]}, indent=2))
+            print(json.dumps({"layers": [], "outputs": [], "errors": [e.message], "hazards": []}, indent=2))
         print(f"{args.net}: Caffe refuses this net: {e.message}", file=sys.stderr)
+        if args.against:
+            return _confirm_refusal(args, text, e.message)
         return EXIT_ERROR
-    print(json.dumps(data, indent=2) if args.json else render_table(data))
-    return EXIT_OK
+    status = EXIT_OK
+    if args.against:
+        status = _explain_against_caffe(args, text, data, input_shapes)
+    _write_pictures(args, data)
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        print(render_table(data))
+        if "caffe" in data:
+            from .explain import render_caffe
+
+            print()
+            print(render_caffe(data["caffe"]))
+    if "caffe" in data and data["caffe"]["outcome"] != "ok":
+        c = data["caffe"]
+        print(f"{args.net}: Caffe {'refuses this net' if c['outcome'] == 'refused' else c['outcome']}"
+              f"{'' if c['outcome'] == 'refused' else ' at ' + str(c['stage'])}: {c['message']}", file=sys.stderr)
+    return status
+
+
+def _parse_input_shapes(specs):
+    from .realworld import parse_input_shapes
+
+    return parse_input_shapes(specs)
+
+
+def _explain_against_caffe(args, text: str, data: dict, input_shapes) -> int:
+    from .caffe_engine import CaffeEngine
+    from .explain import caffe_section, solver_for_explain
+    from .realworld import make_runnable, synthetic_case
+
+    runnable = make_runnable(text, args.phase, args.level, args.stage, input_shapes)
+    solver_text, solver_param = solver_for_explain(_read_text(args.solver) if args.solver else None)
+    notes = list(runnable.notes)
+    if args.phase != "TRAIN":
+        notes.append("phase TEST: no solver step (a solver always trains its TRAIN net)")
+        solver_text = None
+    case, case_notes = synthetic_case(runnable, args.phase, args.level, args.stage, solver_text, seed=args.seed)
+    engine = CaffeEngine(runtime=args.runtime, timeout_s=args.timeout)
+    try:
+        result = engine.run(case)
+    finally:
+        engine.close()
+    section = caffe_section(data, case, result, solver_param)
+    section["notes"] = notes + case_notes + section["notes"]
+    section["solver"] = solver_text
+    data["caffe"] = section
+    if result.outcome.value != "ok":
+        return EXIT_ERROR
+    return EXIT_OK if section["agree"] else EXIT_DISAGREE
+
+
+def _confirm_refusal(args, text: str, message: str) -> int:
+    """The reference refuses the net: does Caffe refuse it too? (the user's file, unchanged)"""
+    from .caffe_engine import CaffeEngine
+    from .case import Case
+
+    engine = CaffeEngine(runtime=args.runtime, timeout_s=args.timeout)
+    try:
+        result = engine.run(Case(net=text, phase=args.phase, level=args.level, stages=tuple(args.stage)))
+    finally:
+        engine.close()
+    if result.outcome.value == "refused":
+        print(f"{args.net}: real Caffe refuses it too: {result.message}", file=sys.stderr)
+        return EXIT_ERROR
+    print(f"{args.net}: real Caffe does not refuse it (outcome {result.outcome.value}"
+          f"{': ' + result.message if result.message else ''}); the reference engine's refusal disagrees",
+          file=sys.stderr)
+    return EXIT_DISAGREE
+
+
+def _write_pictures(args, data: dict):
+    from .graph import render, to_dot
+
+    if not (args.dot or args.svg or args.png):
+        return
+    dot = to_dot(data, title=Path(args.net).name + f" ({args.phase})")
+    if args.dot:
+        Path(args.dot).write_text(dot)
+    for fmt, path in (("svg", args.svg), ("png", args.png)):
+        if path:
+            Path(path).write_bytes(render(dot, fmt))
 
 
 def cmd_runtime(args) -> int:
@@ -161,6 +248,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("net", help="a NetParameter prototxt")
     _state_args(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--against", choices=("caffe",), default=None,
+                   help="also run the net in real Caffe on synthetic inputs: its flags, gradient norms, one step")
+    p.add_argument("--solver", default=None, metavar="SOLVER.prototxt",
+                   help="solver for the one step (default: SGD, base_lr 0.01, momentum 0.9, weight_decay 5e-4)")
+    p.add_argument("--input-shape", action="append", default=[], metavar="BLOB=d0,d1,...",
+                   help="the shape of a data or Input top (repeatable), e.g. data=1,3,32,32")
+    p.add_argument("--dot", default=None, metavar="FILE", help="write the net as a Graphviz dot file")
+    p.add_argument("--svg", default=None, metavar="FILE", help="draw the net as SVG (needs Graphviz)")
+    p.add_argument("--png", default=None, metavar="FILE", help="draw the net as PNG (needs Graphviz)")
+    p.add_argument("--runtime", default="rootfs", choices=("rootfs", "docker", "docker-bvlc", "local"),
+                   help="how real Caffe is started (default rootfs)")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds Caffe may take (default 120)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic inputs and params")
     p.set_defaults(handler=cmd_explain)
 
     p = sub.add_parser("fuzz", help="generate nets, run both engines, shrink and bundle disagreements")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from reference_engine.analysis import NetAnalysis, analyse_text
 
+from .hazards import find_hazards
+
 
 def explain(text: str, phase: str = "TRAIN", level: int = 0, stages=()) -> dict:
     """The explain report as plain data; raises CaffeError where Caffe would refuse the net."""
@@ -46,7 +48,8 @@ def report(analysis: NetAnalysis) -> dict:
             "params": params,
         })
     return {"layers": layers, "outputs": list(topology.outputs), "errors": [],
-            "notes": list(analysis.upgrade_notes)}
+            "notes": list(analysis.upgrade_notes),
+            "hazards": [h.to_json() for h in find_hazards(analysis)]}
 
 
 def _update_kind(need_backward: bool, propagate_down: bool, learnable) -> str:
@@ -82,4 +85,160 @@ def render_table(data: dict) -> str:
         rows.append("* Caffe's log says otherwise: it prints its flags before force_backward is applied.")
     rows.append("outputs: " + ", ".join(data["outputs"]))
     rows.extend(f"note: {n}" for n in data["notes"])
+    if data.get("hazards"):
+        rows.append("hazards:")
+        rows.extend(f"  [{h['kind']}] {h['layer']}: {h['message']}" for h in data["hazards"])
     return "\n".join(rows)
+
+
+# ---- confirmed by real Caffe ------------------------------------------------------------------
+
+DEFAULT_SOLVER = 'type: "SGD" base_lr: 0.01 momentum: 0.9 weight_decay: 0.0005 lr_policy: "fixed"'
+# Fields a user's solver may hold that the explain run must drop: the case's own net is used,
+# and test nets, snapshots and display would need files or print (worker.py, solver_text).
+_SOLVER_FIELDS_DROPPED = ("net", "net_param", "train_net", "train_net_param", "test_net", "test_net_param",
+                          "test_iter", "test_interval", "test_state", "train_state", "snapshot",
+                          "snapshot_prefix", "display", "max_iter", "weights")
+# Policies whose rate at iteration 0 is base_lr (sgd_solver.cpp, GetLearningRate).
+_BASE_RATE_POLICIES = ("fixed", "step", "exp", "inv", "poly")
+# A decay-only SGD step is data - rate*(decay*data), three float32 roundings (Regularize's axpy,
+# ComputeUpdateValue's axpby, Blob::Update's axpy); allow two ulps of the weight for BLAS's order.
+_DECAY_STEP_ULPS = 2
+
+
+def solver_for_explain(text: str | None) -> tuple[str, object]:
+    """The user's solver (or the default SGD) without net, test or snapshot fields; legacy
+    solver_type upgraded as Caffe does when it reads the file (reference_engine/solvers)."""
+    from google.protobuf import text_format
+
+    from reference_engine import caffe_pb2
+    from reference_engine.solvers import upgrade_solver_type
+
+    param = text_format.Parse(text if text is not None else DEFAULT_SOLVER, caffe_pb2.SolverParameter())
+    param = upgrade_solver_type(param)
+    for name in _SOLVER_FIELDS_DROPPED:
+        param.ClearField(name)
+    return text_format.MessageToString(param), param
+
+
+def caffe_section(data: dict, case, result, solver_param) -> dict:
+    """Caffe's flags next to ours, the gradient norms it computed, and what one step changed."""
+    import numpy as np
+
+    section = {"outcome": result.outcome.value, "stage": result.stage, "message": result.message,
+               "version": result.info.get("caffe_version"), "agree": True, "layers": [], "notes": []}
+    if result.outcome.value != "ok":
+        section["agree"] = None
+        return section
+    if result.info.get("flags_probe"):
+        section["notes"].append(f"{result.info['flags_probe']}: compared Caffe's logged flags only")
+    ours = {layer["name"]: layer for layer in data["layers"]}
+    ours_names = [layer["name"] for layer in data["layers"]]
+    theirs_names = [record.name for record in result.layers]
+    if ours_names != theirs_names:
+        section["agree"] = False
+        section["notes"].append(f"layer lists differ: ours {ours_names}, Caffe's {theirs_names}")
+    rate = solver_param.base_lr if solver_param.lr_policy in _BASE_RATE_POLICIES else None
+    exact_decay = (solver_param.type == "SGD" and solver_param.regularization_type == "L2" and rate is not None)
+    after = result.param_history[0] if result.param_history else {}
+    for record in result.layers:
+        mine = ours.get(record.name)
+        differences = []
+        if mine is not None:
+            pairs = [("need_backward", record.need_backward, mine["need_backward"]),
+                     ("logged_need_backward", record.logged_need_backward, mine["logged_need_backward"]),
+                     ("bottom_need_backward", record.bottom_need_backward,
+                      tuple(b["need_backward"] for b in mine["bottoms"])),
+                     ("param_propagate_down", record.param_propagate_down,
+                      tuple(p["propagate_down"] for p in mine["params"]))]
+            for name, caffe_value, our_value in pairs:
+                if caffe_value is not None and tuple(np.atleast_1d(caffe_value)) != tuple(np.atleast_1d(our_value)):
+                    differences.append(f"{name}: caffe={_flag(caffe_value)} reference={_flag(our_value)}")
+        if differences:
+            section["agree"] = False
+        bottoms = [{"blob": b, "grad_norm": _norm(result.blob_diff.get(b))} for b in record.bottoms]
+        params = []
+        initial = case.params.get(record.name, ())
+        for i, diff in enumerate(result.param_diff.get(record.name, ())):
+            entry = {"index": i, "grad_norm": _norm(diff), "changed": None, "max_abs_change": None,
+                     "decay_only": None}
+            if i < len(initial) and record.name in after:
+                old, new = initial[i], after[record.name][i]
+                change = new.astype(np.float64) - old
+                entry["changed"] = bool(np.any(new != old))
+                entry["max_abs_change"] = float(np.max(np.abs(change))) if change.size else 0.0
+                lr_mult = record.param_lr[i] if record.param_lr else 1.0
+                decay_mult = record.param_decay[i] if record.param_decay else 1.0
+                if exact_decay and not np.any(diff) and lr_mult * decay_mult * solver_param.weight_decay != 0:
+                    entry["decay_only"] = _is_decay_step(old, new, rate * lr_mult,
+                                                         solver_param.weight_decay * decay_mult)
+            params.append(entry)
+        section["layers"].append({
+            "name": record.name, "agree": not differences, "differences": differences,
+            "caffe": {"need_backward": record.need_backward, "logged_need_backward": record.logged_need_backward,
+                      "bottom_need_backward": _list(record.bottom_need_backward),
+                      "param_propagate_down": _list(record.param_propagate_down)},
+            "bottoms": bottoms, "params": params})
+    section["losses"] = list(result.losses)
+    return section
+
+
+def _is_decay_step(old, new, local_rate, local_decay) -> bool:
+    """Did SGD's first step move ``old`` to ``new`` by exactly -local_rate*local_decay*old?"""
+    import numpy as np
+
+    f = np.float32
+    expected = old - f(local_rate) * (f(local_decay) * old)
+    ulp = np.spacing(np.abs(old).astype(np.float32))
+    return bool(np.all(np.abs(new - expected) <= _DECAY_STEP_ULPS * ulp)) and bool(np.any(new != old))
+
+
+def _norm(array):
+    import numpy as np
+
+    return None if array is None else float(np.linalg.norm(np.asarray(array, dtype=np.float64)))
+
+
+def _list(value):
+    return None if value is None else list(value)
+
+
+def _flag(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_flag(v) for v in value) + "]"
+    return {True: "yes", False: "no", None: "?"}.get(value, str(value))
+
+
+def render_caffe(section: dict) -> str:
+    """The real-Caffe half of the table: flags agreement, gradient norms, what one step did."""
+    rows = [f"real Caffe ({section.get('version') or 'unknown version'}): {section['outcome']}"
+            + (f" at {section['stage']}: {section['message']}" if section["outcome"] != "ok" else "")]
+    if section["outcome"] != "ok":
+        return "\n".join(rows)
+    width = max([len(l["name"]) for l in section["layers"]] + [5])
+    rows.append(f"{'layer':<{width}}  flags     caffe backward  gradients (L2 norm) and one solver step")
+    for layer in section["layers"]:
+        flags = "agree" if layer["agree"] else "DIFFER"
+        rows.append(f"{layer['name']:<{width}}  {flags:<8}  {_flag(layer['caffe']['need_backward']):<14}  "
+                    + "; ".join(f"<- {b['blob']}: {_fmt_norm(b['grad_norm'])}" for b in layer["bottoms"]))
+        for d in layer["differences"]:
+            rows.append(f"{'':<{width}}    differs: {d}")
+        for p in layer["params"]:
+            step = ("not run" if p["changed"] is None else
+                    "unchanged" if not p["changed"] else
+                    f"changed (max |dw| {p['max_abs_change']:.3g})")
+            if p["decay_only"]:
+                step += ", by weight decay only: dw = -lr*lr_mult*weight_decay*decay_mult*w exactly"
+            elif p["decay_only"] is False and p["changed"]:
+                step += ", without a gradient"
+            rows.append(f"{'':<{width}}    param {p['index']}: gradient {_fmt_norm(p['grad_norm'])}; step: {step}")
+    rows.extend(f"note: {n}" for n in section["notes"])
+    rows.append("flags: Caffe and the reference agree" if section["agree"] else
+                "flags: Caffe and the reference DISAGREE")
+    return "\n".join(rows)
+
+
+def _fmt_norm(value) -> str:
+    if value is None:
+        return "n/a"
+    return "0 (exactly)" if value == 0 else f"{value:.3g}"

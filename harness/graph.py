@@ -3,7 +3,9 @@
 Input is the explain report (harness/explain.py). Layers that need backward are
 filled orange, those that do not grey; a bold green border marks layers whose
 params learn; edges carry gradient (solid) or not (dashed), and a red "✂" marks a
-propagate_down: false cut. ``blame`` outlines one layer in red (the first divergence).
+propagate_down: false cut (a tee arrowhead). Split layers are folded into the edges
+they stand for; hazards outline a layer in dashed red; with --against caffe each edge
+carries the gradient norm Caffe computed. A legend explains the marks. ``blame`` outlines one layer in red (the first divergence).
 """
 
 from __future__ import annotations
@@ -15,26 +17,61 @@ from .errors import HarnessError
 
 
 def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A dot string: quotes escaped; a backslash is left alone so that our "\\n" breaks the line."""
+    return '"' + text.replace('"', '\\"') + '"'
+
+
+LEGEND = """  subgraph cluster_legend {
+    label="legend"; fontsize=9; style=dashed; color="#999999";
+    k1 [label="needs backward", fillcolor="#f6b26b"];
+    k2 [label="no backward", fillcolor="#e0e0e0"];
+    k3 [label="params learn", fillcolor="#ffffff", color="#38761d", penwidth=2.5];
+    k4 [label="hazard", fillcolor="#ffffff", color="#cc0000", style="rounded,filled,dashed", penwidth=2];
+    k1 -> k2 [label="gradient", color="#b45f06"];
+    k2 -> k3 [label="no gradient", style=dashed, color="#999999"];
+    k3 -> k4 [label="cut: propagate_down: false", color="#cc0000", style=dashed, arrowhead=tee];
+  }"""
 
 
 def to_dot(report: dict, blame: str | None = None, title: str | None = None) -> str:
-    lines = ["digraph net {", "  rankdir=TB; nodesep=0.25; ranksep=0.35;",
-             '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];',
-             '  edge [fontname="Helvetica", fontsize=8];']
+    """Split layers are drawn as the edges they stand for, so a 30-layer net stays readable."""
+    lines = ["digraph net {", "  rankdir=TB; nodesep=0.2; ranksep=0.3; newrank=true; splines=true;",
+             '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=9, height=0.3];',
+             '  edge [fontname="Helvetica", fontsize=7, arrowsize=0.6];']
     if title:
         lines.append(f"  labelloc=t; label={_quote(title)};")
+    hazards = {}
+    for h in report.get("hazards", []):
+        hazards.setdefault(h["layer"], []).append(h["kind"])
+    norms = {}
+    for layer in report.get("caffe", {}).get("layers", []):
+        for b in layer["bottoms"]:
+            norms[(layer["name"], b["blob"])] = b["grad_norm"]
     producer: dict[str, str] = {}
     for i, layer in enumerate(report["layers"]):
         node = f"l{i}"
+        if layer["type"] == "Split":
+            # A split top stands for its bottom's producer: consumers are wired to it directly.
+            source = producer.get(layer["bottoms"][0]["blob"]) if layer["bottoms"] else None
+            for t in layer["tops"]:
+                if source:
+                    producer[t["blob"]] = source
+            continue
         learns = any(p["learns"] for p in layer["params"])
         fill = "#f6b26b" if layer["need_backward"] else "#e0e0e0"
         label = f"{layer['name']}\\n{layer['type']}"
         if layer["params"]:
             label += "\\nlr " + "/".join(f"{p['lr_mult']:g}" for p in layer["params"])
+            if any(p["update"].startswith("decay only") for p in layer["params"]):
+                label += " (decay only)"
+        if any(t["in_place"] for t in layer["tops"]):
+            label += "\\n(in place)"
         attrs = [f"label={_quote(label)}", f'fillcolor="{fill}"']
         if learns:
             attrs += ['color="#38761d"', "penwidth=2.5"]
+        if layer["name"] in hazards:
+            attrs += ['color="#cc0000"', 'style="rounded,filled,dashed"', "penwidth=2",
+                      f"tooltip={_quote(', '.join(hazards[layer['name']]))}"]
         if layer["name"] == blame:
             attrs += ['color="#cc0000"', "penwidth=4", 'xlabel="first divergence"', 'fontcolor="#cc0000"']
         lines.append(f"  {node} [{', '.join(attrs)}];")
@@ -43,12 +80,18 @@ def to_dot(report: dict, blame: str | None = None, title: str | None = None) -> 
             if source is None:
                 continue
             cut = any("propagate_down: false" in r for r in b["reasons"])
+            blob = b["blob"].split("_split_")[0] if "_split_" in b["blob"] else b["blob"]
+            label = blob + ("  ✂ cut" if cut else "")
+            norm = norms.get((layer["name"], b["blob"]))
+            if norm is not None:
+                label += f"\\n|grad| {norm:.2g}"
             style = "solid" if b["need_backward"] else "dashed"
-            label = b["blob"] + ("  ✂" if cut else "")
             color = "#cc0000" if cut else ("#b45f06" if b["need_backward"] else "#999999")
-            lines.append(f"  {source} -> {node} [label={_quote(label)}, style={style}, color=\"{color}\"];")
+            extra = ", arrowhead=tee" if cut else ""
+            lines.append(f"  {source} -> {node} [label={_quote(label)}, style={style}, color=\"{color}\"{extra}];")
         for t in layer["tops"]:
             producer[t["blob"]] = node
+    lines.append(LEGEND)
     lines.append("}")
     return "\n".join(lines)
 

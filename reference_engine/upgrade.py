@@ -16,8 +16,7 @@ def upgrade_net_as_needed(param) -> list[str]:
     if param.layers:
         from .upgrade_v1 import upgrade_v1_net
 
-        upgrade_v1_net(param)
-        notes.append("upgraded from the deprecated V1LayerParameter format (layers { ... })")
+        notes.extend(upgrade_v1_net(param))
     if param.input:
         upgrade_net_input(param)
         notes.append("upgraded deprecated input fields to an Input layer named 'input'")

@@ -42,6 +42,8 @@ class BlobInfo:
     no_backward: bool = False  # downstream of a layer whose backward Caffe does not implement
     readers: int = 0  # layers that read this version (an in-place layer needs 0)
     producer: int = -1  # index into NetDraft.layers; -1 for Input blobs
+    aliased: bool = False  # shares memory with another blob (Flatten, Split ...): no in-place layer
+    weighted: bool = False  # a non-loss layer gave it a loss weight: no in-place layer
 
     @property
     def num_axes(self) -> int:
@@ -93,7 +95,10 @@ class NetDraft:
     layers: list = field(default_factory=list)  # every other LayerParameter, in order
     blobs: list[BlobInfo] = field(default_factory=list)  # readable blob versions, oldest first
     params: list[ParamRecord] = field(default_factory=list)
-    refusal: str | None = None  # what Caffe is expected to refuse, when drawn as a refusal
+    input_roles: dict[str, tuple[str, int]] = field(default_factory=dict)  # Input top: (role, classes)
+    kept: list[bool] = field(default_factory=list)  # per layer: does the NetState keep it?
+    refusal: str | None = None  # the refusal drawn (nets.REFUSALS), or None
+    refusal_message: str = ""  # the text Caffe's fatal line is expected to hold
 
     # ---- reading ---------------------------------------------------------------------------
 
@@ -116,8 +121,10 @@ class NetDraft:
         layer = caffe_pb2.LayerParameter(name=f"input{len(self.inputs)}", type="Input", top=[name])
         layer.input_param.shape.add().dim.extend(shape)
         self.inputs.append(layer)
-        blob = BlobInfo(name, tuple(shape), role, classes, positive=role in ("label", "index", "infogain"),
-                        bound=2.0 if role == "data" else float(max(classes, 1)))
+        self.input_roles[name] = (role, classes)
+        # cases.py spaces data values 0.011 apart from 0.05 up, so |value| < 0.06 + 0.011 count.
+        bound = 0.06 + 0.011 * math.prod(shape) if role == "data" else float(max(classes, 1))
+        blob = BlobInfo(name, tuple(shape), role, classes, bound=bound)
         self.blobs.append(blob)
         return blob
 
@@ -134,13 +141,15 @@ class NetDraft:
     def shapes_for(self, param, bottoms, num_tops: int, in_place: bool = False) -> LayerShapes:
         return layer_shapes(param, [b.shape for b in bottoms], num_tops, self.phase, in_place)
 
-    def append(self, param, bottoms, num_tops: int, *, in_place: bool = False, kept: bool = True,
-               positive: bool = False, bound: float | None = None, no_backward: bool = False) -> list[BlobInfo]:
+    def append(self, param, bottoms, num_tops: int, *, shapes: LayerShapes | None = None, in_place: bool = False,
+               kept: bool = True, positive: bool = False, bound: float | None = None,
+               no_backward: bool = False) -> list[BlobInfo]:
         """Add a layer reading ``bottoms``; returns the new top blobs (none for a filtered layer).
 
         ``param`` carries the type and type-specific fields; names, bottoms and tops are set here.
         A layer the NetState filters out (``kept`` False) reads nothing and makes nothing, as
-        in Net::FilterNet, so no later layer may read its tops.
+        in Net::FilterNet, so no later layer may read its tops (refusals append their layers
+        this way too: they are never set up). ``shapes`` saves a second SetUp.
         """
         param.name = self.name_layer(param.type)
         del param.bottom[:]
@@ -154,9 +163,10 @@ class NetDraft:
             param.top.extend(f"{param.name}_{j}" for j in range(num_tops))
         index = len(self.layers)
         self.layers.append(param)
+        self.kept.append(kept)
         if not kept:
             return []
-        shapes = self.shapes_for(param, bottoms, num_tops, in_place)
+        shapes = shapes or self.shapes_for(param, bottoms, num_tops, in_place)
         for p, shape in enumerate(shapes.params):
             spec = param.param[p] if p < len(param.param) else None
             self.params.append(ParamRecord(
@@ -185,6 +195,9 @@ class NetDraft:
         return param.param[index]
 
     # ---- writing ---------------------------------------------------------------------------
+
+    def state(self):
+        return caffe_pb2.NetState(phase=PHASES[self.phase], level=self.level, stage=self.stages)
 
     def to_proto(self):
         """The NetParameter: Input layers first, then the rest; the NetState drawn with it."""

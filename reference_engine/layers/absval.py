@@ -14,8 +14,13 @@ class AbsValLayer(NeuronLayer):
     def layer_setup(self, bottom, top):
         # Caffe's CHECK_NE compares the blob pointers, so its message carries two
         # addresses; ours carries the Python ids, and a comparison must mask them.
-        check_ne(hex(id(top[0])), hex(id(bottom[0])), "top[0]", "bottom[0]",
-                 f"{self.type} Layer does not allow in-place computation.")
+        check_ne(
+            hex(id(top[0])),
+            hex(id(bottom[0])),
+            "top[0]",
+            "bottom[0]",
+            f"{self.type} Layer does not allow in-place computation.",
+        )
 
     def forward(self, bottom, top):
         top[0].data.copy_(torch.abs(bottom[0].data))

@@ -29,16 +29,25 @@ class AccuracyLayer(Layer):
         self.ignore_label = p.ignore_label if p.HasField("ignore_label") else None
 
     def reshape(self, bottom, top):
-        check_le(self.top_k, bottom[0].count() // bottom[1].count(), "top_k_",
-                 "bottom[0]->count() / bottom[1]->count()",
-                 "top_k must be less than or equal to the number of classes.")
+        check_le(
+            self.top_k,
+            bottom[0].count() // bottom[1].count(),
+            "top_k_",
+            "bottom[0]->count() / bottom[1]->count()",
+            "top_k must be less than or equal to the number of classes.",
+        )
         self.axis = bottom[0].canonical_axis_index(self.param.accuracy_param.axis)
         self.outer_num = bottom[0].count(0, self.axis)
         self.inner_num = bottom[0].count(self.axis + 1)
-        check_eq(self.outer_num * self.inner_num, bottom[1].count(), "outer_num_ * inner_num_", "bottom[1]->count()",
-                 "Number of labels must match number of predictions; e.g., if label axis == 1 and prediction "
-                 "shape is (N, C, H, W), label count (number of labels) must be N*H*W, with integer values in "
-                 "{0, 1, ..., C-1}.")
+        check_eq(
+            self.outer_num * self.inner_num,
+            bottom[1].count(),
+            "outer_num_ * inner_num_",
+            "bottom[1]->count()",
+            "Number of labels must match number of predictions; e.g., if label axis == 1 and prediction "
+            "shape is (N, C, H, W), label count (number of labels) must be N*H*W, with integer values in "
+            "{0, 1, ..., C-1}.",
+        )
         top[0].reshape([])
         if len(top) > 1:
             top[1].reshape([bottom[0].shape[self.axis]])
@@ -48,8 +57,11 @@ class AccuracyLayer(Layer):
         scores = bottom[0].data.reshape(self.outer_num, num_labels, self.inner_num)
         labels = label_indices(bottom[1].data.reshape(-1), num_labels, self.type, self.ignore_label)
         labels = labels.reshape(self.outer_num, 1, self.inner_num)
-        valid = (torch.ones_like(labels, dtype=torch.bool) if self.ignore_label is None
-                 else labels != self.ignore_label)
+        valid = (
+            torch.ones_like(labels, dtype=torch.bool)
+            if self.ignore_label is None
+            else labels != self.ignore_label
+        )
         labels = torch.where(valid, labels, 0)
         true_score = scores.gather(1, labels)
         if self.semantics.accuracy_ties_by_count:
@@ -57,7 +69,9 @@ class AccuracyLayer(Layer):
             ahead = (scores >= true_score).sum(dim=1, keepdim=True) - 1
         else:
             classes = torch.arange(num_labels).reshape(1, -1, 1)
-            ahead = ((scores > true_score) | ((scores == true_score) & (classes > labels))).sum(dim=1, keepdim=True)
+            ahead = ((scores > true_score) | ((scores == true_score) & (classes > labels))).sum(
+                dim=1, keepdim=True
+            )
         hit = valid & (ahead < self.top_k)
         count = int(valid.sum())
         accuracy = float(hit.sum())
@@ -66,11 +80,20 @@ class AccuracyLayer(Layer):
         else:
             top[0].data.fill_(accuracy / count)
         if len(top) > 1:
-            flat_labels, flat_valid, flat_hit = labels.reshape(-1), valid.reshape(-1), hit.reshape(-1)
+            flat_labels, flat_valid, flat_hit = (
+                labels.reshape(-1),
+                valid.reshape(-1),
+                hit.reshape(-1),
+            )
             totals = torch.zeros(num_labels, dtype=self.dtype).index_add_(
-                0, flat_labels, flat_valid.to(self.dtype))
-            hits = torch.zeros(num_labels, dtype=self.dtype).index_add_(0, flat_labels, flat_hit.to(self.dtype))
-            per_class = torch.where(totals == 0, torch.zeros_like(hits), hits / torch.where(totals == 0, 1, totals))
+                0, flat_labels, flat_valid.to(self.dtype)
+            )
+            hits = torch.zeros(num_labels, dtype=self.dtype).index_add_(
+                0, flat_labels, flat_hit.to(self.dtype)
+            )
+            per_class = torch.where(
+                totals == 0, torch.zeros_like(hits), hits / torch.where(totals == 0, 1, totals)
+            )
             top[1].data.copy_(per_class)
 
     def backward(self, top, propagate_down, bottom):

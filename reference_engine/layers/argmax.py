@@ -28,13 +28,28 @@ class ArgMaxLayer(Layer):
         if self.has_axis:
             self.axis = bottom[0].canonical_axis_index(p.axis)
             check_ge(self.axis, 0, "axis_", "0", "axis must not be less than 0.")
-            check_le(self.axis, bottom[0].num_axes, "axis_", "bottom[0]->num_axes()",
-                     "axis must be less than or equal to the number of axis.")
-            check_le(self.top_k, bottom[0].shape[self.axis], "top_k_", "bottom[0]->shape(axis_)",
-                     "top_k must be less than or equal to the dimension of the axis.")
+            check_le(
+                self.axis,
+                bottom[0].num_axes,
+                "axis_",
+                "bottom[0]->num_axes()",
+                "axis must be less than or equal to the number of axis.",
+            )
+            check_le(
+                self.top_k,
+                bottom[0].shape[self.axis],
+                "top_k_",
+                "bottom[0]->shape(axis_)",
+                "top_k must be less than or equal to the dimension of the axis.",
+            )
         else:
-            check_le(self.top_k, bottom[0].count(1), "top_k_", "bottom[0]->count(1)",
-                     "top_k must be less than or equal to the dimension of the flattened bottom blob per instance.")
+            check_le(
+                self.top_k,
+                bottom[0].count(1),
+                "top_k_",
+                "bottom[0]->count(1)",
+                "top_k must be less than or equal to the dimension of the flattened bottom blob per instance.",
+            )
 
     def reshape(self, bottom, top):
         if self.has_axis:
@@ -63,7 +78,9 @@ class ArgMaxLayer(Layer):
         if self.has_axis:
             out = values if self.out_max_val else index
         elif self.out_max_val:
-            out = torch.cat([index, values], dim=1)  # per instance: top_k indices, then top_k values
+            out = torch.cat(
+                [index, values], dim=1
+            )  # per instance: top_k indices, then top_k values
         else:
             out = index
         top[0].data.copy_(out.reshape(top[0].data.shape))

@@ -39,32 +39,56 @@ class BaseConvolutionLayer(Layer):
         n = bottom[0].num_axes - self.channel_axis - 1
         check_ge(n, 0, "num_spatial_axes_", "0")
         self.num_spatial_axes = n
-        self.kernel = self._spatial("kernel", p.kernel_size, p.HasField("kernel_h") or p.HasField("kernel_w"),
-                                    p.kernel_h, p.kernel_w, default=None)
+        self.kernel = self._spatial(
+            "kernel",
+            p.kernel_size,
+            p.HasField("kernel_h") or p.HasField("kernel_w"),
+            p.kernel_h,
+            p.kernel_w,
+            default=None,
+        )
         for k in self.kernel:
             check_gt(k, 0, "kernel_shape_data[i]", "0", "Filter dimensions must be nonzero.")
-        self.stride = self._spatial("stride", p.stride, p.HasField("stride_h") or p.HasField("stride_w"),
-                                    p.stride_h, p.stride_w, default=1)
+        self.stride = self._spatial(
+            "stride",
+            p.stride,
+            p.HasField("stride_h") or p.HasField("stride_w"),
+            p.stride_h,
+            p.stride_w,
+            default=1,
+        )
         for s in self.stride:
             check_gt(s, 0, "stride_data[i]", "0", "Stride dimensions must be nonzero.")
-        self.pad = self._spatial("pad", p.pad, p.HasField("pad_h") or p.HasField("pad_w"),
-                                 p.pad_h, p.pad_w, default=0)
+        self.pad = self._spatial(
+            "pad", p.pad, p.HasField("pad_h") or p.HasField("pad_w"), p.pad_h, p.pad_w, default=0
+        )
         num_dilation = len(p.dilation)
-        check(num_dilation in (0, 1, n),
-              "num_dilation_dims == 0 || num_dilation_dims == 1 || num_dilation_dims == num_spatial_axes_",
-              "dilation must be specified once, or once per spatial dimension "
-              f"(dilation specified {num_dilation} times; {n} spatial dims).")
-        self.dilation = [1 if num_dilation == 0 else p.dilation[0 if num_dilation == 1 else i] for i in range(n)]
+        check(
+            num_dilation in (0, 1, n),
+            "num_dilation_dims == 0 || num_dilation_dims == 1 || num_dilation_dims == num_spatial_axes_",
+            "dilation must be specified once, or once per spatial dimension "
+            f"(dilation specified {num_dilation} times; {n} spatial dims).",
+        )
+        self.dilation = [
+            1 if num_dilation == 0 else p.dilation[0 if num_dilation == 1 else i] for i in range(n)
+        ]
         if n not in _CONV:
-            raise Unsupported(f"{self.type} with {n} spatial axes: the reference engine models 1 to 3")
+            raise Unsupported(
+                f"{self.type} with {n} spatial axes: the reference engine models 1 to 3"
+            )
 
         self.channels = bottom[0].shape[self.channel_axis]
         self.num_output = p.num_output
         check_gt(self.num_output, 0, "num_output_", "0")
         self.group = p.group
         check_eq(self.channels % self.group, 0, "channels_ % group_", "0")
-        check_eq(self.num_output % self.group, 0, "num_output_ % group_", "0",
-                 "Number of output should be multiples of group.")
+        check_eq(
+            self.num_output % self.group,
+            0,
+            "num_output_ % group_",
+            "0",
+            "Number of output should be multiples of group.",
+        )
         if self.reverse_dimensions:
             out_channels, in_channels = self.channels, self.num_output
         else:
@@ -73,14 +97,23 @@ class BaseConvolutionLayer(Layer):
         self.bias_term = p.bias_term
         bias_shape = [self.num_output] if self.bias_term else []
         if blobs_from_proto(self):
-            check_eq(1 + int(self.bias_term), len(self.blobs), "1 + bias_term_", "this->blobs_.size()",
-                     "Incorrect number of weight blobs.")
+            check_eq(
+                1 + int(self.bias_term),
+                len(self.blobs),
+                "1 + bias_term_",
+                "this->blobs_.size()",
+                "Incorrect number of weight blobs.",
+            )
             if self.blobs[0].shape != weight_shape:
-                fatal(f"Incorrect weight shape: expected shape {_shape_string(weight_shape)}; "
-                      f"instead, shape was {self.blobs[0].shape_string()}")
+                fatal(
+                    f"Incorrect weight shape: expected shape {_shape_string(weight_shape)}; "
+                    f"instead, shape was {self.blobs[0].shape_string()}"
+                )
             if self.bias_term and self.blobs[1].shape != bias_shape:
-                fatal(f"Incorrect bias shape: expected shape {_shape_string(bias_shape)}; "
-                      f"instead, shape was {self.blobs[1].shape_string()}")
+                fatal(
+                    f"Incorrect bias shape: expected shape {_shape_string(bias_shape)}; "
+                    f"instead, shape was {self.blobs[1].shape_string()}"
+                )
         else:
             self.blobs = [self.new_blob(weight_shape)]
             fillers.fill(self.blobs[0], p.weight_filler)
@@ -92,7 +125,13 @@ class BaseConvolutionLayer(Layer):
         """One value per spatial axis from `name` (once or per axis) or `name_h`/`name_w`."""
         n = self.num_spatial_axes
         if has_hw:
-            check_eq(n, 2, "num_spatial_axes_", "2", f"{name}_h & {name}_w can only be used for 2D convolution.")
+            check_eq(
+                n,
+                2,
+                "num_spatial_axes_",
+                "2",
+                f"{name}_h & {name}_w can only be used for 2D convolution.",
+            )
             what = "kernel_size" if name == "kernel" else name
             if name == "kernel":
                 message = "Either kernel_size or kernel_h/w should be specified; not both."
@@ -103,27 +142,45 @@ class BaseConvolutionLayer(Layer):
         count = len(repeated)
         label = "kernel_size" if name == "kernel" else name
         if default is None:
-            check(count == 1 or count == n, "num_kernel_dims == 1 || num_kernel_dims == num_spatial_axes_",
-                  "kernel_size must be specified once, or once per spatial dimension "
-                  f"(kernel_size specified {count} times; {n} spatial dims).")
+            check(
+                count == 1 or count == n,
+                "num_kernel_dims == 1 || num_kernel_dims == num_spatial_axes_",
+                "kernel_size must be specified once, or once per spatial dimension "
+                f"(kernel_size specified {count} times; {n} spatial dims).",
+            )
         else:
-            check(count in (0, 1, n),
-                  f"num_{name}_dims == 0 || num_{name}_dims == 1 || num_{name}_dims == num_spatial_axes_",
-                  f"{label} must be specified once, or once per spatial dimension "
-                  f"({label} specified {count} times; {n} spatial dims).")
+            check(
+                count in (0, 1, n),
+                f"num_{name}_dims == 0 || num_{name}_dims == 1 || num_{name}_dims == num_spatial_axes_",
+                f"{label} must be specified once, or once per spatial dimension "
+                f"({label} specified {count} times; {n} spatial dims).",
+            )
         return [default if count == 0 else repeated[0 if count == 1 else i] for i in range(n)]
 
     def reshape(self, bottom, top):
         first_spatial_axis = self.channel_axis + 1
-        check_eq(bottom[0].num_axes, first_spatial_axis + self.num_spatial_axes, "bottom[0]->num_axes()",
-                 "first_spatial_axis + num_spatial_axes_", "bottom num_axes may not change.")
+        check_eq(
+            bottom[0].num_axes,
+            first_spatial_axis + self.num_spatial_axes,
+            "bottom[0]->num_axes()",
+            "first_spatial_axis + num_spatial_axes_",
+            "bottom num_axes may not change.",
+        )
         self.num = bottom[0].count(0, self.channel_axis)
-        check_eq(bottom[0].shape[self.channel_axis], self.channels, "bottom[0]->shape(channel_axis_)",
-                 "channels_", "Input size incompatible with convolution kernel.")
+        check_eq(
+            bottom[0].shape[self.channel_axis],
+            self.channels,
+            "bottom[0]->shape(channel_axis_)",
+            "channels_",
+            "Input size incompatible with convolution kernel.",
+        )
         for i in range(1, len(bottom)):
-            check(bottom[0].shape == bottom[i].shape, "bottom[0]->shape() == bottom[bottom_id]->shape()",
-                  f"shape mismatch - bottom[0]: {bottom[0].shape_string()} vs. bottom[{i}]: "
-                  f"{bottom[i].shape_string()}")
+            check(
+                bottom[0].shape == bottom[i].shape,
+                "bottom[0]->shape() == bottom[bottom_id]->shape()",
+                f"shape mismatch - bottom[0]: {bottom[0].shape_string()} vs. bottom[{i}]: "
+                f"{bottom[i].shape_string()}",
+            )
         self.input_spatial = bottom[0].shape[first_spatial_axis:]
         self.output_spatial = self.compute_output_shape()
         top_shape = bottom[0].shape[: self.channel_axis] + [self.num_output] + self.output_spatial
@@ -152,26 +209,34 @@ class BaseConvolutionLayer(Layer):
     def conv_forward(self, image, image_spatial, columns_spatial):
         """Convolve an image (im2col + gemm): `columns_spatial` positions, weights as conv weights."""
         padded = F.pad(image, self.conv_padding(image_spatial, columns_spatial))
-        return _CONV[self.num_spatial_axes](padded, self.blobs[0].data, None, self.stride, 0, self.dilation,
-                                            self.group)
+        return _CONV[self.num_spatial_axes](
+            padded, self.blobs[0].data, None, self.stride, 0, self.dilation, self.group
+        )
 
     def conv_backward_data(self, columns, image_spatial, columns_spatial):
         """The adjoint of conv_forward (gemm into columns, then col2im): what lands on the image."""
         pads = self.conv_padding(image_spatial, columns_spatial)
-        padded_spatial = [image_spatial[i] + pads[2 * (self.num_spatial_axes - 1 - i)]
-                          + pads[2 * (self.num_spatial_axes - 1 - i) + 1] for i in range(self.num_spatial_axes)]
+        padded_spatial = [
+            image_spatial[i]
+            + pads[2 * (self.num_spatial_axes - 1 - i)]
+            + pads[2 * (self.num_spatial_axes - 1 - i) + 1]
+            for i in range(self.num_spatial_axes)
+        ]
         padded_shape = [columns.shape[0], self.blobs[0].shape[1] * self.group] + padded_spatial
-        padded = _CONV_INPUT[self.num_spatial_axes](padded_shape, self.blobs[0].data, columns, self.stride, 0,
-                                                    self.dilation, self.group)
-        index = [slice(None), slice(None)] + [slice(self.pad[i], self.pad[i] + image_spatial[i])
-                                              for i in range(self.num_spatial_axes)]
+        padded = _CONV_INPUT[self.num_spatial_axes](
+            padded_shape, self.blobs[0].data, columns, self.stride, 0, self.dilation, self.group
+        )
+        index = [slice(None), slice(None)] + [
+            slice(self.pad[i], self.pad[i] + image_spatial[i]) for i in range(self.num_spatial_axes)
+        ]
         return padded[tuple(index)]
 
     def conv_weight_diff(self, image, columns, image_spatial, columns_spatial):
         """Σ over the batch of columns ⊗ im2col(image): the weight gradient of conv_forward."""
         padded = F.pad(image, self.conv_padding(image_spatial, columns_spatial))
-        return _CONV_WEIGHT[self.num_spatial_axes](padded, self.blobs[0].shape, columns, self.stride, 0,
-                                                   self.dilation, self.group)
+        return _CONV_WEIGHT[self.num_spatial_axes](
+            padded, self.blobs[0].shape, columns, self.stride, 0, self.dilation, self.group
+        )
 
     def add_bias(self, output):
         output += self.blobs[1].data.view([1, -1] + [1] * self.num_spatial_axes)
@@ -186,4 +251,3 @@ def _shape_string(shape):
     for d in shape:
         count *= d
     return " ".join(str(d) for d in shape) + f" ({count})"
-

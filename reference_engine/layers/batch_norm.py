@@ -31,20 +31,43 @@ class BatchNormLayer(Layer):
         self.channels = 1 if bottom[0].num_axes == 1 else bottom[0].shape[1]
         self.eps = p.eps
         if not blobs_from_proto(self):
-            self.blobs = [self.new_blob([self.channels]), self.new_blob([self.channels]), self.new_blob([1])]
-        # The statistics are never learned: Caffe gives every blob lr_mult 0 and refuses any other.
-        for i in range(len(self.blobs)):
-            if len(self.param.param) == i:
-                self.param.param.add().lr_mult = 0.0
-            else:
-                check_eq(self.param.param[i].lr_mult, 0.0, "this->layer_param_.param(i).lr_mult()", "0.f",
-                         "Cannot configure batch normalization statistics as layer parameters.")
+            self.blobs = [
+                self.new_blob([self.channels]),
+                self.new_blob([self.channels]),
+                self.new_blob([1]),
+            ]
+        # The statistics are never learned: Caffe refuses a learning rate on them...
+        for i in range(min(len(self.blobs), len(self.param.param))):
+            check_eq(
+                self.param.param[i].lr_mult,
+                0.0,
+                "this->layer_param_.param(i).lr_mult()",
+                "0.f",
+                "Cannot configure batch normalization statistics as layer parameters.",
+            )
+        # ...and gives every blob without a spec lr_mult 0, in its own copy of the LayerParameter.
+        self.param = self.own_param(self.param, len(self.blobs))
+
+    @classmethod
+    def own_param(cls, param, num_blobs=None):
+        """The LayerParameter after LayerSetUp: a `param { lr_mult: 0 }` for each blob without a spec.
+        Net::AppendParam reads this copy (the solver sees lr 0); the net's flag loop does not."""
+        num_blobs = cls.param_blob_count(param, 1) if num_blobs is None else num_blobs
+        own = type(param)()
+        own.CopyFrom(param)
+        while len(own.param) < num_blobs:
+            own.param.add().lr_mult = 0.0
+        return own
 
     def reshape(self, bottom, top):
         if bottom[0].num_axes >= 1:
             # Blob::shape(1) on a 1-D blob fails its axis check, as in Caffe.
-            check_eq(bottom[0].shape[bottom[0].canonical_axis_index(1)], self.channels,
-                     "bottom[0]->shape(1)", "channels_")
+            check_eq(
+                bottom[0].shape[bottom[0].canonical_axis_index(1)],
+                self.channels,
+                "bottom[0]->shape(1)",
+                "channels_",
+            )
         top[0].reshape(bottom[0].shape)
 
     def _per_channel(self, tensor):
@@ -54,13 +77,15 @@ class BatchNormLayer(Layer):
 
     def _broadcast(self, per_channel, like):
         num = like.shape[0]
-        return per_channel.view(1, self.channels, 1).expand(num, self.channels, like.numel() // (num * self.channels))
+        return per_channel.view(1, self.channels, 1).expand(
+            num, self.channels, like.numel() // (num * self.channels)
+        )
 
     def forward(self, bottom, top):
         x = bottom[0].data
         num = x.shape[0]
         spatial_dim = x.numel() // (num * self.channels)
-        scalar = lambda v: torch.tensor(v, dtype=x.dtype, device=x.device)  # noqa: E731
+        scalar = lambda v: torch.tensor(v, dtype=x.dtype, device=x.device)
         if top[0] is not bottom[0]:
             top[0].data.copy_(x)
         y = top[0].data.view(num, self.channels, -1)

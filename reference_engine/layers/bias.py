@@ -13,24 +13,44 @@ from .blob_proto import blobs_from_proto
 def broadcast_shape(bottom, axis_param, num_axes, what):
     """The shape a learned scale/bias takes: bottom.shape[axis : axis + num_axes] (-1: to the end)."""
     axis = bottom.canonical_axis_index(axis_param)
-    check_ge(num_axes, -1, "num_axes", "-1",
-             "num_axes must be non-negative, or -1 to extend to the end of bottom[0]")
+    check_ge(
+        num_axes,
+        -1,
+        "num_axes",
+        "-1",
+        "num_axes must be non-negative, or -1 to extend to the end of bottom[0]",
+    )
     if num_axes >= 0:
-        check_ge(bottom.num_axes, axis + num_axes, "bottom[0]->num_axes()", "axis + num_axes",
-                 f"{what} blob's shape extends past bottom[0]'s shape when applied starting with "
-                 f"bottom[0] axis = {axis}")
-    return bottom.shape[axis:] if num_axes == -1 else bottom.shape[axis: axis + num_axes]
+        check_ge(
+            bottom.num_axes,
+            axis + num_axes,
+            "bottom[0]->num_axes()",
+            "axis + num_axes",
+            f"{what} blob's shape extends past bottom[0]'s shape when applied starting with "
+            f"bottom[0] axis = {axis}",
+        )
+    return bottom.shape[axis:] if num_axes == -1 else bottom.shape[axis : axis + num_axes]
 
 
 def broadcast_dims(bottom, operand, axis_param, what, axis_text="axis"):
     """(outer, operand count, inner) for an operand applied at `axis` (0 for a scalar operand)."""
     axis = 0 if operand.num_axes == 0 else bottom.canonical_axis_index(axis_param)
-    check_ge(bottom.num_axes, axis + operand.num_axes, "bottom[0]->num_axes()", f"{axis_text} + {what}->num_axes()",
-             f"{what} blob's shape extends past bottom[0]'s shape when applied starting with "
-             f"bottom[0] axis = {axis}")
+    check_ge(
+        bottom.num_axes,
+        axis + operand.num_axes,
+        "bottom[0]->num_axes()",
+        f"{axis_text} + {what}->num_axes()",
+        f"{what} blob's shape extends past bottom[0]'s shape when applied starting with "
+        f"bottom[0] axis = {axis}",
+    )
     for i in range(operand.num_axes):
-        check_eq(bottom.shape[axis + i], operand.shape[i], f"bottom[0]->shape({axis_text} + i)", f"{what}->shape(i)",
-                 f"dimension mismatch between bottom[0]->shape({axis + i}) and {what}->shape({i})")
+        check_eq(
+            bottom.shape[axis + i],
+            operand.shape[i],
+            f"bottom[0]->shape({axis_text} + i)",
+            f"{what}->shape(i)",
+            f"dimension mismatch between bottom[0]->shape({axis + i}) and {what}->shape({i})",
+        )
     return bottom.count(0, axis), operand.count(), bottom.count(axis + operand.num_axes)
 
 
@@ -55,7 +75,8 @@ class BiasLayer(Layer):
     def reshape(self, bottom, top):
         bias = bottom[1] if len(bottom) > 1 else self.blobs[0]
         self.outer_dim, self.bias_dim, self.inner_dim = broadcast_dims(
-            bottom[0], bias, self.param.bias_param.axis, "bias")
+            bottom[0], bias, self.param.bias_param.axis, "bias"
+        )
         if top[0] is not bottom[0]:
             top[0].reshape(bottom[0].shape)
 
@@ -73,7 +94,14 @@ class BiasLayer(Layer):
         learned = len(bottom) == 1
         if (learned and self.param_propagate_down[0]) or (not learned and propagate_down[1]):
             bias = self.blobs[0] if learned else bottom[1]
-            add_bias_diff(bias.diff, top[0].diff, self.outer_dim, self.bias_dim, self.inner_dim, accumulate=learned)
+            add_bias_diff(
+                bias.diff,
+                top[0].diff,
+                self.outer_dim,
+                self.bias_dim,
+                self.inner_dim,
+                accumulate=learned,
+            )
 
 
 def add_bias_diff(bias_diff, top_diff, outer_dim, bias_dim, inner_dim, accumulate):

@@ -24,8 +24,10 @@ def _blob_from_proto(layer, proto):
     else:
         shape = [proto.num, proto.channels, proto.height, proto.width]
     blob = layer.new_blob(shape)
-    for target, doubles, floats, name in ((blob.data, proto.double_data, proto.data, "data"),
-                                          (blob.diff, proto.double_diff, proto.diff, "diff")):
+    for target, doubles, floats, name in (
+        (blob.data, proto.double_data, proto.data, "data"),
+        (blob.diff, proto.double_diff, proto.diff, "diff"),
+    ):
         values, field = (doubles, f"double_{name}") if len(doubles) > 0 else (floats, name)
         if len(values) > 0:
             check_eq(blob.count(), len(values), "count_", f"proto.{field}_size()")

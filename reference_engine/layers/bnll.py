@@ -17,7 +17,9 @@ class BNLLLayer(NeuronLayer):
         x = bottom[0].data
         # `log(1. + exp(.))` is a double expression in Caffe; it is rounded once on store.
         x64 = x.to(torch.float64)
-        y = torch.where(x64 > 0, x64 + torch.log(1.0 + torch.exp(-x64)), torch.log(1.0 + torch.exp(x64)))
+        y = torch.where(
+            x64 > 0, x64 + torch.log(1.0 + torch.exp(-x64)), torch.log(1.0 + torch.exp(x64))
+        )
         top[0].data.copy_(y.to(x.dtype))
 
     def backward(self, top, propagate_down, bottom):

@@ -28,8 +28,12 @@ class ContrastiveLossLayer(LossLayer):
     def layer_setup(self, bottom, top):
         super().layer_setup(bottom, top)
         # These are checked once, in LayerSetUp: a later reshape is not rechecked.
-        check_eq(legacy_shape(bottom[0], 1), legacy_shape(bottom[1], 1), "bottom[0]->channels()",
-                 "bottom[1]->channels()")
+        check_eq(
+            legacy_shape(bottom[0], 1),
+            legacy_shape(bottom[1], 1),
+            "bottom[0]->channels()",
+            "bottom[1]->channels()",
+        )
         check_eq(legacy_shape(bottom[0], 2), 1, "bottom[0]->height()", "1")
         check_eq(legacy_shape(bottom[0], 3), 1, "bottom[0]->width()", "1")
         check_eq(legacy_shape(bottom[1], 2), 1, "bottom[1]->height()", "1")
@@ -51,7 +55,9 @@ class ContrastiveLossLayer(LossLayer):
         else:
             # margin - sqrt(.) is a double expression (sqrt binds to the double
             # function), rounded once by std::max<Dtype>.
-            gap = std_max((p.margin - torch.sqrt(self.dist_sq.to(torch.float64))).to(self.dist_sq.dtype), 0.0)
+            gap = std_max(
+                (p.margin - torch.sqrt(self.dist_sq.to(torch.float64))).to(self.dist_sq.dtype), 0.0
+            )
             dissimilar = gap * gap
         per_pair = torch.where(self._similar(bottom, num), self.dist_sq, dissimilar)
         top[0].data.copy_(per_pair.sum() / num / 2)

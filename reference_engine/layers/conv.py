@@ -40,7 +40,9 @@ class ConvolutionLayer(BaseConvolutionLayer):
                 self.blobs[1].diff.add_(self.bias_diff(dy))
             if self.param_propagate_down[0]:
                 x = self.batched(b.data, self.channels, self.input_spatial)
-                self.blobs[0].diff.add_(self.conv_weight_diff(x, dy, self.input_spatial, self.output_spatial))
+                self.blobs[0].diff.add_(
+                    self.conv_weight_diff(x, dy, self.input_spatial, self.output_spatial)
+                )
             # The bottom diff is overwritten (gemm beta 0, col2im).
             if propagate_down[i]:
                 dx = self.conv_backward_data(dy, self.input_spatial, self.output_spatial)

@@ -19,8 +19,13 @@ class CropLayer(Layer):
         start = bottom[0].canonical_axis_index(p.axis)
         check_lt(start, input_dim, "start_axis", "input_dim", "crop axis bigger than input dim")
         if len(p.offset) > 1:
-            check_eq(start + len(p.offset), input_dim, "start_axis + param.offset_size()", "input_dim",
-                     "number of offset values specified must be equal to the number of dimensions following axis.")
+            check_eq(
+                start + len(p.offset),
+                input_dim,
+                "start_axis + param.offset_size()",
+                "input_dim",
+                "number of offset values specified must be equal to the number of dimensions following axis.",
+            )
 
     def reshape(self, bottom, top):
         p = self.param.crop_param
@@ -35,8 +40,13 @@ class CropLayer(Layer):
                 offset = p.offset[0]
             elif len(p.offset) > 1:
                 offset = p.offset[i - start]
-            check_ge(bottom[0].shape[i] - offset, size, "bottom[0]->shape(i) - crop_offset", "bottom[1]->shape(i)",
-                     f"the crop for dimension {i} is out-of-bounds with size {size} and offset {offset}")
+            check_ge(
+                bottom[0].shape[i] - offset,
+                size,
+                "bottom[0]->shape(i) - crop_offset",
+                "bottom[1]->shape(i)",
+                f"the crop for dimension {i} is out-of-bounds with size {size} and offset {offset}",
+            )
             new_shape[i] = size
             self.offsets[i] = offset
         top[0].reshape(new_shape)

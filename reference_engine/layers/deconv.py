@@ -13,8 +13,10 @@ class DeconvolutionLayer(BaseConvolutionLayer):
     reverse_dimensions = True
 
     def compute_output_shape(self):
-        return [self.stride[i] * (self.input_spatial[i] - 1) + self.kernel_extent(i) - 2 * self.pad[i]
-                for i in range(self.num_spatial_axes)]
+        return [
+            self.stride[i] * (self.input_spatial[i] - 1) + self.kernel_extent(i) - 2 * self.pad[i]
+            for i in range(self.num_spatial_axes)
+        ]
 
     def forward(self, bottom, top):
         if top[0].count() == 0 or bottom[0].count() == 0:
@@ -38,7 +40,9 @@ class DeconvolutionLayer(BaseConvolutionLayer):
             # The weight diff accumulates, from im2col of the top diff.
             if self.param_propagate_down[0]:
                 x = self.batched(b.data, self.channels, self.input_spatial)
-                self.blobs[0].diff.add_(self.conv_weight_diff(dy, x, self.output_spatial, self.input_spatial))
+                self.blobs[0].diff.add_(
+                    self.conv_weight_diff(dy, x, self.output_spatial, self.input_spatial)
+                )
             # The bottom diff is the convolution of the top diff (overwritten).
             if propagate_down[i]:
                 dx = self.conv_forward(dy, self.output_spatial, self.input_spatial)

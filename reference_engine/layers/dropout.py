@@ -28,8 +28,11 @@ class DropoutLayer(NeuronLayer):
         # Caffe only DCHECKs 0 < ratio < 1; release builds run with any value.
         self.threshold = self.param.dropout_param.dropout_ratio
         # scale_ = 1. / (1. - threshold_) is a double expression stored as Dtype.
-        self.scale = float(torch.tensor(1.0 / (1.0 - self.threshold) if self.threshold != 1 else torch.inf,
-                                        dtype=self.dtype))
+        self.scale = float(
+            torch.tensor(
+                1.0 / (1.0 - self.threshold) if self.threshold != 1 else torch.inf, dtype=self.dtype
+            )
+        )
 
     def reshape(self, bottom, top):
         super().reshape(bottom, top)
@@ -40,10 +43,14 @@ class DropoutLayer(NeuronLayer):
         """Make the next TRAIN forward use ``mask`` (0/1, the bottom's shape) instead of a draw."""
         mask = torch.as_tensor(mask)
         if self.mask is None:
-            raise ValueError("set_mask: the layer must be set up first (its mask shape is the bottom's)")
+            raise ValueError(
+                "set_mask: the layer must be set up first (its mask shape is the bottom's)"
+            )
         if list(mask.shape) != list(self.mask.shape):
-            raise ValueError(f"mask shape {list(mask.shape)}: a Dropout mask must have the bottom's shape "
-                             f"{list(self.mask.shape)}")
+            raise ValueError(
+                f"mask shape {list(mask.shape)}: a Dropout mask must have the bottom's shape "
+                f"{list(self.mask.shape)}"
+            )
         if bool(((mask != 0) & (mask != 1)).any()):
             raise ValueError("mask: a Dropout mask holds only 0 and 1")
         self.pending_mask = mask.to(device=self.device, dtype=torch.int32)
@@ -59,7 +66,9 @@ class DropoutLayer(NeuronLayer):
                 self.mask.copy_(self.pending_mask)
                 self.pending_mask = None
             else:
-                draw = torch.bernoulli(torch.full(x.shape, p, dtype=torch.float64), generator=self.generator)
+                draw = torch.bernoulli(
+                    torch.full(x.shape, p, dtype=torch.float64), generator=self.generator
+                )
                 self.mask.copy_(draw.to(device=self.device, dtype=torch.int32))
             top[0].data.copy_(x * self.mask.to(x.dtype) * self.scale)
         else:

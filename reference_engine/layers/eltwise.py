@@ -20,22 +20,29 @@ class EltwiseLayer(Layer):
 
     def layer_setup(self, bottom, top):
         p = self.param.eltwise_param
-        check(len(p.coeff) == 0 or len(p.coeff) == len(bottom),
-              "this->layer_param().eltwise_param().coeff_size() == 0 "
-              "|| this->layer_param().eltwise_param().coeff_size() == bottom.size()",
-              "Eltwise Layer takes one coefficient per bottom blob.")
-        check(not (p.operation == PROD and len(p.coeff)),
-              "!(this->layer_param().eltwise_param().operation() == EltwiseParameter_EltwiseOp_PROD "
-              "&& this->layer_param().eltwise_param().coeff_size())",
-              "Eltwise layer only takes coefficients for summation.")
+        check(
+            len(p.coeff) == 0 or len(p.coeff) == len(bottom),
+            "this->layer_param().eltwise_param().coeff_size() == 0 "
+            "|| this->layer_param().eltwise_param().coeff_size() == bottom.size()",
+            "Eltwise Layer takes one coefficient per bottom blob.",
+        )
+        check(
+            not (p.operation == PROD and len(p.coeff)),
+            "!(this->layer_param().eltwise_param().operation() == EltwiseParameter_EltwiseOp_PROD "
+            "&& this->layer_param().eltwise_param().coeff_size())",
+            "Eltwise layer only takes coefficients for summation.",
+        )
         self.op = p.operation
         self.coeffs = list(p.coeff) if len(p.coeff) else [1.0] * len(bottom)
         self.stable_prod_grad = p.stable_prod_grad
 
     def reshape(self, bottom, top):
         for i in range(1, len(bottom)):
-            check(bottom[0].shape == bottom[i].shape, "bottom[0]->shape() == bottom[i]->shape()",
-                  f"bottom[0]: {bottom[0].shape_string()}, bottom[{i}]: {bottom[i].shape_string()}")
+            check(
+                bottom[0].shape == bottom[i].shape,
+                "bottom[0]->shape() == bottom[i]->shape()",
+                f"bottom[0]: {bottom[0].shape_string()}, bottom[{i}]: {bottom[i].shape_string()}",
+            )
         top[0].reshape(bottom[0].shape)
 
     def forward(self, bottom, top):

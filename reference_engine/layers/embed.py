@@ -46,7 +46,9 @@ class EmbedLayer(Layer):
         # static_cast<int>: truncation towards zero.
         index = torch.trunc(bottom[0].data.reshape(-1)).long()
         if bool(((index < 0) | (index >= self.input_dim)).any()):
-            raise Unsupported(f"Embed index outside [0, {self.input_dim}): Caffe reads out of bounds")
+            raise Unsupported(
+                f"Embed index outside [0, {self.input_dim}): Caffe reads out of bounds"
+            )
         return index
 
     def forward(self, bottom, top):
@@ -57,7 +59,9 @@ class EmbedLayer(Layer):
         top[0].data.copy_(y.view_as(top[0].data))
 
     def backward(self, top, propagate_down, bottom):
-        check(not propagate_down[0], "!propagate_down[0]", "Can't backpropagate to EmbedLayer input.")
+        check(
+            not propagate_down[0], "!propagate_down[0]", "Can't backpropagate to EmbedLayer input."
+        )
         dy = top[0].diff.reshape(self.m, self.num_output)
         if self.param_propagate_down[0]:
             # Rows accumulate, one input position after another.

@@ -18,8 +18,13 @@ class EuclideanLossLayer(LossLayer):
 
     def reshape(self, bottom, top):
         super().reshape(bottom, top)
-        check_eq(bottom[0].count(1), bottom[1].count(1), "bottom[0]->count(1)", "bottom[1]->count(1)",
-                 "Inputs must have the same dimension.")
+        check_eq(
+            bottom[0].count(1),
+            bottom[1].count(1),
+            "bottom[0]->count(1)",
+            "bottom[1]->count(1)",
+            "Inputs must have the same dimension.",
+        )
 
     def forward(self, bottom, top):
         self.diff = bottom[0].data - bottom[1].data.reshape(bottom[0].data.shape)

@@ -20,8 +20,16 @@ class ExpLayer(NeuronLayer):
             check_gt(base, 0, "base", "0", "base must be strictly positive.")
         # With base -1, log(base) is taken as exactly 1 rather than computed.
         log_base = 1.0 if base == -1 else self._dtype(math.log(base))
-        check(not math.isnan(log_base), "!isnan(log_base)", f"NaN result: log(base) = log({base:g}) = {log_base:g}")
-        check(not math.isinf(log_base), "!isinf(log_base)", f"Inf result: log(base) = log({base:g}) = {log_base:g}")
+        check(
+            not math.isnan(log_base),
+            "!isnan(log_base)",
+            f"NaN result: log(base) = log({base:g}) = {log_base:g}",
+        )
+        check(
+            not math.isinf(log_base),
+            "!isinf(log_base)",
+            f"Inf result: log(base) = log({base:g}) = {log_base:g}",
+        )
         self.inner_scale = self._dtype(log_base * p.scale)
         if p.shift == 0:
             self.outer_scale = 1.0

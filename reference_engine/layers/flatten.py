@@ -14,12 +14,19 @@ class FlattenLayer(Layer):
     exact_num_top_blobs = 1
 
     def reshape(self, bottom, top):
-        check_ne(id(top[0]), id(bottom[0]), "top[0]", "bottom[0]",
-                 "Flatten Layer does not allow in-place computation.")
+        check_ne(
+            id(top[0]),
+            id(bottom[0]),
+            "top[0]",
+            "bottom[0]",
+            "Flatten Layer does not allow in-place computation.",
+        )
         p = self.param.flatten_param
         start = bottom[0].canonical_axis_index(p.axis)
         end = bottom[0].canonical_axis_index(p.end_axis)
-        shape = bottom[0].shape[:start] + [bottom[0].count(start, end + 1)] + bottom[0].shape[end + 1:]
+        shape = (
+            bottom[0].shape[:start] + [bottom[0].count(start, end + 1)] + bottom[0].shape[end + 1 :]
+        )
         top[0].reshape(shape)
         check_eq(top[0].count(), bottom[0].count(), "top[0]->count()", "bottom[0]->count()")
 

@@ -2,11 +2,11 @@
 
 import torch
 
+from .. import caffe_pb2
+from ..checks import fatal
 from ..layer import register_layer
 from .loss import LossLayer, label_indices
 from .neuron import legacy_shape
-from ..checks import fatal
-from .. import caffe_pb2
 
 
 @register_layer("HingeLoss")

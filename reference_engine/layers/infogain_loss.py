@@ -14,9 +14,10 @@ class InfogainLossLayer(LossLayer):
     """loss = -sum over non-ignored labels of sum_l H[label, l] log(max(p_l, 1e-20)) / normalizer,
     p = softmax(x) along ``axis`` (scores in, as for SoftmaxWithLoss).
 
-    H (K x K) comes from bottom 2; reading it from ``infogain_loss_param.source`` (a
-    binaryproto file) is refused. Top 1 (optional) is the softmax. Intended difference:
-    none, but note force_backward may ask for bottom 2, and then backward aborts."""
+    H (K x K) comes from bottom 2. Intended difference: reading H from
+    ``infogain_loss_param.source`` (a binaryproto file) is refused as Unsupported. Top 1
+    (optional) is the softmax. force_backward may ask for bottom 2 (LossLayer only
+    protects bottom 1), and backward then aborts, as in Caffe."""
 
     exact_num_bottom_blobs = -1
     min_bottom_blobs = 2
@@ -35,18 +36,25 @@ class InfogainLossLayer(LossLayer):
         softmax_param.type = "Softmax"
         del softmax_param.loss_weight[:]
         softmax_param.loss_weight.append(1.0)
-        self.softmax_layer = SoftmaxLayer(softmax_param, self.phase, self.dtype, self.device, self.semantics)
+        self.softmax_layer = SoftmaxLayer(
+            softmax_param, self.phase, self.dtype, self.device, self.semantics
+        )
         self.prob = self.new_blob([])
         self.softmax_layer.setup([bottom[0]], [self.prob])
         p = self.param.loss_param
         self.ignore_label = p.ignore_label if p.HasField("ignore_label") else None
-        check(not p.HasField("normalize"), '!this->layer_param_.loss_param().has_normalize()',
-              'normalize is deprecated. use "normalization"')
+        check(
+            not p.HasField("normalize"),
+            "!this->layer_param_.loss_param().has_normalize()",
+            'normalize is deprecated. use "normalization"',
+        )
         self.normalization = p.normalization
         if len(bottom) < 3:
-            check(self.param.infogain_loss_param.HasField("source"),
-                  "this->layer_param_.infogain_loss_param().has_source()",
-                  "Infogain matrix source must be specified.")
+            check(
+                self.param.infogain_loss_param.HasField("source"),
+                "this->layer_param_.infogain_loss_param().has_source()",
+                "Infogain matrix source must be specified.",
+            )
             raise Unsupported(
                 f"InfogainLoss: infogain_loss_param.source={self.param.infogain_loss_param.source!r}: reading H "
                 f"from a binaryproto file is not supported; give H as a third bottom"
@@ -58,20 +66,35 @@ class InfogainLossLayer(LossLayer):
         self.axis = bottom[0].canonical_axis_index(self.param.infogain_loss_param.axis)
         self.outer_num = bottom[0].count(0, self.axis)
         self.inner_num = bottom[0].count(self.axis + 1)
-        check_eq(self.outer_num * self.inner_num, bottom[1].count(), "outer_num_ * inner_num_", "bottom[1]->count()",
-                 "Number of labels must match number of predictions; e.g., if infogain axis == 1 and prediction "
-                 "shape is (N, C, H, W), label count (number of labels) must be N*H*W, with integer values in "
-                 "{0, 1, ..., C-1}.")
+        check_eq(
+            self.outer_num * self.inner_num,
+            bottom[1].count(),
+            "outer_num_ * inner_num_",
+            "bottom[1]->count()",
+            "Number of labels must match number of predictions; e.g., if infogain axis == 1 and prediction "
+            "shape is (N, C, H, W), label count (number of labels) must be N*H*W, with integer values in "
+            "{0, 1, ..., C-1}.",
+        )
         self.num_labels = bottom[0].shape[self.axis]
-        check_eq(bottom[2].count(), self.num_labels * self.num_labels, "infogain->count()",
-                 "num_labels_*num_labels_")
+        check_eq(
+            bottom[2].count(),
+            self.num_labels * self.num_labels,
+            "infogain->count()",
+            "num_labels_*num_labels_",
+        )
         if len(top) >= 2:
             top[1].reshape_like(bottom[0])
 
     def _labels(self, bottom):
-        labels = label_indices(bottom[1].data.reshape(-1), self.num_labels, self.type, self.ignore_label)
+        labels = label_indices(
+            bottom[1].data.reshape(-1), self.num_labels, self.type, self.ignore_label
+        )
         labels = labels.reshape(self.outer_num, self.inner_num)
-        valid = torch.ones_like(labels, dtype=torch.bool) if self.ignore_label is None else labels != self.ignore_label
+        valid = (
+            torch.ones_like(labels, dtype=torch.bool)
+            if self.ignore_label is None
+            else labels != self.ignore_label
+        )
         return torch.where(valid, labels, 0), valid
 
     def _infogain(self, bottom):
@@ -86,7 +109,9 @@ class InfogainLossLayer(LossLayer):
         per_label = (rows * log_p).sum(dim=1)
         loss = -torch.where(valid, per_label, 0.0).sum()
         count = int(valid.sum())
-        top[0].data.copy_(loss / get_normalizer(self.normalization, count, self.outer_num, self.inner_num))
+        top[0].data.copy_(
+            loss / get_normalizer(self.normalization, count, self.outer_num, self.inner_num)
+        )
         if len(top) == 2:
             top[1].share_data(self.prob)
 
@@ -105,5 +130,7 @@ class InfogainLossLayer(LossLayer):
         dx = prob * sum_rows[labels][:, None, :] - rows
         dx = torch.where(valid[:, None, :], dx, 0.0)
         count = int(valid.sum())
-        scale = self.loss_weight(top) / get_normalizer(self.normalization, count, self.outer_num, self.inner_num)
+        scale = self.loss_weight(top) / get_normalizer(
+            self.normalization, count, self.outer_num, self.inner_num
+        )
         bottom[0].diff.copy_((dx * scale).reshape(bottom[0].diff.shape))

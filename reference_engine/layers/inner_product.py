@@ -28,7 +28,9 @@ class InnerProductLayer(Layer):
         self.k = bottom[0].count(self.axis)
         # Stored blobs are taken as they are: Caffe checks no shape here.
         if not blobs_from_proto(self):
-            weight_shape = [self.k, self.num_output] if self.transpose else [self.num_output, self.k]
+            weight_shape = (
+                [self.k, self.num_output] if self.transpose else [self.num_output, self.k]
+            )
             self.blobs = [self.new_blob(weight_shape)]
             fillers.fill(self.blobs[0], p.weight_filler)
             if self.bias_term:
@@ -37,15 +39,23 @@ class InnerProductLayer(Layer):
 
     def reshape(self, bottom, top):
         axis = bottom[0].canonical_axis_index(self.param.inner_product_param.axis)
-        check_eq(self.k, bottom[0].count(axis), "K_", "new_K",
-                 "Input size incompatible with inner product parameters.")
+        check_eq(
+            self.k,
+            bottom[0].count(axis),
+            "K_",
+            "new_K",
+            "Input size incompatible with inner product parameters.",
+        )
         self.m = bottom[0].count(0, axis)
         top[0].reshape(bottom[0].shape[:axis] + [self.num_output])
 
     def weight(self):
         """W as (num_output, K) whichever way it is stored."""
-        w = self.blobs[0].data.reshape(-1, self.num_output) if self.transpose else \
-            self.blobs[0].data.reshape(self.num_output, -1)
+        w = (
+            self.blobs[0].data.reshape(-1, self.num_output)
+            if self.transpose
+            else self.blobs[0].data.reshape(self.num_output, -1)
+        )
         return w.T if self.transpose else w
 
     def forward(self, bottom, top):

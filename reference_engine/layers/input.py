@@ -13,9 +13,12 @@ class InputLayer(Layer):
 
     def layer_setup(self, bottom, top):
         shapes = self.param.input_param.shape
-        check(len(shapes) in (0, 1, len(top)), "num_shape == 0 || num_shape == 1 || num_shape == num_top",
-              "Must specify 'shape' once, once per top blob, or not at all: "
-              f"{len(top)} tops vs. {len(shapes)} shapes.")
+        check(
+            len(shapes) in (0, 1, len(top)),
+            "num_shape == 0 || num_shape == 1 || num_shape == num_top",
+            "Must specify 'shape' once, once per top blob, or not at all: "
+            f"{len(top)} tops vs. {len(shapes)} shapes.",
+        )
         for i, t in enumerate(top):
             if shapes:
                 t.reshape(list(shapes[0 if len(shapes) == 1 else i].dim))

@@ -21,14 +21,28 @@ class LogLayer(NeuronLayer):
         if base != -1:
             check_gt(base, 0, "base", "0", "base must be strictly positive.")
         log_base = 1.0 if base == -1 else self._dtype(math.log(base))
-        check(not math.isnan(log_base), "!isnan(log_base)", f"NaN result: log(base) = log({base:g}) = {log_base:g}")
-        check(not math.isinf(log_base), "!isinf(log_base)", f"Inf result: log(base) = log({base:g}) = {log_base:g}")
+        check(
+            not math.isnan(log_base),
+            "!isnan(log_base)",
+            f"NaN result: log(base) = log({base:g}) = {log_base:g}",
+        )
+        check(
+            not math.isinf(log_base),
+            "!isinf(log_base)",
+            f"Inf result: log(base) = log({base:g}) = {log_base:g}",
+        )
         # base 1 gives log_base 0, and 1/0 is inf in C++ (Python would raise).
         self.base_scale = self._dtype(1.0 / log_base if log_base != 0 else math.inf)
-        check(not math.isnan(self.base_scale), "!isnan(base_scale_)",
-              f"NaN result: 1/log(base) = 1/log({base:g}) = {self.base_scale:g}")
-        check(not math.isinf(self.base_scale), "!isinf(base_scale_)",
-              f"Inf result: 1/log(base) = 1/log({base:g}) = {self.base_scale:g}")
+        check(
+            not math.isnan(self.base_scale),
+            "!isnan(base_scale_)",
+            f"NaN result: 1/log(base) = 1/log({base:g}) = {self.base_scale:g}",
+        )
+        check(
+            not math.isinf(self.base_scale),
+            "!isinf(base_scale_)",
+            f"Inf result: 1/log(base) = 1/log({base:g}) = {self.base_scale:g}",
+        )
         self.input_scale, self.input_shift = p.scale, p.shift
         self.backward_num_scale = self._dtype(self.input_scale / log_base)
 

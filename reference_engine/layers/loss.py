@@ -14,8 +14,9 @@ from ..layer import Layer
 
 LossParameter = caffe_pb2.LossParameter
 
-# loss_layer.hpp: kLOG_THRESHOLD, the floor under a probability before its log.
-LOG_THRESHOLD = 1e-20
+# loss_layer.hpp: kLOG_THRESHOLD, the floor under a probability before its log. It is a
+# C++ float, so even a double blob gets float(1e-20) = 9.99999968e-21.
+LOG_THRESHOLD = float(torch.tensor(1e-20, dtype=torch.float32))
 # <cfloat> FLT_MIN, SoftmaxWithLoss's floor (also used for double blobs).
 FLT_MIN = 1.17549435082228750797e-38
 
@@ -38,8 +39,13 @@ class LossLayer(Layer):
             self.param.loss_weight.append(1.0)
 
     def reshape(self, bottom, top):
-        check_eq(_shape(bottom[0], 0), _shape(bottom[1], 0), "bottom[0]->shape(0)", "bottom[1]->shape(0)",
-                 "The data and label should have the same first dimension.")
+        check_eq(
+            _shape(bottom[0], 0),
+            _shape(bottom[1], 0),
+            "bottom[0]->shape(0)",
+            "bottom[1]->shape(0)",
+            "The data and label should have the same first dimension.",
+        )
         top[0].reshape([])  # a loss is a 0-axis blob
 
     def loss_weight(self, top):

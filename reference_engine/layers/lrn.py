@@ -29,8 +29,13 @@ class LRNLayer(Layer):
         self.norm_region = p.norm_region
 
     def reshape(self, bottom, top):
-        check_eq(4, bottom[0].num_axes, "4", "bottom[0]->num_axes()",
-                 "Input must have 4 axes, corresponding to (num, channels, height, width)")
+        check_eq(
+            4,
+            bottom[0].num_axes,
+            "4",
+            "bottom[0]->num_axes()",
+            "Input must have 4 axes, corresponding to (num, channels, height, width)",
+        )
         top[0].reshape(bottom[0].shape)
 
     def forward(self, bottom, top):
@@ -61,7 +66,7 @@ class LRNLayer(Layer):
         n, c, h, w = x.shape
         alpha_over_size = self._scalar(self.alpha, x) / self.size
         padded_square = torch.zeros((n, c + self.size - 1, h, w), dtype=x.dtype, device=x.device)
-        padded_square[:, self.pre_pad: self.pre_pad + c] = x * x
+        padded_square[:, self.pre_pad : self.pre_pad + c] = x * x
         scale = torch.empty_like(x)
         first = torch.full((n, h, w), self.k, dtype=x.dtype, device=x.device)
         for j in range(self.size):
@@ -84,8 +89,10 @@ class LRNLayer(Layer):
         bottom_diff = bottom.diff
         torch.pow(self.scale, -beta, out=bottom_diff)
         bottom_diff.mul_(top.diff)
-        padded_ratio = torch.zeros((n, c + self.size - 1, h, w), dtype=dtype, device=self.scale.device)
-        padded_ratio[:, inverse_pre_pad: inverse_pre_pad + c] = top.diff * top.data / self.scale
+        padded_ratio = torch.zeros(
+            (n, c + self.size - 1, h, w), dtype=dtype, device=self.scale.device
+        )
+        padded_ratio[:, inverse_pre_pad : inverse_pre_pad + c] = top.diff * top.data / self.scale
         accum = torch.zeros((n, h, w), dtype=dtype, device=self.scale.device)
         for j in range(self.size - 1):
             accum = accum + padded_ratio[:, j]
@@ -98,7 +105,6 @@ class LRNLayer(Layer):
 
     def _within_channel_forward(self, bottom, top):
         x = bottom.data
-        n, c, h, w = x.shape
         self.square_input = x  # Split shares the bottom's data
         self.square_output = torch.pow(x, 2)
         self.pool_output = self._average_pool(self.square_output)
@@ -120,13 +126,16 @@ class LRNLayer(Layer):
     def _average_pool(self, values):
         """AVE Pooling(kernel local_size, pad pre_pad, stride 1): the divisor is always size²."""
         n, c, h, w = values.shape
-        padded = torch.zeros((n, c, h + 2 * self.pre_pad, w + 2 * self.pre_pad), dtype=values.dtype,
-                             device=values.device)
-        padded[:, :, self.pre_pad: self.pre_pad + h, self.pre_pad: self.pre_pad + w] = values
+        padded = torch.zeros(
+            (n, c, h + 2 * self.pre_pad, w + 2 * self.pre_pad),
+            dtype=values.dtype,
+            device=values.device,
+        )
+        padded[:, :, self.pre_pad : self.pre_pad + h, self.pre_pad : self.pre_pad + w] = values
         total = torch.zeros_like(values)
         for i in range(self.size):
             for j in range(self.size):
-                total = total + padded[:, :, i: i + h, j: j + w]
+                total = total + padded[:, :, i : i + h, j : j + w]
         return total / (self.size * self.size)
 
     def _within_channel_backward(self, top, bottom):
@@ -155,11 +164,15 @@ class LRNLayer(Layer):
             pool_output_diff = power_output_diff * pool_output_diff
         # AVE Pooling backward: every output spreads diff / size² over its window, in (ph, pw) order.
         share = pool_output_diff / (self.size * self.size)
-        padded = torch.zeros((n, c, h + 2 * self.pre_pad, w + 2 * self.pre_pad), dtype=x.dtype, device=x.device)
+        padded = torch.zeros(
+            (n, c, h + 2 * self.pre_pad, w + 2 * self.pre_pad), dtype=x.dtype, device=x.device
+        )
         for i in reversed(range(self.size)):
             for j in reversed(range(self.size)):
-                padded[:, :, i: i + h, j: j + w] += share
-        square_output_diff = padded[:, :, self.pre_pad: self.pre_pad + h, self.pre_pad: self.pre_pad + w]
+                padded[:, :, i : i + h, j : j + w] += share
+        square_output_diff = padded[
+            :, :, self.pre_pad : self.pre_pad + h, self.pre_pad : self.pre_pad + w
+        ]
         # Power(power 2) backward: 2 x, times the diff.
         square_input_diff = 2 * self.square_input * square_output_diff
         # Split backward: the sum of its two tops' diffs.

@@ -30,14 +30,20 @@ def check_type_known(layer):
     if layer.semantics.has_clip_and_swish:
         return
     known = ", ".join(sorted(t for t in LAYERS if t not in MASTER_ONLY_TYPES))
-    check(False, "registry.count(type) == 1", f"Unknown layer type: {layer.type} (known types: {known})")
+    check(
+        False,
+        "registry.count(type) == 1",
+        f"Unknown layer type: {layer.type} (known types: {known})",
+    )
 
 
 def legacy_shape(blob, index: int) -> int:
     """Blob::LegacyShape, behind num()/channels()/height()/width(): missing axes read as 1.
 
     Belongs on Blob; kept here until blob.py grows it."""
-    check_le(blob.num_axes, 4, "num_axes()", "4", "Cannot use legacy accessors on Blobs with > 4 axes.")
+    check_le(
+        blob.num_axes, 4, "num_axes()", "4", "Cannot use legacy accessors on Blobs with > 4 axes."
+    )
     check_lt(index, 4, "index", "4")
     check_ge(index, -4, "index", "-4")
     if index >= blob.num_axes or index < -blob.num_axes:

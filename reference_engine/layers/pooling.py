@@ -28,26 +28,37 @@ class PoolingLayer(Layer):
     def layer_setup(self, bottom, top):
         p = self.param.pooling_param
         if p.global_pooling:
-            check(not (p.HasField("kernel_size") or p.HasField("kernel_h") or p.HasField("kernel_w")),
-                  "!(pool_param.has_kernel_size() || pool_param.has_kernel_h() || pool_param.has_kernel_w())",
-                  "With Global_pooling: true Filter size cannot specified")
+            check(
+                not (p.HasField("kernel_size") or p.HasField("kernel_h") or p.HasField("kernel_w")),
+                "!(pool_param.has_kernel_size() || pool_param.has_kernel_h() || pool_param.has_kernel_w())",
+                "With Global_pooling: true Filter size cannot specified",
+            )
         else:
-            check((not p.HasField("kernel_size")) != (not (p.HasField("kernel_h") and p.HasField("kernel_w"))),
-                  "!pool_param.has_kernel_size() != !(pool_param.has_kernel_h() && pool_param.has_kernel_w())",
-                  "Filter size is kernel_size OR kernel_h and kernel_w; not both")
-            check(p.HasField("kernel_size") or (p.HasField("kernel_h") and p.HasField("kernel_w")),
-                  "pool_param.has_kernel_size() || (pool_param.has_kernel_h() && pool_param.has_kernel_w())",
-                  "For non-square filters both kernel_h and kernel_w are required.")
-        check((not p.HasField("pad") and p.HasField("pad_h") and p.HasField("pad_w"))
-              or (not p.HasField("pad_h") and not p.HasField("pad_w")),
-              "(!pool_param.has_pad() && pool_param.has_pad_h() && pool_param.has_pad_w()) "
-              "|| (!pool_param.has_pad_h() && !pool_param.has_pad_w())",
-              "pad is pad OR pad_h and pad_w are required.")
-        check((not p.HasField("stride") and p.HasField("stride_h") and p.HasField("stride_w"))
-              or (not p.HasField("stride_h") and not p.HasField("stride_w")),
-              "(!pool_param.has_stride() && pool_param.has_stride_h() && pool_param.has_stride_w()) "
-              "|| (!pool_param.has_stride_h() && !pool_param.has_stride_w())",
-              "Stride is stride OR stride_h and stride_w are required.")
+            check(
+                (not p.HasField("kernel_size"))
+                != (not (p.HasField("kernel_h") and p.HasField("kernel_w"))),
+                "!pool_param.has_kernel_size() != !(pool_param.has_kernel_h() && pool_param.has_kernel_w())",
+                "Filter size is kernel_size OR kernel_h and kernel_w; not both",
+            )
+            check(
+                p.HasField("kernel_size") or (p.HasField("kernel_h") and p.HasField("kernel_w")),
+                "pool_param.has_kernel_size() || (pool_param.has_kernel_h() && pool_param.has_kernel_w())",
+                "For non-square filters both kernel_h and kernel_w are required.",
+            )
+        check(
+            (not p.HasField("pad") and p.HasField("pad_h") and p.HasField("pad_w"))
+            or (not p.HasField("pad_h") and not p.HasField("pad_w")),
+            "(!pool_param.has_pad() && pool_param.has_pad_h() && pool_param.has_pad_w()) "
+            "|| (!pool_param.has_pad_h() && !pool_param.has_pad_w())",
+            "pad is pad OR pad_h and pad_w are required.",
+        )
+        check(
+            (not p.HasField("stride") and p.HasField("stride_h") and p.HasField("stride_w"))
+            or (not p.HasField("stride_h") and not p.HasField("stride_w")),
+            "(!pool_param.has_stride() && pool_param.has_stride_h() && pool_param.has_stride_w()) "
+            "|| (!pool_param.has_stride_h() && !pool_param.has_stride_w())",
+            "Stride is stride OR stride_h and stride_w are required.",
+        )
         self.global_pooling = p.global_pooling
         # round_mode exists only in master; Caffe 1.0 always rounds up.
         self.round_mode = p.round_mode if self.semantics.pooling_round_mode else CEIL
@@ -68,24 +79,35 @@ class PoolingLayer(Layer):
         else:
             self.stride_h, self.stride_w = p.stride_h, p.stride_w
         if self.global_pooling:
-            check(self.pad_h == 0 and self.pad_w == 0 and self.stride_h == 1 and self.stride_w == 1,
-                  "pad_h_ == 0 && pad_w_ == 0 && stride_h_ == 1 && stride_w_ == 1",
-                  "With Global_pooling: true; only pad = 0 and stride = 1")
+            check(
+                self.pad_h == 0 and self.pad_w == 0 and self.stride_h == 1 and self.stride_w == 1,
+                "pad_h_ == 0 && pad_w_ == 0 && stride_h_ == 1 && stride_w_ == 1",
+                "With Global_pooling: true; only pad = 0 and stride = 1",
+            )
         if self.pad_h != 0 or self.pad_w != 0:
-            check(p.pool in (AVE, MAX),
-                  "this->layer_param_.pooling_param().pool() == PoolingParameter_PoolMethod_AVE "
-                  "|| this->layer_param_.pooling_param().pool() == PoolingParameter_PoolMethod_MAX",
-                  "Padding implemented only for average and max pooling.")
+            check(
+                p.pool in (AVE, MAX),
+                "this->layer_param_.pooling_param().pool() == PoolingParameter_PoolMethod_AVE "
+                "|| this->layer_param_.pooling_param().pool() == PoolingParameter_PoolMethod_MAX",
+                "Padding implemented only for average and max pooling.",
+            )
             check_lt(self.pad_h, self.kernel_h, "pad_h_", "kernel_h_")
             check_lt(self.pad_w, self.kernel_w, "pad_w_", "kernel_w_")
 
     def reshape(self, bottom, top):
-        check_eq(4, bottom[0].num_axes, "4", "bottom[0]->num_axes()",
-                 "Input must have 4 axes, corresponding to (num, channels, height, width)")
+        check_eq(
+            4,
+            bottom[0].num_axes,
+            "4",
+            "bottom[0]->num_axes()",
+            "Input must have 4 axes, corresponding to (num, channels, height, width)",
+        )
         self.num, self.channels, self.height, self.width = bottom[0].shape
         if self.global_pooling:
             self.kernel_h, self.kernel_w = self.height, self.width
-        self.pooled_height = self._pooled_size(self.height, self.kernel_h, self.pad_h, self.stride_h)
+        self.pooled_height = self._pooled_size(
+            self.height, self.kernel_h, self.pad_h, self.stride_h
+        )
         self.pooled_width = self._pooled_size(self.width, self.kernel_w, self.pad_w, self.stride_w)
         if self.pad_h or self.pad_w:
             # With padding, the last window must start inside the image, not in the padding.
@@ -93,13 +115,23 @@ class PoolingLayer(Layer):
                 self.pooled_height -= 1
             if (self.pooled_width - 1) * self.stride_w >= self.width + self.pad_w:
                 self.pooled_width -= 1
-            check_lt((self.pooled_height - 1) * self.stride_h, self.height + self.pad_h,
-                     "(pooled_height_ - 1) * stride_h_", "height_ + pad_h_")
-            check_lt((self.pooled_width - 1) * self.stride_w, self.width + self.pad_w,
-                     "(pooled_width_ - 1) * stride_w_", "width_ + pad_w_")
+            check_lt(
+                (self.pooled_height - 1) * self.stride_h,
+                self.height + self.pad_h,
+                "(pooled_height_ - 1) * stride_h_",
+                "height_ + pad_h_",
+            )
+            check_lt(
+                (self.pooled_width - 1) * self.stride_w,
+                self.width + self.pad_w,
+                "(pooled_width_ - 1) * stride_w_",
+                "width_ + pad_w_",
+            )
         if top[0] is bottom[0]:
-            raise Unsupported("Pooling in place (top == bottom): Caffe pools its own overwritten, "
-                              "reshaped memory; the reference engine does not model that")
+            raise Unsupported(
+                "Pooling in place (top == bottom): Caffe pools its own overwritten, "
+                "reshaped memory; the reference engine does not model that"
+            )
         shape = [self.num, self.channels, self.pooled_height, self.pooled_width]
         top[0].reshape(shape)
         if len(top) > 1:
@@ -130,6 +162,7 @@ class PoolingLayer(Layer):
 
     def _pool_sizes(self, dtype):
         """AVE's divisor: the window clipped to the padded image (height + pad), padding included."""
+
         def sizes(pooled, stride, pad, kernel, size):
             start = torch.arange(pooled, device=self.device) * stride - pad
             end = torch.clamp(start + kernel, max=size + pad)
@@ -150,7 +183,9 @@ class PoolingLayer(Layer):
                 # Strict '>' in raster order: the first maximum of a window wins a tie.
                 wins = inside & (values > top_data)
                 top_data = torch.where(wins, values, top_data)
-                index = (h.clamp(min=0)[:, None] * self.width + w.clamp(min=0)[None, :]).expand_as(mask)
+                index = (h.clamp(min=0)[:, None] * self.width + w.clamp(min=0)[None, :]).expand_as(
+                    mask
+                )
                 mask = torch.where(wins, index, mask)
             top[0].data.copy_(top_data)
             if len(top) > 1:
@@ -199,8 +234,9 @@ class PoolingLayer(Layer):
         mask = mask.reshape(planes, -1)
         dy = dy.reshape(planes, -1)
         if planes and bool((mask[0] < 0).any()):
-            raise Unsupported("MAX pooling backward with mask -1 in the first plane: Caffe writes "
-                              "before the start of the bottom diff")
+            raise Unsupported(
+                "MAX pooling backward with mask -1 in the first plane: Caffe writes "
+                "before the start of the bottom diff"
+            )
         for k in range(mask.shape[1]):
             flat.index_add_(0, offsets + mask[:, k], dy[:, k])
-

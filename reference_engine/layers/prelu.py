@@ -21,7 +21,13 @@ class PReLULayer(NeuronLayer):
         return 1
 
     def layer_setup(self, bottom, top):
-        check_ge(bottom[0].num_axes, 2, "bottom[0]->num_axes()", "2", "Number of axes of bottom blob must be >=2.")
+        check_ge(
+            bottom[0].num_axes,
+            2,
+            "bottom[0]->num_axes()",
+            "2",
+            "Number of axes of bottom blob must be >=2.",
+        )
         p = self.param.prelu_param
         channels = legacy_shape(bottom[0], 1)
         self.channel_shared = p.channel_shared
@@ -34,14 +40,24 @@ class PReLULayer(NeuronLayer):
                 fill(slope, caffe_pb2.FillerParameter(type="constant", value=0.25), self.generator)
             self.blobs = [slope]
         expected = 1 if self.channel_shared else channels
-        check_eq(self.blobs[0].count(), expected, "this->blobs_[0]->count()",
-                 "1" if self.channel_shared else "channels",
-                 "Negative slope size is inconsistent with prototxt config")
+        check_eq(
+            self.blobs[0].count(),
+            expected,
+            "this->blobs_[0]->count()",
+            "1" if self.channel_shared else "channels",
+            "Negative slope size is inconsistent with prototxt config",
+        )
         # param_propagate_down_.resize(blobs.size(), true): keeps what the net already set.
         self.param_propagate_down += [True] * (len(self.blobs) - len(self.param_propagate_down))
 
     def reshape(self, bottom, top):
-        check_ge(bottom[0].num_axes, 2, "bottom[0]->num_axes()", "2", "Number of axes of bottom blob must be >=2.")
+        check_ge(
+            bottom[0].num_axes,
+            2,
+            "bottom[0]->num_axes()",
+            "2",
+            "Number of axes of bottom blob must be >=2.",
+        )
         top[0].reshape_like(bottom[0])
         if bottom[0] is top[0]:
             if getattr(self, "bottom_memory", None) is None:

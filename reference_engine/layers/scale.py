@@ -55,7 +55,8 @@ class ScaleLayer(Layer):
     def reshape(self, bottom, top):
         scale = bottom[1] if len(bottom) > 1 else self.blobs[0]
         self.outer_dim, self.scale_dim, self.inner_dim = broadcast_dims(
-            bottom[0], scale, self.param.scale_param.axis, "scale", axis_text="axis_")
+            bottom[0], scale, self.param.scale_param.axis, "scale", axis_text="axis_"
+        )
         if top[0] is not bottom[0]:
             top[0].reshape(bottom[0].shape)
         if self.bias_param_id is not None:
@@ -72,12 +73,21 @@ class ScaleLayer(Layer):
         y.copy_(x * scale.reshape(1, self.scale_dim, 1))
         if self.bias_param_id is not None:
             outer, bias_dim, inner = self.bias_dims
-            top[0].data.view(outer, bias_dim, inner).add_(self.blobs[self.bias_param_id].data.reshape(1, bias_dim, 1))
+            top[0].data.view(outer, bias_dim, inner).add_(
+                self.blobs[self.bias_param_id].data.reshape(1, bias_dim, 1)
+            )
 
     def backward(self, top, propagate_down, bottom):
         if self.bias_param_id is not None and self.param_propagate_down[-1]:
             outer, bias_dim, inner = self.bias_dims
-            add_bias_diff(self.blobs[self.bias_param_id].diff, top[0].diff, outer, bias_dim, inner, accumulate=True)
+            add_bias_diff(
+                self.blobs[self.bias_param_id].diff,
+                top[0].diff,
+                outer,
+                bias_dim,
+                inner,
+                accumulate=True,
+            )
         learned = len(bottom) == 1
         scale = self.blobs[0] if learned else bottom[1]
         if (learned and self.param_propagate_down[0]) or (not learned and propagate_down[1]):

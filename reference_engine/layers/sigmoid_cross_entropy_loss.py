@@ -4,7 +4,7 @@ import torch
 
 from ..checks import check_eq, fatal
 from ..layer import register_layer
-from .loss import LossParameter, LossLayer, get_normalizer, normalization_mode
+from .loss import LossLayer, LossParameter, get_normalizer, normalization_mode
 from .sigmoid import caffe_sigmoid
 
 
@@ -26,8 +26,13 @@ class SigmoidCrossEntropyLossLayer(LossLayer):
         super().reshape(bottom, top)
         self.outer_num = bottom[0].shape[0]
         self.inner_num = bottom[0].count(1)
-        check_eq(bottom[0].count(), bottom[1].count(), "bottom[0]->count()", "bottom[1]->count()",
-                 "SIGMOID_CROSS_ENTROPY_LOSS layer inputs must have the same count.")
+        check_eq(
+            bottom[0].count(),
+            bottom[1].count(),
+            "bottom[0]->count()",
+            "bottom[1]->count()",
+            "SIGMOID_CROSS_ENTROPY_LOSS layer inputs must have the same count.",
+        )
 
     def _valid(self, target):
         if self.ignore_label is None:
@@ -45,7 +50,9 @@ class SigmoidCrossEntropyLossLayer(LossLayer):
         term = (x * (t - positive)).to(torch.float64) - softplus
         valid = self._valid(t)
         loss = -torch.where(valid, term, 0.0).sum().to(x.dtype)
-        self.normalizer = get_normalizer(self.normalization, int(valid.sum()), self.outer_num, self.inner_num)
+        self.normalizer = get_normalizer(
+            self.normalization, int(valid.sum()), self.outer_num, self.inner_num
+        )
         top[0].data.copy_(loss / self.normalizer)
 
     def backward(self, top, propagate_down, bottom):

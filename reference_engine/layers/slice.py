@@ -12,9 +12,11 @@ class SliceLayer(Layer):
 
     def layer_setup(self, bottom, top):
         p = self.param.slice_param
-        check(not (p.HasField("axis") and p.HasField("slice_dim")),
-              "!(slice_param.has_axis() && slice_param.has_slice_dim())",
-              "Either axis or slice_dim should be specified; not both.")
+        check(
+            not (p.HasField("axis") and p.HasField("slice_dim")),
+            "!(slice_param.has_axis() && slice_param.has_slice_dim())",
+            "Either axis or slice_dim should be specified; not both.",
+        )
         self.slice_points = list(p.slice_point)
 
     def reshape(self, bottom, top):
@@ -23,8 +25,13 @@ class SliceLayer(Layer):
         bottom_slice_axis = bottom[0].shape[self.axis]
         if self.slice_points:
             check_eq(len(self.slice_points), len(top) - 1, "slice_point_.size()", "top.size() - 1")
-            check_le(len(top), bottom_slice_axis, "top.size()", "bottom_slice_axis",
-                     f"slice axis: {self.axis}, bottom[0] shape: {bottom[0].shape_string()}")
+            check_le(
+                len(top),
+                bottom_slice_axis,
+                "top.size()",
+                "bottom_slice_axis",
+                f"slice axis: {self.axis}, bottom[0] shape: {bottom[0].shape_string()}",
+            )
             prev, sizes = 0, []
             for point in self.slice_points:
                 check_gt(point, prev, "slice_point_[i]", "prev")
@@ -32,9 +39,14 @@ class SliceLayer(Layer):
                 prev = point
             sizes.append(bottom_slice_axis - prev)
         else:
-            check_eq(bottom_slice_axis % len(top), 0, "bottom_slice_axis % top.size()", "0",
-                     f"Number of top blobs ({len(top)}) should evenly divide input slice axis "
-                     f"({bottom_slice_axis})")
+            check_eq(
+                bottom_slice_axis % len(top),
+                0,
+                "bottom_slice_axis % top.size()",
+                "0",
+                f"Number of top blobs ({len(top)}) should evenly divide input slice axis "
+                f"({bottom_slice_axis})",
+            )
             sizes = [bottom_slice_axis // len(top)] * len(top)
         count = 0
         for t, size in zip(top, sizes):
@@ -47,7 +59,9 @@ class SliceLayer(Layer):
             top[0].share_diff(bottom[0])
 
     def _views(self, blob, tensor):
-        return tensor.reshape(blob.count(0, self.axis), blob.shape[self.axis], blob.count(self.axis + 1))
+        return tensor.reshape(
+            blob.count(0, self.axis), blob.shape[self.axis], blob.count(self.axis + 1)
+        )
 
     def forward(self, bottom, top):
         if len(top) == 1:
@@ -56,7 +70,7 @@ class SliceLayer(Layer):
         offset = 0
         for t in top:
             size = t.shape[self.axis]
-            self._views(t, t.data).copy_(x[:, offset: offset + size])
+            self._views(t, t.data).copy_(x[:, offset : offset + size])
             offset += size
 
     def backward(self, top, propagate_down, bottom):
@@ -67,5 +81,5 @@ class SliceLayer(Layer):
         offset = 0
         for t in top:
             size = t.shape[self.axis]
-            dx[:, offset: offset + size] = self._views(t, t.diff)
+            dx[:, offset : offset + size] = self._views(t, t.diff)
             offset += size

@@ -26,7 +26,9 @@ class SoftmaxWithLossLayer(LossLayer):
         softmax_param = type(self.param)()
         softmax_param.CopyFrom(self.param)
         softmax_param.type = "Softmax"
-        self.softmax_layer = SoftmaxLayer(softmax_param, self.phase, self.dtype, self.device, self.semantics)
+        self.softmax_layer = SoftmaxLayer(
+            softmax_param, self.phase, self.dtype, self.device, self.semantics
+        )
         self.prob = self.new_blob([])
         self.softmax_layer.setup([bottom[0]], [self.prob])
         p = self.param.loss_param
@@ -39,10 +41,15 @@ class SoftmaxWithLossLayer(LossLayer):
         self.axis = bottom[0].canonical_axis_index(self.param.softmax_param.axis)
         self.outer_num = bottom[0].count(0, self.axis)
         self.inner_num = bottom[0].count(self.axis + 1)
-        check_eq(self.outer_num * self.inner_num, bottom[1].count(), "outer_num_ * inner_num_", "bottom[1]->count()",
-                 "Number of labels must match number of predictions; e.g., if softmax axis == 1 and prediction "
-                 "shape is (N, C, H, W), label count (number of labels) must be N*H*W, with integer values in "
-                 "{0, 1, ..., C-1}.")
+        check_eq(
+            self.outer_num * self.inner_num,
+            bottom[1].count(),
+            "outer_num_ * inner_num_",
+            "bottom[1]->count()",
+            "Number of labels must match number of predictions; e.g., if softmax axis == 1 and prediction "
+            "shape is (N, C, H, W), label count (number of labels) must be N*H*W, with integer values in "
+            "{0, 1, ..., C-1}.",
+        )
         if len(top) >= 2:
             top[1].reshape_like(bottom[0])
 
@@ -51,7 +58,11 @@ class SoftmaxWithLossLayer(LossLayer):
         num_labels = bottom[0].shape[self.axis]
         labels = label_indices(bottom[1].data.reshape(-1), num_labels, self.type, self.ignore_label)
         labels = labels.reshape(self.outer_num, 1, self.inner_num)
-        valid = torch.ones_like(labels, dtype=torch.bool) if self.ignore_label is None else labels != self.ignore_label
+        valid = (
+            torch.ones_like(labels, dtype=torch.bool)
+            if self.ignore_label is None
+            else labels != self.ignore_label
+        )
         # Ignored positions may hold any value; gather at a safe index and mask them out.
         return torch.where(valid, labels, 0), valid
 
@@ -63,7 +74,9 @@ class SoftmaxWithLossLayer(LossLayer):
         log_p = libm(torch.log, std_max(picked, FLT_MIN))
         loss = -torch.where(valid, log_p, 0.0).sum()
         count = int(valid.sum())
-        top[0].data.copy_(loss / get_normalizer(self.normalization, count, self.outer_num, self.inner_num))
+        top[0].data.copy_(
+            loss / get_normalizer(self.normalization, count, self.outer_num, self.inner_num)
+        )
         if len(top) == 2:
             top[1].share_data(self.prob)
 
@@ -80,5 +93,7 @@ class SoftmaxWithLossLayer(LossLayer):
         # The normalizer is recomputed from backward's own count; the loss weight is
         # whatever top 0's diff holds now.
         count = int(valid.sum())
-        scale = self.loss_weight(top) / get_normalizer(self.normalization, count, self.outer_num, self.inner_num)
+        scale = self.loss_weight(top) / get_normalizer(
+            self.normalization, count, self.outer_num, self.inner_num
+        )
         bottom[0].diff.copy_((dx * scale).reshape(bottom[0].diff.shape))

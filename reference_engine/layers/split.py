@@ -17,8 +17,13 @@ class SplitLayer(Layer):
 
     def reshape(self, bottom, top):
         for t in top:
-            check_ne(id(t), id(bottom[0]), "top[i]", "bottom[0]",
-                     "Split Layer does not allow in-place computation.")
+            check_ne(
+                id(t),
+                id(bottom[0]),
+                "top[i]",
+                "bottom[0]",
+                "Split Layer does not allow in-place computation.",
+            )
             t.reshape(bottom[0].shape)
             check_eq(bottom[0].count(), t.count(), "count_", "top[i]->count()")
 

@@ -4,8 +4,8 @@ Follows src/caffe/test/test_batch_norm_layer.cpp."""
 
 import pytest
 import torch
-
 from layer_testing import check_gradients, make_layer, run_forward
+
 from reference_engine.checks import CaffeError
 
 torch.set_num_threads(1)
@@ -14,7 +14,9 @@ X = torch.randn(3, 2, 2, 3, generator=torch.Generator().manual_seed(0), dtype=to
 
 
 def test_train_forward_and_running_sums():
-    layer, bottom, top = make_layer('type: "BatchNorm" batch_norm_param { moving_average_fraction: 0.5 }', [X])
+    layer, bottom, top = make_layer(
+        'type: "BatchNorm" batch_norm_param { moving_average_fraction: 0.5 }', [X]
+    )
     (y,) = run_forward(layer, bottom, top)
     mean = X.mean((0, 2, 3), keepdim=True)
     var = ((X - mean) ** 2).mean((0, 2, 3), keepdim=True)
@@ -43,10 +45,19 @@ def test_test_phase_uses_stored_statistics():
     torch.testing.assert_close(y, X / torch.sqrt(torch.tensor(eps, dtype=torch.float64)))
 
 
-@pytest.mark.parametrize("phase,body", [("TRAIN", ""), ("TEST", ""), ("TRAIN", "use_global_stats: true"),
-                                        ("TEST", "use_global_stats: false")])
+@pytest.mark.parametrize(
+    "phase,body",
+    [
+        ("TRAIN", ""),
+        ("TEST", ""),
+        ("TRAIN", "use_global_stats: true"),
+        ("TEST", "use_global_stats: false"),
+    ],
+)
 def test_gradient(phase, body):
-    layer, bottom, top = make_layer(f'type: "BatchNorm" batch_norm_param {{ {body} }}', [X], phase=phase)
+    layer, bottom, top = make_layer(
+        f'type: "BatchNorm" batch_norm_param {{ {body} }}', [X], phase=phase
+    )
     layer.blobs[0].data.copy_(torch.tensor([0.5, -1.0]))
     layer.blobs[1].data.copy_(torch.tensor([2.0, 3.0]))
     layer.blobs[2].data.fill_(1.0)
@@ -80,13 +91,17 @@ def hide_statistics(layer):
 def test_backward_ignores_propagate_down():
     layer, bottom, top = make_layer('type: "BatchNorm"', [X])
     run_forward(layer, bottom, top)
-    top[0].diff.copy_(torch.randn(X.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64))
+    top[0].diff.copy_(
+        torch.randn(X.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    )
     layer.backward(top, [False], bottom)
     assert bool((bottom[0].diff != 0).any())
 
 
 def test_param_specs_get_lr_mult_zero_and_refuse_learning():
-    layer, bottom, top = make_layer('type: "BatchNorm"', [X])
+    layer, _, _ = make_layer('type: "BatchNorm"', [X])
     assert [p.lr_mult for p in layer.param.param] == [0.0, 0.0, 0.0]
-    with pytest.raises(CaffeError, match="Cannot configure batch normalization statistics as layer parameters."):
+    with pytest.raises(
+        CaffeError, match="Cannot configure batch normalization statistics as layer parameters."
+    ):
         make_layer('type: "BatchNorm" param { lr_mult: 1 }', [X])

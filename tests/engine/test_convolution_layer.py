@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 import torch
-
 from layer_testing import check_gradients, make_layer, run_forward
+
 from reference_engine.checks import CaffeError
 
 # Tiny tensors: one thread avoids pool contention that slows every op a hundredfold here.
@@ -28,7 +28,7 @@ def direct_conv(x, w, b, stride, pad, dilation, group):
     ow = int((wd + 2 * pad[1] - (dilation[1] * (kw - 1) + 1)) / stride[1]) + 1
     margin = max(kh * dilation[0], kw * dilation[1]) + max(stride) * (oh + ow) + 2 * max(pad)
     xp = torch.zeros(n, c, h + 2 * margin, wd + 2 * margin, dtype=x.dtype)
-    xp[:, :, margin: margin + h, margin: margin + wd] = x  # zeros everywhere outside the image
+    xp[:, :, margin : margin + h, margin : margin + wd] = x  # zeros everywhere outside the image
     y = torch.zeros(n, o, oh, ow, dtype=x.dtype)
     og = o // group
     rows, cols = torch.arange(oh), torch.arange(ow)
@@ -37,8 +37,10 @@ def direct_conv(x, w, b, stride, pad, dilation, group):
         ww = cols * stride[1] - pad[1] + bb * dilation[1] + margin
         patch = xp[:, :, hh][:, :, :, ww]
         for g in range(group):
-            part = patch[:, g * cg: (g + 1) * cg]
-            y[:, g * og: (g + 1) * og] += torch.einsum("oc,nchw->nohw", w[g * og: (g + 1) * og, :, a, bb], part)
+            part = patch[:, g * cg : (g + 1) * cg]
+            y[:, g * og : (g + 1) * og] += torch.einsum(
+                "oc,nchw->nohw", w[g * og : (g + 1) * og, :, a, bb], part
+            )
     if b is not None:
         y += b.view(1, -1, 1, 1)
     return y
@@ -47,9 +49,21 @@ def direct_conv(x, w, b, stride, pad, dilation, group):
 SETTINGS = [
     ("num_output: 4 kernel_size: 3 stride: 2", (2, 2), (0, 0), (1, 1), 1),
     ("num_output: 2 kernel_size: 2 pad: 1", (1, 1), (1, 1), (1, 1), 1),
-    ("num_output: 4 kernel_h: 3 kernel_w: 2 stride_h: 2 stride_w: 1 pad_h: 1 pad_w: 0 group: 2", (2, 1), (1, 0), (1, 1), 2),
+    (
+        "num_output: 4 kernel_h: 3 kernel_w: 2 stride_h: 2 stride_w: 1 pad_h: 1 pad_w: 0 group: 2",
+        (2, 1),
+        (1, 0),
+        (1, 1),
+        2,
+    ),
     ("num_output: 2 kernel_size: 2 dilation: 2", (1, 1), (0, 0), (2, 2), 1),
-    ("num_output: 2 kernel_size: 4 stride: 2", (2, 2), (0, 0), (1, 1), 1),  # window overhangs: 3 -> 1
+    (
+        "num_output: 2 kernel_size: 4 stride: 2",
+        (2, 2),
+        (0, 0),
+        (1, 1),
+        1,
+    ),  # window overhangs: 3 -> 1
 ]
 
 
@@ -60,14 +74,18 @@ def test_forward_matches_direct_sum(body, stride, pad, dilation, group):
         x = x[:, :, :3, :3]
     layer, bottom, top = make_layer(conv_proto(body), [x])
     (y,) = run_forward(layer, bottom, top)
-    expected = direct_conv(x, layer.blobs[0].data, layer.blobs[1].data, stride, pad, dilation, group)
+    expected = direct_conv(
+        x, layer.blobs[0].data, layer.blobs[1].data, stride, pad, dilation, group
+    )
     assert y.shape == expected.shape
     torch.testing.assert_close(y, expected)
 
 
 def test_output_size_truncates_toward_zero():
     # 3x3 input, kernel 4, stride 2: (3 - 4) / 2 + 1 = 1 in C++ (caffe-semantics §9 ex11).
-    layer, bottom, top = make_layer(conv_proto("num_output: 1 kernel_size: 4 stride: 2"), [torch.ones(1, 1, 3, 3)])
+    _, _, top = make_layer(
+        conv_proto("num_output: 1 kernel_size: 4 stride: 2"), [torch.ones(1, 1, 3, 3)]
+    )
     assert top[0].shape == [1, 1, 1, 1]
 
 
@@ -83,8 +101,13 @@ def test_gradient(body, stride, pad, dilation, group):
 
 def test_gradient_two_bottoms_and_3d():
     g = torch.Generator().manual_seed(7)
-    a, b = torch.randn(1, 2, 4, 4, generator=g, dtype=torch.float64), torch.randn(1, 2, 4, 4, generator=g, dtype=torch.float64)
-    layer, bottom, top = make_layer(conv_proto("num_output: 2 kernel_size: 3 pad: 1"), [a, b], num_tops=2)
+    a, b = (
+        torch.randn(1, 2, 4, 4, generator=g, dtype=torch.float64),
+        torch.randn(1, 2, 4, 4, generator=g, dtype=torch.float64),
+    )
+    layer, bottom, top = make_layer(
+        conv_proto("num_output: 2 kernel_size: 3 pad: 1"), [a, b], num_tops=2
+    )
     check_gradients(layer, bottom, top)
     x = torch.randn(1, 2, 3, 3, 3, generator=g, dtype=torch.float64)
     layer, bottom, top = make_layer(conv_proto("num_output: 2 kernel_size: 2"), [x])
@@ -96,7 +119,9 @@ def test_channel_axis():
     layer, bottom, top = make_layer(conv_proto("num_output: 2 kernel_size: 3 axis: 2"), [x])
     assert top[0].shape == [2, 3, 2, 2, 2]
     (y,) = run_forward(layer, bottom, top)
-    expected = direct_conv(x.reshape(6, 2, 4, 4), layer.blobs[0].data, layer.blobs[1].data, (1, 1), (0, 0), (1, 1), 1)
+    expected = direct_conv(
+        x.reshape(6, 2, 4, 4), layer.blobs[0].data, layer.blobs[1].data, (1, 1), (0, 0), (1, 1), 1
+    )
     torch.testing.assert_close(y, expected.reshape(2, 3, 2, 2, 2))
 
 
@@ -134,11 +159,18 @@ def test_stored_blobs_are_used_and_shape_checked():
     layer, bottom, top = make_layer(proto, [torch.ones(1, 1, 2, 2)])
     (y,) = run_forward(layer, bottom, top)
     assert bool((y == 3).all())
-    bad = proto.replace("dim: 1 dim: 1 dim: 1 dim: 1 } data: 3", "dim: 1 dim: 1 dim: 1 dim: 2 } data: 3 data: 3")
-    with pytest.raises(CaffeError, match="Incorrect weight shape: expected shape 1 1 1 1 \\(1\\); instead, shape was"):
+    bad = proto.replace(
+        "dim: 1 dim: 1 dim: 1 dim: 1 } data: 3", "dim: 1 dim: 1 dim: 1 dim: 2 } data: 3 data: 3"
+    )
+    with pytest.raises(
+        CaffeError,
+        match="Incorrect weight shape: expected shape 1 1 1 1 \\(1\\); instead, shape was",
+    ):
         make_layer(bad, [torch.ones(1, 1, 2, 2)])
 
 
 def test_kernel_hw_needs_two_spatial_axes():
-    with pytest.raises(CaffeError, match="kernel_h & kernel_w can only be used for 2D convolution."):
+    with pytest.raises(
+        CaffeError, match="kernel_h & kernel_w can only be used for 2D convolution."
+    ):
         make_layer(conv_proto("num_output: 1 kernel_h: 1 kernel_w: 1"), [torch.ones(1, 1, 2, 2, 2)])

@@ -4,7 +4,6 @@ Follows src/caffe/test/test_deconvolution_layer.cpp."""
 
 import pytest
 import torch
-
 from layer_testing import check_gradients, make_layer, run_forward
 
 torch.set_num_threads(1)
@@ -15,12 +14,17 @@ def deconv(body, kind="Deconvolution"):
       weight_filler {{ type: "gaussian" std: 0.5 }} bias_filler {{ type: "gaussian" std: 0.5 }} }}"""
 
 
-BODIES = ["num_output: 3 kernel_size: 3 stride: 2", "num_output: 2 kernel_size: 3 stride: 2 pad: 1 group: 2",
-          "num_output: 2 kernel_h: 2 kernel_w: 3 stride_h: 1 stride_w: 2 dilation: 2"]
+BODIES = [
+    "num_output: 3 kernel_size: 3 stride: 2",
+    "num_output: 2 kernel_size: 3 stride: 2 pad: 1 group: 2",
+    "num_output: 2 kernel_h: 2 kernel_w: 3 stride_h: 1 stride_w: 2 dilation: 2",
+]
 
 
 def test_output_shape():
-    layer, bottom, top = make_layer(deconv("num_output: 3 kernel_size: 3 stride: 2 pad: 1"), [torch.ones(2, 2, 4, 5)])
+    _, _, top = make_layer(
+        deconv("num_output: 3 kernel_size: 3 stride: 2 pad: 1"), [torch.ones(2, 2, 4, 5)]
+    )
     assert top[0].shape == [2, 3, 7, 9]  # 2*(in-1) + 3 - 2
 
 
@@ -32,7 +36,9 @@ def test_forward_is_the_adjoint_of_convolution(body):
     (y,) = run_forward(layer, bottom, top)
     z = torch.randn(y.shape, generator=g, dtype=torch.float64)
     # A Convolution with the same weight maps z (num_output channels) back to x's shape.
-    conv_body = body.replace("num_output: 3", "num_output: 2").replace("num_output: 2", "num_output: 2")
+    conv_body = body.replace("num_output: 3", "num_output: 2").replace(
+        "num_output: 2", "num_output: 2"
+    )
     conv, cb, ct = make_layer(deconv(conv_body + " bias_term: false", "Convolution"), [z])
     conv.blobs[0].data.copy_(layer.blobs[0].data)
     (cz,) = run_forward(conv, cb, ct)

@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+from layer_testing import check_gradients, make_layer, run_forward
 
 from reference_engine.checks import CaffeError, Unsupported
-from layer_testing import check_gradients, make_layer, run_forward
 
 
 def scores(shape=(5, 4), seed=1701):
@@ -14,13 +14,16 @@ def scores(shape=(5, 4), seed=1701):
 
 
 def labels(num=5, classes=4, seed=7):
-    return torch.randint(0, classes, (num,), generator=torch.Generator().manual_seed(seed)).to(torch.float64)
+    return torch.randint(0, classes, (num,), generator=torch.Generator().manual_seed(seed)).to(
+        torch.float64
+    )
 
 
 def margins(x, y):
+    x = x.reshape(x.shape[0], -1)
     sign = torch.ones_like(x)
     sign[torch.arange(x.shape[0]), y.long()] = -1
-    return torch.clamp_min(1 + sign * x.reshape(x.shape[0], -1), 0)
+    return torch.clamp_min(1 + sign * x, 0)
 
 
 @pytest.mark.parametrize("norm", [None, "L1", "L2"])
@@ -40,7 +43,7 @@ def test_forward_writes_the_margins_into_the_bottom_diff():
     x, y = scores(), labels()
     layer, bottom, top = make_layer('type: "HingeLoss"', [x, y])
     run_forward(layer, bottom, top)
-    assert torch.equal(bottom[0].diff, margins(x, y))
+    assert torch.equal(bottom[0].diff, margins(x, y).reshape(x.shape))
 
 
 def test_loss_weight_is_read_from_the_top_diff():

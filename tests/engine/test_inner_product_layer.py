@@ -4,8 +4,8 @@ Follows src/caffe/test/test_inner_product_layer.cpp."""
 
 import pytest
 import torch
-
 from layer_testing import check_gradients, make_layer, run_forward
+
 from reference_engine.checks import CaffeError
 
 torch.set_num_threads(1)
@@ -29,13 +29,16 @@ def test_forward(transpose):
 
 def test_axis():
     x = torch.randn(2, 3, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    layer, bottom, top = make_layer(ip("num_output: 5 axis: 2"), [x])
+    _, _, top = make_layer(ip("num_output: 5 axis: 2"), [x])
     assert top[0].shape == [2, 3, 5]
-    layer, bottom, top = make_layer(ip("num_output: 5 axis: -2"), [x])
+    _, _, top = make_layer(ip("num_output: 5 axis: -2"), [x])
     assert top[0].shape == [2, 5]
 
 
-@pytest.mark.parametrize("body", ["num_output: 3", "num_output: 3 transpose: true", "num_output: 2 bias_term: false axis: 2"])
+@pytest.mark.parametrize(
+    "body",
+    ["num_output: 3", "num_output: 3 transpose: true", "num_output: 2 bias_term: false axis: 2"],
+)
 def test_gradient(body):
     x = torch.randn(2, 3, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     layer, bottom, top = make_layer(ip(body), [x])

@@ -4,7 +4,6 @@ Follows src/caffe/test/test_lrn_layer.cpp (ReferenceLRNForward)."""
 
 import pytest
 import torch
-
 from layer_testing import check_gradients, make_layer, run_forward
 
 torch.set_num_threads(1)
@@ -18,22 +17,25 @@ def reference_across(x, size, alpha, beta, k):
     pad = (size - 1) // 2
     sq = torch.nn.functional.pad(x * x, (0, 0, 0, 0, pad, pad))
     c = x.shape[1]
-    scale = k + alpha / size * torch.stack([sq[:, j: j + size].sum(1) for j in range(c)], 1)
-    return x * scale ** -beta
+    scale = k + alpha / size * torch.stack([sq[:, j : j + size].sum(1) for j in range(c)], 1)
+    return x * scale**-beta
 
 
 def reference_within(x, size, alpha, beta):
     pad = (size - 1) // 2
     sq = torch.nn.functional.pad(x * x, (pad, pad, pad, pad))
     h, w = x.shape[2:]
-    total = sum(sq[:, :, i: i + h, j: j + w] for i in range(size) for j in range(size))
-    return x * (1 + alpha * total / size ** 2) ** -beta
+    total = sum(sq[:, :, i : i + h, j : j + w] for i in range(size) for j in range(size))
+    return x * (1 + alpha * total / size**2) ** -beta
 
 
 X = torch.randn(2, 7, 3, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
 
 
-@pytest.mark.parametrize("body,args", [("", (5, 1.0, 0.75, 1.0)), ("local_size: 3 alpha: 0.5 beta: 0.6 k: 2", (3, 0.5, 0.6, 2.0))])
+@pytest.mark.parametrize(
+    "body,args",
+    [("", (5, 1.0, 0.75, 1.0)), ("local_size: 3 alpha: 0.5 beta: 0.6 k: 2", (3, 0.5, 0.6, 2.0))],
+)
 def test_across_channels_forward(body, args):
     layer, bottom, top = make_layer(lrn(body), [X])
     (y,) = run_forward(layer, bottom, top)
@@ -41,13 +43,22 @@ def test_across_channels_forward(body, args):
 
 
 def test_within_channel_forward_ignores_k():
-    layer, bottom, top = make_layer(lrn("norm_region: WITHIN_CHANNEL local_size: 3 alpha: 0.7 beta: 0.6 k: 9"), [X])
+    layer, bottom, top = make_layer(
+        lrn("norm_region: WITHIN_CHANNEL local_size: 3 alpha: 0.7 beta: 0.6 k: 9"), [X]
+    )
     (y,) = run_forward(layer, bottom, top)
     torch.testing.assert_close(y, reference_within(X, 3, 0.7, 0.6))
 
 
-@pytest.mark.parametrize("body", ["", "local_size: 3 beta: 0.6 k: 2", "norm_region: WITHIN_CHANNEL local_size: 3",
-                                  "norm_region: WITHIN_CHANNEL local_size: 5 alpha: 0.2 beta: 2"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "",
+        "local_size: 3 beta: 0.6 k: 2",
+        "norm_region: WITHIN_CHANNEL local_size: 3",
+        "norm_region: WITHIN_CHANNEL local_size: 5 alpha: 0.2 beta: 2",
+    ],
+)
 def test_gradient(body):
     layer, bottom, top = make_layer(lrn(body), [X[:1, :5]])
     check_gradients(layer, bottom, top)

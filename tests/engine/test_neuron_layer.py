@@ -10,14 +10,13 @@ import math
 import pytest
 import torch
 from google.protobuf import text_format
+from layer_testing import check_gradients, make_layer, run_forward
 
 from reference_engine import caffe_pb2
 from reference_engine.blob import Blob
 from reference_engine.checks import CaffeError
 from reference_engine.layer import layer_class
 from reference_engine.semantics import CAFFE_1_0
-
-from layer_testing import check_gradients, make_layer, run_forward
 
 
 def gaussian(shape=(2, 3, 2, 2), seed=1701, margin=0.0):
@@ -57,7 +56,9 @@ def test_relu_forward_and_gradient(slope):
 
 
 def test_relu_gradient_at_zero_is_the_slope():
-    layer, bottom, top = make_layer('type: "ReLU" relu_param { negative_slope: 0.25 }', [torch.zeros(3)])
+    layer, bottom, top = make_layer(
+        'type: "ReLU" relu_param { negative_slope: 0.25 }', [torch.zeros(3)]
+    )
     run_forward(layer, bottom, top)
     top[0].diff.fill_(2.0)
     layer.backward(top, [True], bottom)
@@ -91,7 +92,9 @@ def test_elu_forward_and_gradient(alpha):
     layer, bottom, top = make_layer(proto, [x])
     (y,) = run_forward(layer, bottom, top)
     a = 1.0 if alpha is None else alpha
-    torch.testing.assert_close(y, torch.where(x > 0, x, a * (torch.exp(x) - 1)), rtol=1e-14, atol=1e-15)
+    torch.testing.assert_close(
+        y, torch.where(x > 0, x, a * (torch.exp(x) - 1)), rtol=1e-14, atol=1e-15
+    )
     check_gradients(layer, bottom, top)
 
 
@@ -128,8 +131,11 @@ def test_absval_forward_and_gradient():
 
 
 def test_absval_refuses_in_place():
-    with pytest.raises(CaffeError, match=r"^Check failed: top\[0\] != bottom\[0\] \(0x.* vs\. 0x.*\) "
-                       r"AbsVal Layer does not allow in-place computation\.$"):
+    with pytest.raises(
+        CaffeError,
+        match=r"^Check failed: top\[0\] != bottom\[0\] \(0x.* vs\. 0x.*\) "
+        r"AbsVal Layer does not allow in-place computation\.$",
+    ):
         in_place('type: "AbsVal"', torch.ones(2))
 
 
@@ -167,7 +173,8 @@ def test_power_forward_and_gradient(power, scale, shift):
     # Keep shift + scale x positive so that non-integer powers are defined (test_power_layer.cpp).
     x = positive(low=3.0, high=4.0)
     layer, bottom, top = make_layer(
-        f'type: "Power" power_param {{ power: {power} scale: {scale} shift: {shift} }}', [x])
+        f'type: "Power" power_param {{ power: {power} scale: {scale} shift: {shift} }}', [x]
+    )
     (y,) = run_forward(layer, bottom, top)
     p, a, b = (float(torch.tensor(v, dtype=torch.float32)) for v in (power, scale, shift))
     torch.testing.assert_close(y, (b + a * x) ** p, rtol=1e-13, atol=0)
@@ -177,9 +184,14 @@ def test_power_forward_and_gradient(power, scale, shift):
 @pytest.mark.parametrize("power, scale, expected", [(0.0, 0.83, 1.0), (0.37, 0.0, (-2.4) ** 0.37)])
 def test_power_ignores_x_when_power_or_scale_is_zero(power, scale, expected):
     layer, bottom, top = make_layer(
-        f'type: "Power" power_param {{ power: {power} scale: {scale} shift: 2.0 }}', [gaussian()])
+        f'type: "Power" power_param {{ power: {power} scale: {scale} shift: 2.0 }}', [gaussian()]
+    )
     (y,) = run_forward(layer, bottom, top)
-    shift_result = 1.0 if power == 0 else float(torch.tensor(2.0) ** torch.tensor(0.37, dtype=torch.float32).double())
+    shift_result = (
+        1.0
+        if power == 0
+        else float(torch.tensor(2.0) ** torch.tensor(0.37, dtype=torch.float32).double())
+    )
     assert torch.equal(y, torch.full_like(y, shift_result))
     # The gradient is a plain 0, never multiplied by the top diff.
     top[0].diff.fill_(math.nan)
@@ -188,25 +200,36 @@ def test_power_ignores_x_when_power_or_scale_is_zero(power, scale, expected):
 
 
 def test_power_no_shift_gradient_is_nan_at_zero():
-    layer, bottom, top = make_layer('type: "Power" power_param { power: 3 }', [torch.tensor([0.0, 1.0])])
+    layer, bottom, top = make_layer(
+        'type: "Power" power_param { power: 3 }', [torch.tensor([0.0, 1.0])]
+    )
     run_forward(layer, bottom, top)
     top[0].diff.fill_(1.0)
     layer.backward(top, [True], bottom)
     assert math.isnan(bottom[0].diff[0]) and bottom[0].diff[1] == 3.0
 
 
-EXP_LOG_SETTINGS = [(-1.0, 1.0, 0.0), (2.0, 1.0, 0.0), (2.0, 1.0, 1.0), (2.0, 3.0, 0.0), (2.0, 3.0, 1.0),
-                    (-1.0, 0.5, 1.0)]
+EXP_LOG_SETTINGS = [
+    (-1.0, 1.0, 0.0),
+    (2.0, 1.0, 0.0),
+    (2.0, 1.0, 1.0),
+    (2.0, 3.0, 0.0),
+    (2.0, 3.0, 1.0),
+    (-1.0, 0.5, 1.0),
+]
 
 
 @pytest.mark.parametrize("base, scale, shift", EXP_LOG_SETTINGS)
 def test_exp_forward_and_gradient(base, scale, shift):
     x = gaussian() * 0.5
     layer, bottom, top = make_layer(
-        f'type: "Exp" exp_param {{ base: {base} scale: {scale} shift: {shift} }}', [x])
+        f'type: "Exp" exp_param {{ base: {base} scale: {scale} shift: {shift} }}', [x]
+    )
     (y,) = run_forward(layer, bottom, top)
     b = math.e if base == -1 else base
-    torch.testing.assert_close(y, b ** (shift + scale * x), rtol=1e-6, atol=0)  # log(base) is a float
+    torch.testing.assert_close(
+        y, b ** (shift + scale * x), rtol=1e-6, atol=0
+    )  # log(base) is a float
     check_gradients(layer, bottom, top)
 
 
@@ -214,7 +237,8 @@ def test_exp_forward_and_gradient(base, scale, shift):
 def test_log_forward_and_gradient(base, scale, shift):
     x = positive()
     layer, bottom, top = make_layer(
-        f'type: "Log" log_param {{ base: {base} scale: {scale} shift: {shift} }}', [x])
+        f'type: "Log" log_param {{ base: {base} scale: {scale} shift: {shift} }}', [x]
+    )
     (y,) = run_forward(layer, bottom, top)
     b = math.e if base == -1 else base
     torch.testing.assert_close(y, torch.log(shift + scale * x) / math.log(b), rtol=1e-6, atol=0)
@@ -230,8 +254,11 @@ def test_base_must_be_positive(kind):
 
 
 def test_log_base_one_is_refused_with_caffes_inf_check():
-    with pytest.raises(CaffeError, match=r"^Check failed: !isinf\(base_scale_\) Inf result: 1/log\(base\) = "
-                       r"1/log\(1\) = inf$"):
+    with pytest.raises(
+        CaffeError,
+        match=r"^Check failed: !isinf\(base_scale_\) Inf result: 1/log\(base\) = "
+        r"1/log\(1\) = inf$",
+    ):
         make_layer('type: "Log" log_param { base: 1 }', [positive()])
 
 
@@ -242,7 +269,9 @@ def test_log_base_one_is_refused_with_caffes_inf_check():
 def test_threshold_forward_is_strict(threshold):
     t = 0.0 if threshold is None else threshold
     x = torch.tensor([t - 1, t, t + 1e-9, t + 1], dtype=torch.float64)
-    proto = 'type: "Threshold"' + ("" if threshold is None else f" threshold_param {{ threshold: {threshold} }}")
+    proto = 'type: "Threshold"' + (
+        "" if threshold is None else f" threshold_param {{ threshold: {threshold} }}"
+    )
     layer, bottom, top = make_layer(proto, [x])
     (y,) = run_forward(layer, bottom, top)
     assert y.tolist() == [0.0, 0.0, 1.0, 1.0]
@@ -270,8 +299,9 @@ def test_clip_forward_and_gradient():
 
 
 def test_clip_bounds_are_inclusive_and_nan_becomes_min():
-    layer, bottom, top = make_layer('type: "Clip" clip_param { min: -1 max: 1 }',
-                                    [torch.tensor([-1.0, 1.0, math.nan, 2.0])])
+    layer, bottom, top = make_layer(
+        'type: "Clip" clip_param { min: -1 max: 1 }', [torch.tensor([-1.0, 1.0, math.nan, 2.0])]
+    )
     (y,) = run_forward(layer, bottom, top)
     assert y.tolist() == [-1.0, 1.0, -1.0, 1.0]
     top[0].diff.fill_(1.0)
@@ -292,9 +322,14 @@ def test_swish_forward_and_gradient(beta):
 
 @pytest.mark.parametrize("kind", ["Clip", "Swish"])
 def test_clip_and_swish_are_unknown_types_in_caffe_1_0(kind):
-    param = text_format.Parse(f'type: "{kind}" clip_param {{ min: 0 max: 1 }}', caffe_pb2.LayerParameter())
-    with pytest.raises(CaffeError, match=f"^Check failed: registry.count\\(type\\) == 1 Unknown layer type: "
-                       f"{kind} \\(known types: AbsVal, Accuracy, .*\\)$") as error:
+    param = text_format.Parse(
+        f'type: "{kind}" clip_param {{ min: 0 max: 1 }}', caffe_pb2.LayerParameter()
+    )
+    with pytest.raises(
+        CaffeError,
+        match=f"^Check failed: registry.count\\(type\\) == 1 Unknown layer type: "
+        f"{kind} \\(known types: AbsVal, Accuracy, .*\\)$",
+    ) as error:
         layer_class(kind)(param, caffe_pb2.TRAIN, torch.float64, "cpu", semantics=CAFFE_1_0)
     known = error.value.message.split("(known types: ")[1].rstrip(")").split(", ")
     assert "Clip" not in known and "Swish" not in known and "ReLU" in known
@@ -306,7 +341,9 @@ def test_clip_and_swish_are_unknown_types_in_caffe_1_0(kind):
 @pytest.mark.parametrize("ratio", [None, 0.75])
 def test_dropout_train_uses_the_injected_mask(ratio):
     x = gaussian()
-    proto = 'type: "Dropout"' + ("" if ratio is None else f" dropout_param {{ dropout_ratio: {ratio} }}")
+    proto = 'type: "Dropout"' + (
+        "" if ratio is None else f" dropout_param {{ dropout_ratio: {ratio} }}"
+    )
     layer, bottom, top = make_layer(proto, [x])
     mask = (torch.arange(x.numel()) % 3 != 0).to(torch.uint8).reshape(x.shape)
     layer.set_mask(mask)
@@ -355,7 +392,7 @@ def test_dropout_test_phase_is_identity():
 
 
 def test_dropout_refuses_a_mask_of_the_wrong_shape():
-    layer, bottom, top = make_layer('type: "Dropout"', [gaussian()])
+    layer, _bottom, _top = make_layer('type: "Dropout"', [gaussian()])
     with pytest.raises(ValueError, match=r"mask shape \[3\]"):
         layer.set_mask(torch.ones(3))
 
@@ -369,7 +406,9 @@ def test_prelu_forward_and_gradient(shared):
     proto = f'type: "PReLU" prelu_param {{ channel_shared: {str(shared).lower()} }}'
     layer, bottom, top = make_layer(proto, [x])
     assert layer.blobs[0].shape == ([] if shared else [3])
-    assert torch.equal(layer.blobs[0].data, torch.full(layer.blobs[0].shape, 0.25, dtype=torch.float64))
+    assert torch.equal(
+        layer.blobs[0].data, torch.full(layer.blobs[0].shape, 0.25, dtype=torch.float64)
+    )
     layer.blobs[0].data.copy_(torch.tensor(0.3) if shared else torch.tensor([0.1, -0.2, 0.7]))
     (y,) = run_forward(layer, bottom, top)
     slope = layer.blobs[0].data if shared else layer.blobs[0].data.reshape(1, 3, 1, 1)
@@ -379,7 +418,9 @@ def test_prelu_forward_and_gradient(shared):
 
 def test_prelu_with_a_filler_and_two_axes():
     x = gaussian(shape=(4, 3), margin=0.05)
-    layer, bottom, top = make_layer('type: "PReLU" prelu_param { filler { type: "constant" value: 0.5 } }', [x])
+    layer, bottom, top = make_layer(
+        'type: "PReLU" prelu_param { filler { type: "constant" value: 0.5 } }', [x]
+    )
     assert layer.blobs[0].data.tolist() == [0.5, 0.5, 0.5]
     check_gradients(layer, bottom, top)
 
@@ -416,6 +457,9 @@ def test_prelu_in_place_matches_out_of_place():
 
 
 def test_prelu_needs_two_axes():
-    with pytest.raises(CaffeError, match=r"^Check failed: bottom\[0\]->num_axes\(\) >= 2 \(1 vs\. 2\) "
-                       r"Number of axes of bottom blob must be >=2\.$"):
+    with pytest.raises(
+        CaffeError,
+        match=r"^Check failed: bottom\[0\]->num_axes\(\) >= 2 \(1 vs\. 2\) "
+        r"Number of axes of bottom blob must be >=2\.$",
+    ):
         make_layer('type: "PReLU"', [torch.ones(3)])

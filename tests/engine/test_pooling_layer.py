@@ -4,8 +4,8 @@ Follows src/caffe/test/test_pooling_layer.cpp (TestForwardMax, TestGradientMax, 
 
 import pytest
 import torch
-
 from layer_testing import check_gradients, make_layer, run_forward
+
 from reference_engine.checks import CaffeError, Unsupported
 from reference_engine.semantics import CAFFE_1_0
 
@@ -21,28 +21,42 @@ def distinct(shape, seed=0):
     n = 1
     for d in shape:
         n *= d
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed)).to(torch.float64).view(shape) * 0.1
+    return (
+        torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        .to(torch.float64)
+        .view(shape)
+        * 0.1
+    )
 
 
-@pytest.mark.parametrize("body,size", [
-    ("pool: AVE kernel_size: 2 stride: 2 pad: 1", [2, 2]),   # ceil gives 3, clipped to 2 (§9 ex11)
-    ("pool: MAX kernel_size: 2 stride: 2", [2, 2]),          # ceil((3-2)/2)+1 = 2, no clipping
-    ("pool: MAX kernel_size: 2 stride: 2 round_mode: FLOOR", [1, 1]),
-    ("pool: MAX kernel_h: 3 kernel_w: 1 stride_h: 1 stride_w: 2", [1, 2]),
-])
+@pytest.mark.parametrize(
+    "body,size",
+    [
+        (
+            "pool: AVE kernel_size: 2 stride: 2 pad: 1",
+            [2, 2],
+        ),  # ceil gives 3, clipped to 2 (§9 ex11)
+        ("pool: MAX kernel_size: 2 stride: 2", [2, 2]),  # ceil((3-2)/2)+1 = 2, no clipping
+        ("pool: MAX kernel_size: 2 stride: 2 round_mode: FLOOR", [1, 1]),
+        ("pool: MAX kernel_h: 3 kernel_w: 1 stride_h: 1 stride_w: 2", [1, 2]),
+    ],
+)
 def test_output_size(body, size):
-    layer, bottom, top = make_layer(pool(body), [torch.zeros(1, 1, 3, 3)])
+    _, _, top = make_layer(pool(body), [torch.zeros(1, 1, 3, 3)])
     assert top[0].shape == [1, 1] + size
 
 
 def test_round_mode_is_ignored_by_caffe_1_0():
-    from layer_testing import PHASES
     from google.protobuf import text_format
+    from layer_testing import PHASES
+
     from reference_engine import caffe_pb2
     from reference_engine.blob import Blob
     from reference_engine.layers.pooling import PoolingLayer
 
-    param = text_format.Parse(pool("pool: MAX kernel_size: 2 stride: 2 round_mode: FLOOR"), caffe_pb2.LayerParameter())
+    param = text_format.Parse(
+        pool("pool: MAX kernel_size: 2 stride: 2 round_mode: FLOOR"), caffe_pb2.LayerParameter()
+    )
     layer = PoolingLayer(param, PHASES["TRAIN"], torch.float64, "cpu", semantics=CAFFE_1_0)
     bottom, top = [Blob([1, 1, 3, 3], dtype=torch.float64)], [Blob([], dtype=torch.float64)]
     layer.setup(bottom, top)
@@ -101,21 +115,26 @@ def test_global_pooling():
         make_layer(pool("global_pooling: true kernel_size: 2"), [x])
 
 
-@pytest.mark.parametrize("body", [
-    "pool: MAX kernel_size: 3 stride: 2",
-    "pool: MAX kernel_size: 2 stride: 2 pad: 1",
-    "pool: MAX kernel_h: 3 kernel_w: 2 stride: 1 pad_h: 1 pad_w: 0",
-    "pool: AVE kernel_size: 3 stride: 2",
-    "pool: AVE kernel_size: 3 stride: 2 pad: 1",
-    "pool: AVE kernel_h: 2 kernel_w: 3 stride_h: 1 stride_w: 2 pad_h: 1 pad_w: 1",
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "pool: MAX kernel_size: 3 stride: 2",
+        "pool: MAX kernel_size: 2 stride: 2 pad: 1",
+        "pool: MAX kernel_h: 3 kernel_w: 2 stride: 1 pad_h: 1 pad_w: 0",
+        "pool: AVE kernel_size: 3 stride: 2",
+        "pool: AVE kernel_size: 3 stride: 2 pad: 1",
+        "pool: AVE kernel_h: 2 kernel_w: 3 stride_h: 1 stride_w: 2 pad_h: 1 pad_w: 1",
+    ],
+)
 def test_gradient(body):
     layer, bottom, top = make_layer(pool(body), [distinct([2, 2, 5, 4])])
     check_gradients(layer, bottom, top)
 
 
 def test_bottom_diff_is_zeroed_then_scattered():
-    layer, bottom, top = make_layer(pool("pool: MAX kernel_size: 2 stride: 2"), [distinct([1, 1, 4, 4])])
+    layer, bottom, top = make_layer(
+        pool("pool: MAX kernel_size: 2 stride: 2"), [distinct([1, 1, 4, 4])]
+    )
     run_forward(layer, bottom, top)
     top[0].diff.fill_(1)
     bottom[0].diff.fill_(100)
@@ -127,7 +146,9 @@ def test_bottom_diff_is_zeroed_then_scattered():
 
 
 def test_stochastic_is_not_implemented_on_cpu():
-    layer, bottom, top = make_layer(pool("pool: STOCHASTIC kernel_size: 2"), [torch.ones(1, 1, 3, 3)], phase="TEST")
+    layer, bottom, top = make_layer(
+        pool("pool: STOCHASTIC kernel_size: 2"), [torch.ones(1, 1, 3, 3)], phase="TEST"
+    )
     with pytest.raises(CaffeError, match="Not Implemented Yet"):
         run_forward(layer, bottom, top)
 
@@ -142,10 +163,11 @@ def test_checks():
 
 
 def test_in_place_is_refused():
-    from reference_engine.blob import Blob
-    from layer_testing import PHASES
     from google.protobuf import text_format
+    from layer_testing import PHASES
+
     from reference_engine import caffe_pb2
+    from reference_engine.blob import Blob
     from reference_engine.layers.pooling import PoolingLayer
 
     param = text_format.Parse(pool("kernel_size: 2"), caffe_pb2.LayerParameter())

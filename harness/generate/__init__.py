@@ -1,0 +1,15 @@
+"""Hypothesis strategies for caffe-conformance: random DAG nets, solvers and cases.
+
+- ``nets()``: caffe_pb2.NetParameter values Caffe accepts (or, with ``refusals=True``,
+  sometimes refuses on purpose), grown layer by layer on known shapes (nets.py, kinds.py,
+  draft.py);
+- ``solver_params()``: caffe_pb2.SolverParameter values without a net (solvers.py);
+- ``cases()``: harness.case.Case values with inputs and params from one seed (cases.py).
+"""
+
+from .cases import cases
+from .kinds import LAYER_KINDS, LOSS_KINDS
+from .nets import net_drafts, nets
+from .solvers import solver_params
+
+__all__ = ["cases", "nets", "solver_params", "net_drafts", "LAYER_KINDS", "LOSS_KINDS"]

@@ -1,0 +1,138 @@
+"""The case strategy: a net, maybe a solver, and arrays drawn from one seed.
+
+Only the seed is drawn, never the arrays: shrinking then costs one integer, and the
+arrays follow from numpy's RandomState(seed). Values are float32-representable and kept
+away from kinks and ties wherever the rule under test is not the tie-breaking itself:
+data inputs are distinct, spaced 0.011 apart and at least 0.05 away from 0 (MAX pooling,
+ArgMax and Eltwise MAX see no ties in their inputs, ReLU and AbsVal no zeros); labels
+are integer class indices in range; positive-only layers (Log, fractional Power) are
+only drawn on blobs that are positive by construction (kinds.py).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from google.protobuf import text_format
+from hypothesis import strategies as st
+
+from harness.case import Case
+from reference_engine.checks import CaffeError, Unsupported
+from reference_engine.net import Net
+
+from .draft import NetDraft
+from .nets import net_drafts
+from .solvers import solver_params
+
+
+def data_values(rng, shape) -> np.ndarray:
+    """Distinct values: a random permutation of 0.05 + 0.011 k, each with a random sign."""
+    count = math.prod(shape)
+    magnitudes = 0.05 + 0.011 * rng.permutation(count)
+    signs = rng.choice([-1.0, 1.0], size=count)
+    return (magnitudes * signs).reshape(shape).astype(np.float32)
+
+
+INPUT_VALUES = {
+    "data": lambda rng, shape, classes: data_values(rng, shape),
+    "label": lambda rng, shape, classes: rng.randint(0, classes, size=shape).astype(np.float32),
+    "index": lambda rng, shape, classes: rng.randint(0, classes, size=shape).astype(np.float32),
+    "binary": lambda rng, shape, classes: rng.randint(0, 2, size=shape).astype(np.float32),
+    "unit": lambda rng, shape, classes: rng.uniform(0.0, 1.0, size=shape).astype(np.float32),
+    "infogain": lambda rng, shape, classes: rng.uniform(0.0, 1.0, size=shape).astype(np.float32),
+}
+
+
+def weights(rng, shape) -> np.ndarray:
+    """uniform(-1, 1) / sqrt(fan in), fan in being the product of all but the first axis."""
+    fan_in = math.prod(shape[1:]) if len(shape) >= 2 else 1
+    return (rng.uniform(-1.0, 1.0, size=shape) / math.sqrt(fan_in)).astype(np.float32)
+
+
+def _batch_norm_blobs(rng, shapes):
+    """Running mean, running variance (positive) and the scale factor that divides both (positive)."""
+    mean, variance, factor = shapes
+    return (rng.uniform(-1.0, 1.0, size=mean).astype(np.float32),
+            rng.uniform(0.5, 1.5, size=variance).astype(np.float32),
+            rng.uniform(0.5, 2.0, size=factor).astype(np.float32))
+
+
+# Layers whose param blobs are not plain weights, keyed by Caffe type string.
+PARAM_VALUES = {
+    "BatchNorm": _batch_norm_blobs,
+}
+
+
+def input_arrays(draft: NetDraft, rng) -> dict[str, np.ndarray]:
+    out = {}
+    for layer in draft.inputs:
+        name = layer.top[0]
+        role, classes = draft.input_roles[name]
+        shape = tuple(layer.input_param.shape[0].dim)
+        out[name] = INPUT_VALUES[role](rng, shape, classes)
+    return out
+
+
+def param_arrays(draft: NetDraft, net_param, rng) -> dict[str, tuple[np.ndarray, ...]]:
+    """Initial params, shaped as the reference Net's layers hold them; a sharer gets its
+    owner's arrays (Net::ShareWeights makes them one memory in Caffe too).
+
+    A net drawn as a refusal may not build: its params then come from the shapes the
+    draft recorded while it set each layer up."""
+    try:
+        net = Net(net_param)
+    except (CaffeError, Unsupported):
+        if draft.refusal is None:
+            raise
+        return _params_from_draft(draft, rng)
+    params: dict[str, tuple[np.ndarray, ...]] = {}
+    for name, node, layer in zip(net.layer_names, net.topology.layers, net.layers):
+        if layer.blobs:
+            shapes = [tuple(b.shape) for b in layer.blobs]
+            make = PARAM_VALUES.get(node.type)
+            params[name] = tuple(make(rng, shapes)) if make else tuple(weights(rng, s) for s in shapes)
+    for entry in net.topology.params:
+        if entry.owner >= 0:
+            owner = net.topology.params[entry.owner]
+            mine = list(params[net.layer_names[entry.layer]])
+            mine[entry.index] = params[net.layer_names[owner.layer]][owner.index]
+            params[net.layer_names[entry.layer]] = tuple(mine)
+    return params
+
+
+def _params_from_draft(draft, rng):
+    by_layer: dict[int, list] = {}
+    for record in draft.params:
+        by_layer.setdefault(record.layer, []).append(record.shape)
+    params = {}
+    for index, shapes in by_layer.items():
+        layer = draft.layers[index]
+        make = PARAM_VALUES.get(layer.type)
+        params[layer.name] = tuple(make(rng, shapes)) if make else tuple(weights(rng, s) for s in shapes)
+    return params
+
+
+@st.composite
+def cases(draw, max_layers: int = 8, max_losses: int = 3, refusals: bool = False, train_dropout: bool = False,
+          solvers: bool = True):
+    """harness.case.Case values: a net from ``nets()``, in TRAIN maybe a solver from
+    ``solver_params()`` run for 1-3 iterations, and inputs and initial params made from
+    one drawn seed. The net's NetState moves into the case's phase, level and stages.
+
+    Shrinks as ``nets()`` does, then towards no solver and seed 0."""
+    draft = draw(net_drafts(max_layers, max_losses, refusals, train_dropout))
+    solver, iterations = None, 0
+    if solvers and draft.phase == "TRAIN":
+        solver_param = draw(st.none() | solver_params())
+        if solver_param is not None:
+            solver = text_format.MessageToString(solver_param)
+            iterations = draw(st.integers(1, 3))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.RandomState(seed)
+    net_param = draft.to_proto()
+    inputs = input_arrays(draft, rng)
+    params = param_arrays(draft, net_param, rng)
+    net_param.ClearField("state")
+    return Case(net=text_format.MessageToString(net_param), solver=solver, phase=draft.phase, level=draft.level,
+                stages=tuple(draft.stages), iterations=iterations, inputs=inputs, params=params, seed=seed)

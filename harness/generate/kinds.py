@@ -1,0 +1,825 @@
+"""The layer kinds the net strategy can draw: one @composite per Caffe type string.
+
+Each kind is registered by Caffe's type string, like the engine's layers, so each
+gets its own span label and the shrinker can swap spans of one kind. A kind draws
+the type-specific fields and any extra bottoms for a chosen first bottom; the net
+strategy (nets.py) then draws the fields every layer has (in place, propagate_down,
+param specs, loss weights, rules). Bounds are computed from the bottom shapes, so no
+kind needs ``assume``. ``LAYER_KINDS`` and ``LOSS_KINDS`` list kinds simplest first:
+ReLU, always valid, comes first.
+
+Every optional field is drawn with the absent value first (``maybe``), so a shrunk
+net differs from Caffe's defaults only where the failure needs it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+from hypothesis import strategies as st
+
+from reference_engine import caffe_pb2
+from reference_engine.layer import layer_class
+
+from .draft import BlobInfo, NetDraft
+
+LP = caffe_pb2.LayerParameter
+
+
+@dataclass
+class Drawn:
+    """One drawn layer before the common fields: its param, bottoms and what its tops hold."""
+
+    param: "caffe_pb2.LayerParameter"
+    bottoms: list[BlobInfo]
+    num_tops: int = 1
+    positive: bool = False
+    bound: float | None = None  # None: the largest bottom bound
+
+
+@dataclass(frozen=True)
+class LayerKind:
+    type: str
+    strategy: Callable[[NetDraft, BlobInfo], st.SearchStrategy]
+    valid: Callable[[NetDraft, BlobInfo], bool]
+    in_place: bool = False  # Caffe computes this layer correctly in place
+    backward: bool = True  # Caffe implements Backward (Accuracy, ArgMax, Threshold do not)
+    label_bottoms: tuple[int, ...] = ()  # bottoms Caffe refuses to backpropagate to
+    fixed_lr_mult: float | None = None  # every ParamSpec must set this lr_mult (BatchNorm)
+    aliases: bool = False  # tops share memory with the bottom: no in-place layer on them
+    shareable: bool = True  # its params may be shared by name
+
+    def allowed(self, draft: NetDraft, bottom: BlobInfo, train_dropout: bool) -> bool:
+        if draft.force_backward and not self.backward:
+            return False
+        cls = layer_class(self.type)
+        if draft.force_backward and any(cls.allow_force_backward(i) for i in self.label_bottoms):
+            return False  # force_backward would ask for the gradient Caffe refuses to give
+        if self.type == "Dropout" and draft.phase == "TRAIN" and not train_dropout:
+            return False  # Caffe's own random mask, which the reference cannot replay yet
+        return self.valid(draft, bottom)
+
+
+LAYER_KINDS: dict[str, LayerKind] = {}
+LOSS_KINDS: dict[str, LayerKind] = {}
+
+
+def layer_kind(type_name: str, valid=lambda draft, bottom: True, loss: bool = False, **options):
+    """Register a kind's @composite strategy under Caffe's type string; a duplicate is refused."""
+
+    def decorate(fn):
+        registry = LOSS_KINDS if loss else LAYER_KINDS
+        if type_name in registry:
+            raise ValueError(f"layer kind {type_name!r} is already registered")
+        @st.composite
+        def strategy(draw, draft, bottom):
+            draw(st.just(type_name))  # a kind without fields still draws, as a composite should
+            return fn(draw, draft, bottom)
+
+        strategy.__name__ = strategy.__qualname__ = fn.__name__
+        registry[type_name] = LayerKind(type_name, strategy, valid, **options)
+        return strategy
+
+    return decorate
+
+
+def maybe(*values):
+    """None (the field left unset) first, then the given values in order."""
+    return st.sampled_from([None, *values])
+
+
+def axes(bottom: BlobInfo, default: int = 1):
+    """Axis choices: unset (Caffe's ``default``) where that axis exists, then each axis, then -1."""
+    n = bottom.num_axes
+    return st.sampled_from(([None] if default < n else []) + list(range(n)) + ([-1] if n > 0 else []))
+
+
+def canonical(axis, bottom: BlobInfo, default: int = 1) -> int:
+    axis = default if axis is None else axis
+    return axis + bottom.num_axes if axis < 0 else axis
+
+
+def divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def n_axes(*counts):
+    return lambda draft, bottom: bottom.num_axes in counts
+
+
+def at_least_axes(k):
+    return lambda draft, bottom: bottom.num_axes >= k
+
+
+def newest_first(blobs, bottom):
+    """Candidate partners, newest first, the chosen bottom itself leading (a shrunk partner)."""
+    rest = [b for b in reversed(blobs) if b is not bottom]
+    return ([bottom] if bottom in blobs else []) + rest
+
+
+# ---- neurons: one bottom, the same shape -------------------------------------------------
+
+
+@layer_kind("ReLU", in_place=True)
+def relu_layers(draw, draft, bottom):
+    """ReLU; negative_slope unset first. Shrinks towards a plain ReLU."""
+    p = LP(type="ReLU")
+    slope = draw(maybe(0.1, 0.5))
+    if slope is not None:
+        p.relu_param.negative_slope = slope
+    return Drawn(p, [bottom])
+
+
+@layer_kind("Sigmoid", in_place=True)
+def sigmoid_layers(draw, draft, bottom):
+    """Sigmoid (no fields). Its output is positive while the input stays moderate."""
+    return Drawn(LP(type="Sigmoid"), [bottom], positive=bottom.bound <= 8, bound=1.0)
+
+
+@layer_kind("TanH", in_place=True)
+def tanh_layers(draw, draft, bottom):
+    """TanH (no fields)."""
+    return Drawn(LP(type="TanH"), [bottom], bound=1.0)
+
+
+@layer_kind("AbsVal")
+def absval_layers(draw, draft, bottom):
+    """AbsVal (no fields; Caffe refuses it in place)."""
+    return Drawn(LP(type="AbsVal"), [bottom])
+
+
+@layer_kind("BNLL")
+def bnll_layers(draw, draft, bottom):
+    """BNLL: log(1 + exp(x)), positive (no fields)."""
+    return Drawn(LP(type="BNLL"), [bottom], positive=bottom.bound <= 8, bound=bottom.bound + 1)
+
+
+@layer_kind("ELU", in_place=True)
+def elu_layers(draw, draft, bottom):
+    """ELU; alpha unset first."""
+    p = LP(type="ELU")
+    alpha = draw(maybe(0.5, 2.0))
+    if alpha is not None:
+        p.elu_param.alpha = alpha
+    return Drawn(p, [bottom], bound=max(bottom.bound, alpha or 1.0))
+
+
+@layer_kind("Swish")
+def swish_layers(draw, draft, bottom):
+    """Swish (Caffe master only); beta unset first."""
+    p = LP(type="Swish")
+    beta = draw(maybe(0.5, 2.0))
+    if beta is not None:
+        p.swish_param.beta = beta
+    return Drawn(p, [bottom])
+
+
+@layer_kind("Clip")
+def clip_layers(draw, draft, bottom):
+    """Clip (Caffe master only); min and max are required, so they are always set."""
+    p = LP(type="Clip")
+    p.clip_param.min = draw(st.sampled_from([-1.0, -0.5, 0.0]))
+    p.clip_param.max = draw(st.sampled_from([1.0, 0.5, 2.0]))
+    return Drawn(p, [bottom], bound=min(bottom.bound, 2.0))
+
+
+@layer_kind("Power")
+def power_layers(draw, draft, bottom):
+    """Power: (shift + scale x)^power. A fractional power is offered only on a positive
+    bottom, with shift 1, so the base stays >= 1; large powers only on a small bottom.
+    Shrinks towards power, scale and shift unset (the identity)."""
+    p = LP(type="Power")
+    powers = [2.0] if bottom.bound <= 30 else []
+    powers += [3.0] if bottom.bound <= 8 else []
+    powers += [0.5] if bottom.positive else []
+    power = draw(maybe(*powers, 0.0))
+    scale = draw(maybe(0.5, 2.0) if power == 0.5 else maybe(0.5, -1.0, 2.0))
+    if power == 0.5:
+        shift = 1.0  # keeps the base away from 0, where the derivative of sqrt blows up
+    else:
+        shift = draw(maybe(1.0, -0.5))
+    for name, value in (("power", power), ("scale", scale), ("shift", shift)):
+        if value is not None:
+            setattr(p.power_param, name, value)
+    base = abs(shift or 0.0) + abs(1.0 if scale is None else scale) * bottom.bound
+    return Drawn(p, [bottom], positive=power == 0.5, bound=max(1.0, base) ** (1.0 if power is None else power))
+
+
+@layer_kind("Exp", valid=lambda draft, bottom: bottom.bound <= 4, in_place=True)
+def exp_layers(draw, draft, bottom):
+    """Exp: base^(shift + scale x), only on a bottom small enough not to overflow.
+    Shrinks towards base, scale and shift unset (e^x)."""
+    p = LP(type="Exp")
+    for name, values in (("base", (2.0, 0.5)), ("scale", (0.5, -1.0)), ("shift", (-1.0,))):
+        value = draw(maybe(*values))
+        if value is not None:
+            setattr(p.exp_param, name, value)
+    return Drawn(p, [bottom], positive=True, bound=math.exp(1 + bottom.bound))
+
+
+@layer_kind("Log", valid=lambda draft, bottom: bottom.positive)
+def log_layers(draw, draft, bottom):
+    """Log: log_base(shift + scale x), only on a positive bottom (shift >= 0, scale > 0)."""
+    p = LP(type="Log")
+    for name, values in (("base", (2.0, 10.0)), ("scale", (0.5, 2.0)), ("shift", (1.0,))):
+        value = draw(maybe(*values))
+        if value is not None:
+            setattr(p.log_param, name, value)
+    return Drawn(p, [bottom], bound=bottom.bound + 10)
+
+
+@layer_kind("Dropout", in_place=True)
+def dropout_layers(draw, draft, bottom):
+    """Dropout (TEST phase unless the caller asks for TRAIN); dropout_ratio unset first."""
+    p = LP(type="Dropout")
+    ratio = draw(maybe(0.2, 0.7))
+    if ratio is not None:
+        p.dropout_param.dropout_ratio = ratio
+    return Drawn(p, [bottom], bound=bottom.bound / (1 - (0.5 if ratio is None else ratio)))
+
+
+@layer_kind("Threshold", in_place=True, backward=False)
+def threshold_layers(draw, draft, bottom):
+    """Threshold: 1 where x > threshold. Caffe has no backward, so it never sits under a loss."""
+    p = LP(type="Threshold")
+    threshold = draw(maybe(0.5, -0.5))
+    if threshold is not None:
+        p.threshold_param.threshold = threshold
+    return Drawn(p, [bottom], bound=1.0)
+
+
+# ---- per-channel and normalisation layers -------------------------------------------------
+
+
+def _operand_partners(draft, bottom):
+    """(blob, axis) pairs a two-bottom Scale or Bias can use: blob's shape is bottom's from axis."""
+    pairs = []
+    for blob in newest_first(draft.data_blobs(), None):
+        if blob is bottom or blob.num_axes == 0:
+            continue
+        for axis in range(bottom.num_axes - blob.num_axes + 1):
+            if bottom.shape[axis: axis + blob.num_axes] == blob.shape:
+                pairs.append((blob, axis))
+                break
+    return pairs
+
+
+def _scale_or_bias(draw, draft, bottom, type_name):
+    p = LP(type=type_name)
+    fields = p.scale_param if type_name == "Scale" else p.bias_param
+    partner = draw(st.none() | st.sampled_from(_operand_partners(draft, bottom) or [None]))
+    bottoms = [bottom]
+    if partner is not None:
+        blob, axis = partner
+        bottoms.append(blob)
+        if axis != 1:
+            fields.axis = axis
+    elif bottom.num_axes >= 1:
+        axis = draw(axes(bottom))
+        if axis is not None:
+            fields.axis = axis
+        start = canonical(axis, bottom)
+        room = bottom.num_axes - start
+        num_axes = draw(maybe(0, -1, *range(2, room + 1)) if room >= 1 else st.sampled_from([0, -1]))
+        if num_axes is not None:
+            fields.num_axes = num_axes
+    if type_name == "Scale" and draw(maybe(True)):
+        fields.bias_term = True
+    bound = bottom.bound * (bottoms[1].bound if len(bottoms) > 1 else 1.0) + 1
+    return Drawn(p, bottoms, positive=False, bound=bound)
+
+
+@layer_kind("Scale", valid=at_least_axes(1), in_place=True)
+def scale_layers(draw, draft, bottom):
+    """Scale: by a param blob or by a second bottom shaped as the bottom's axes from ``axis``.
+    Shrinks towards one bottom, axis and num_axes unset, no bias."""
+    return _scale_or_bias(draw, draft, bottom, "Scale")
+
+
+@layer_kind("Bias", valid=at_least_axes(1), in_place=True)
+def bias_layers(draw, draft, bottom):
+    """Bias: by a param blob or by a second bottom. Shrinks as Scale does."""
+    return _scale_or_bias(draw, draft, bottom, "Bias")
+
+
+@layer_kind("PReLU", valid=at_least_axes(2), in_place=True)
+def prelu_layers(draw, draft, bottom):
+    """PReLU; channel_shared unset first."""
+    p = LP(type="PReLU")
+    if draw(maybe(True)):
+        p.prelu_param.channel_shared = True
+    return Drawn(p, [bottom])
+
+
+@layer_kind("BatchNorm", valid=at_least_axes(1), in_place=True, fixed_lr_mult=0.0, shareable=False)
+def batch_norm_layers(draw, draft, bottom):
+    """BatchNorm; use_global_stats, moving_average_fraction and eps unset first.
+    Its params are statistics: every ParamSpec it gets carries lr_mult 0, as Caffe demands."""
+    p = LP(type="BatchNorm")
+    for name, values in (("use_global_stats", (True, False)), ("moving_average_fraction", (0.9,)),
+                         ("eps", (1e-3,))):
+        value = draw(maybe(*values))
+        if value is not None:
+            setattr(p.batch_norm_param, name, value)
+    return Drawn(p, [bottom], bound=bottom.bound + math.sqrt(bottom.count()) + 1)
+
+
+@layer_kind("LRN", valid=n_axes(4))
+def lrn_layers(draw, draft, bottom):
+    """LRN on a 4-D bottom; every field unset first (local_size 5, ACROSS_CHANNELS)."""
+    p = LP(type="LRN")
+    for name, values in (("local_size", (3, 1)), ("alpha", (0.5,)), ("beta", (0.5, 1.0)), ("k", (2.0,)),
+                         ("norm_region", (caffe_pb2.LRNParameter.WITHIN_CHANNEL,))):
+        value = draw(maybe(*values))
+        if value is not None:
+            setattr(p.lrn_param, name, value)
+    return Drawn(p, [bottom], positive=bottom.positive)
+
+
+@layer_kind("MVN", valid=lambda draft, bottom: 1 <= bottom.num_axes <= 4)
+def mvn_layers(draw, draft, bottom):
+    """MVN; normalize_variance, across_channels and eps unset first."""
+    p = LP(type="MVN")
+    for name, values in (("normalize_variance", (False,)), ("across_channels", (True,)), ("eps", (1e-3,))):
+        value = draw(maybe(*values))
+        if value is not None:
+            setattr(p.mvn_param, name, value)
+    return Drawn(p, [bottom], bound=2 * bottom.bound + math.sqrt(bottom.count()))
+
+
+@layer_kind("Softmax", valid=at_least_axes(1))
+def softmax_layers(draw, draft, bottom):
+    """Softmax along an axis (unset first: 1)."""
+    p = LP(type="Softmax")
+    axis = draw(axes(bottom))
+    if axis is not None:
+        p.softmax_param.axis = axis
+    return Drawn(p, [bottom], positive=bottom.bound <= 4, bound=1.0)
+
+
+# ---- layers with weights -------------------------------------------------------------------
+
+
+@layer_kind("InnerProduct", valid=at_least_axes(1))
+def inner_product_layers(draw, draft, bottom):
+    """InnerProduct with 1-4 outputs; bias_term, axis and transpose unset first."""
+    p = LP(type="InnerProduct")
+    p.inner_product_param.num_output = draw(st.integers(1, 4))
+    axis = draw(axes(bottom))
+    if axis is not None:
+        p.inner_product_param.axis = axis
+    if draw(maybe(False)) is False:
+        p.inner_product_param.bias_term = False
+    if draw(maybe(True)):
+        p.inner_product_param.transpose = True
+    fan_in = bottom.count(canonical(axis, bottom))
+    return Drawn(p, [bottom], bound=bottom.bound * math.sqrt(fan_in) + 1)
+
+
+def _group_and_outputs(draw, channels):
+    group = draw(maybe(*[g for g in divisors(channels) if g > 1]))
+    g = group or 1
+    num_output = g * draw(st.integers(1, max(1, 4 // g)))
+    return group, num_output
+
+
+def _kernel(draw, low, limits):
+    """A square kernel first (one draw, within both limits), else separate height and width."""
+    if draw(st.booleans()):
+        return [draw(st.integers(low, limit)) for limit in limits]
+    return [draw(st.integers(low, min(limits)))] * 2
+
+
+@layer_kind("Convolution", valid=n_axes(4))
+def convolution_layers(draw, draft, bottom):
+    """2-D Convolution; the kernel fits the padded, dilated input by construction.
+    Shrinks towards one output, no group, no pad, stride or dilation, kernel 1."""
+    _, channels, height, width = bottom.shape
+    p = LP(type="Convolution")
+    c = p.convolution_param
+    group, c.num_output = _group_and_outputs(draw, channels)
+    if group:
+        c.group = group
+    pad = draw(maybe(1, 2)) or 0
+    dilation = draw(maybe(2)) or 1
+    limits = [max(1, min(5, (size + 2 * pad - 1) // dilation + 1)) for size in (height, width)]
+    kernel = _kernel(draw, 1, limits)
+    if kernel[0] == kernel[1]:
+        c.kernel_size.append(kernel[0])
+    else:
+        c.kernel_h, c.kernel_w = kernel
+    if pad:
+        c.pad.append(pad)
+    stride = draw(maybe(2, 3))
+    if stride:
+        c.stride.append(stride)
+    if dilation != 1:
+        c.dilation.append(dilation)
+    if draw(maybe(False)) is False:
+        c.bias_term = False
+    fan_in = channels // (group or 1) * kernel[0] * kernel[1]
+    return Drawn(p, [bottom], bound=bottom.bound * math.sqrt(fan_in) + 1)
+
+
+@layer_kind("Deconvolution", valid=n_axes(4))
+def deconvolution_layers(draw, draft, bottom):
+    """2-D Deconvolution; pad is bounded so the output keeps at least one pixel.
+    Shrinks towards one output, no group, kernel 1, no stride, pad or dilation."""
+    _, channels, height, width = bottom.shape
+    p = LP(type="Deconvolution")
+    c = p.convolution_param
+    group, c.num_output = _group_and_outputs(draw, channels)
+    if group:
+        c.group = group
+    kernel = draw(st.integers(1, 4))
+    c.kernel_size.append(kernel)
+    stride = draw(maybe(2, 3))
+    if stride:
+        c.stride.append(stride)
+    dilation = draw(maybe(2))
+    if dilation:
+        c.dilation.append(dilation)
+    span = (stride or 1) * (min(height, width) - 1) + (dilation or 1) * (kernel - 1)
+    pad = draw(st.integers(0, min(2, span // 2)))
+    if pad:
+        c.pad.append(pad)
+    if draw(maybe(False)) is False:
+        c.bias_term = False
+    fan_in = channels * kernel * kernel
+    return Drawn(p, [bottom], bound=bottom.bound * math.sqrt(fan_in) + 1)
+
+
+@layer_kind("Embed", label_bottoms=(0,))
+def embed_layers(draw, draft, bottom):
+    """Embed, reading a fresh (or reused) Input of indices rather than the chosen bottom.
+    Shrinks towards one output, input_dim 1, a 1-D index blob, bias kept."""
+    p = LP(type="Embed")
+    p.embed_param.num_output = draw(st.integers(1, 4))
+    p.embed_param.input_dim = draw(st.integers(1, 5))
+    if draw(maybe(False)) is False:
+        p.embed_param.bias_term = False
+    batch = draft.blobs[0].shape[0]
+    shape = draw(st.sampled_from([(batch,), (batch, 2)]))
+    index = draft.reuse_input(shape, "index", p.embed_param.input_dim)
+    if index is None or draw(st.booleans()):
+        index = draft.add_input(shape, "index", p.embed_param.input_dim)
+    return Drawn(p, [index], bound=2.0)
+
+
+@layer_kind("Parameter", aliases=True)
+def parameter_layers(draw, draft, bottom):
+    """Parameter: no bottom; its top is its param blob, shaped (batch, c) or (batch, c, h, w)."""
+    p = LP(type="Parameter")
+    batch = draft.blobs[0].shape[0]
+    rest = draw(st.sampled_from([1, 3]))
+    shape = [batch] + [draw(st.integers(1, 4)) for _ in range(rest)]
+    p.parameter_param.shape.dim.extend(shape)
+    return Drawn(p, [], bound=1.0)
+
+
+# ---- pooling and shape layers --------------------------------------------------------------
+
+
+@layer_kind("Pooling", valid=n_axes(4))
+def pooling_layers(draw, draft, bottom):
+    """MAX or AVE Pooling on a 4-D bottom; kernel <= padded input and pad < kernel by
+    construction. STOCHASTIC is left out: Caffe has no CPU backward for it.
+    Shrinks towards MAX, no pad, kernel 1, stride unset, CEIL rounding."""
+    _, _, height, width = bottom.shape
+    p = LP(type="Pooling")
+    q = p.pooling_param
+    pool = draw(maybe(caffe_pb2.PoolingParameter.AVE))
+    if pool is not None:
+        q.pool = pool
+    if draw(maybe(True)):
+        q.global_pooling = True
+        return Drawn(p, [bottom])
+    pad = draw(maybe(1, 2)) or 0
+    kernel = _kernel(draw, pad + 1, [size + 2 * pad for size in (height, width)])
+    if kernel[0] == kernel[1]:
+        q.kernel_size = kernel[0]
+    else:
+        q.kernel_h, q.kernel_w = kernel
+    if pad:
+        q.pad = pad
+    stride = draw(maybe(2, 3))
+    if stride:
+        q.stride = stride
+    if draw(maybe(caffe_pb2.PoolingParameter.FLOOR)) is not None:
+        q.round_mode = caffe_pb2.PoolingParameter.FLOOR
+    positive = bottom.positive and pool is None
+    return Drawn(p, [bottom], positive=positive)
+
+
+@layer_kind("Flatten", valid=at_least_axes(1), aliases=True)
+def flatten_layers(draw, draft, bottom):
+    """Flatten; axis and end_axis unset first (1 and -1)."""
+    p = LP(type="Flatten")
+    axis = draw(st.sampled_from(([None] if bottom.num_axes >= 2 else []) + list(range(bottom.num_axes))))
+    if axis is not None:
+        p.flatten_param.axis = axis
+    start = canonical(axis, bottom)
+    end_axis = draw(maybe(*range(start, bottom.num_axes)))
+    if end_axis is not None:
+        p.flatten_param.end_axis = end_axis
+    return Drawn(p, [bottom], positive=bottom.positive)
+
+
+@layer_kind("Reshape", valid=at_least_axes(1), aliases=True)
+def reshape_layers(draw, draft, bottom):
+    """Reshape to a few shapes of the same count, with 0 (copy) and -1 (infer) dims."""
+    p = LP(type="Reshape")
+    rest = bottom.count(1)
+    shapes = [[0, -1], [-1], [0, -1, 1, 1]] + [[0, d, -1] for d in divisors(rest) if 1 < d < rest]
+    p.reshape_param.shape.dim.extend(draw(st.sampled_from(shapes)))
+    return Drawn(p, [bottom], positive=bottom.positive)
+
+
+@layer_kind("Tile", valid=at_least_axes(1))
+def tile_layers(draw, draft, bottom):
+    """Tile along an axis (unset first: 1); tiles is required, 1-3."""
+    p = LP(type="Tile")
+    axis = draw(axes(bottom))
+    if axis is not None:
+        p.tile_param.axis = axis
+    p.tile_param.tiles = draw(st.integers(1, 3))
+    return Drawn(p, [bottom], positive=bottom.positive)
+
+
+@layer_kind("Reduction", valid=at_least_axes(1))
+def reduction_layers(draw, draft, bottom):
+    """Reduction over the tail from ``axis`` (unset first: 0, a scalar top).
+    Shrinks towards SUM over everything with coeff unset."""
+    p = LP(type="Reduction")
+    R = caffe_pb2.ReductionParameter
+    ops = [R.ASUM, R.MEAN] + ([R.SUMSQ] if bottom.bound <= 10 else [])
+    op = draw(maybe(*ops))
+    if op is not None:
+        p.reduction_param.operation = op
+    axis = draw(axes(bottom, default=0))
+    if axis is not None:
+        p.reduction_param.axis = axis
+    coeff = draw(maybe(0.5, -2.0))
+    if coeff is not None:
+        p.reduction_param.coeff = coeff
+    reduced = bottom.count(canonical(axis, bottom, default=0))
+    value = bottom.bound ** 2 if op == R.SUMSQ else bottom.bound
+    return Drawn(p, [bottom], bound=value * reduced * abs(coeff or 1.0) + 1)
+
+
+@layer_kind("ArgMax", valid=at_least_axes(1), backward=False)
+def argmax_layers(draw, draft, bottom):
+    """ArgMax (Caffe has no backward, so it never sits under a loss); top_k <= the
+    searched extent. Shrinks towards top_k 1 over count(1), out_max_val unset."""
+    p = LP(type="ArgMax")
+    axis = draw(maybe(*range(bottom.num_axes)))
+    if axis is not None:
+        p.argmax_param.axis = axis
+    extent = bottom.count(1) if axis is None else bottom.shape[axis]
+    top_k = draw(maybe(*range(2, min(extent, 3) + 1)))
+    if top_k is not None:
+        p.argmax_param.top_k = top_k
+    if draw(maybe(True)):
+        p.argmax_param.out_max_val = True
+    return Drawn(p, [bottom], bound=max(bottom.bound, float(extent)))
+
+
+@layer_kind("Crop", valid=at_least_axes(1))
+def crop_layers(draw, draft, bottom):
+    """Crop to a second bottom no larger from ``axis`` on (the bottom itself first).
+    Shrinks towards the identity crop: the bottom twice, axis and offsets unset."""
+    n = bottom.num_axes
+    p = LP(type="Crop")
+    axis = draw(st.sampled_from(([None] if n > 2 else []) + list(range(n))))
+    start = 2 if axis is None else axis
+    partners = [b for b in newest_first(draft.data_blobs(), bottom)
+                if b.num_axes == n and all(b.shape[i] <= bottom.shape[i] for i in range(start, n))]
+    partner = partners[draw(st.integers(0, len(partners) - 1))]
+    if axis is not None:
+        p.crop_param.axis = axis
+    margins = [bottom.shape[i] - partner.shape[i] for i in range(start, n)]
+    how = draw(st.sampled_from(["unset", "one", "each"]))
+    if how == "one":
+        p.crop_param.offset.append(draw(st.integers(0, min(margins))))
+    elif how == "each":
+        p.crop_param.offset.extend(draw(st.integers(0, m)) for m in margins)
+    return Drawn(p, [bottom, partner], positive=bottom.positive)
+
+
+def _more_bottoms(draw, bottom, candidates, required: int, most: int):
+    """Extra bottoms picked by index among candidates (newest first); each extra is one draw."""
+    chosen = [bottom]
+    while len(chosen) < most and candidates and (len(chosen) <= required or draw(st.integers(0, 2)) > 0):
+        chosen.append(candidates[draw(st.integers(0, len(candidates) - 1))])
+    return chosen
+
+
+@layer_kind("Concat", valid=at_least_axes(1))
+def concat_layers(draw, draft, bottom):
+    """Concat along an axis (unset first: 1) of blobs equal in every other axis; one
+    bottom is allowed (Caffe then shares it). Shrinks towards one bottom."""
+    p = LP(type="Concat")
+    axis = draw(axes(bottom))
+    if axis is not None:
+        p.concat_param.axis = axis
+    a = canonical(axis, bottom)
+    candidates = [b for b in newest_first(draft.data_blobs(), bottom)
+                  if b.num_axes == bottom.num_axes and all(b.shape[i] == bottom.shape[i]
+                                                           for i in range(b.num_axes) if i != a)]
+    bottoms = _more_bottoms(draw, bottom, candidates, required=0, most=3)
+    return Drawn(p, bottoms, positive=all(b.positive for b in bottoms),
+                 bound=max(b.bound for b in bottoms))
+
+
+@layer_kind("Eltwise")
+def eltwise_layers(draw, draft, bottom):
+    """Eltwise over 2-3 blobs of one shape (the bottom itself may come twice). MAX only
+    over distinct blobs, PROD only over small ones. Shrinks towards SUM of two, no coeff."""
+    E = caffe_pb2.EltwiseParameter
+    p = LP(type="Eltwise")
+    candidates = [b for b in newest_first(draft.data_blobs(), bottom) if b.shape == bottom.shape]
+    bottoms = _more_bottoms(draw, bottom, candidates, required=1, most=3)
+    ops = []
+    if math.prod(b.bound for b in bottoms) <= 1e4:
+        ops.append(E.PROD)
+    if len({id(b) for b in bottoms}) == len(bottoms):
+        ops.append(E.MAX)
+    op = draw(maybe(*ops))
+    if op is not None:
+        p.eltwise_param.operation = op
+    bound = sum(b.bound for b in bottoms)
+    if op in (None, E.SUM):
+        coeff = draw(st.none() | st.lists(st.sampled_from([1.0, -1.0, 0.5, 2.0]), min_size=len(bottoms),
+                                          max_size=len(bottoms)))
+        if coeff is not None:
+            p.eltwise_param.coeff.extend(coeff)
+            bound *= 2
+    elif op == E.PROD:
+        if draw(maybe(False)) is False:
+            p.eltwise_param.stable_prod_grad = False
+        bound = math.prod(b.bound for b in bottoms)
+    return Drawn(p, bottoms, bound=bound)
+
+
+def _sliceable(draft, bottom):
+    return any(d >= 2 for d in bottom.shape)
+
+
+@layer_kind("Slice", valid=_sliceable)
+def slice_layers(draw, draft, bottom):
+    """Slice into 2-3 tops along an axis of extent >= 2 (unset first: 1); slice points
+    unset first where the extent divides evenly. Shrinks towards two equal halves."""
+    p = LP(type="Slice")
+    choices = ([None] if bottom.num_axes > 1 and bottom.shape[1] >= 2 else [])
+    choices += [a for a in range(bottom.num_axes) if bottom.shape[a] >= 2]
+    axis = draw(st.sampled_from(choices))
+    if axis is not None:
+        p.slice_param.axis = axis
+    extent = bottom.shape[canonical(axis, bottom)]
+    tops = draw(st.integers(2, min(3, extent)))
+    if extent % tops or draw(st.booleans()):
+        points = draw(st.lists(st.integers(1, extent - 1), min_size=tops - 1, max_size=tops - 1, unique=True))
+        p.slice_param.slice_point.extend(sorted(points))
+    return Drawn(p, [bottom], num_tops=tops, positive=bottom.positive)
+
+
+@layer_kind("Split", aliases=True)
+def split_layers(draw, draft, bottom):
+    """An explicit Split with 1-3 tops (Caffe inserts its own where a blob has two readers)."""
+    return Drawn(LP(type="Split"), [bottom], num_tops=draw(st.integers(1, 3)), positive=bottom.positive)
+
+
+@layer_kind("Silence")
+def silence_layers(draw, draft, bottom):
+    """Silence: reads 1-2 blobs, makes none."""
+    bottoms = _more_bottoms(draw, bottom, newest_first(draft.data_blobs(), bottom), required=0, most=2)
+    return Drawn(LP(type="Silence"), bottoms, num_tops=0)
+
+
+# ---- losses and the accuracy, drawn after the loop --------------------------------------------
+
+
+def _label_blob(draw, draft, shape, role, classes):
+    """A label Input: one made before with the same shape and classes first (a shared reader)."""
+    label = draft.reuse_input(shape, role, classes)
+    if label is None or draw(st.booleans()):
+        label = draft.add_input(shape, role, classes)
+    return label
+
+
+def _normalization(draw, p):
+    mode = draw(maybe(caffe_pb2.LossParameter.FULL, caffe_pb2.LossParameter.BATCH_SIZE,
+                      caffe_pb2.LossParameter.NONE))
+    if mode is not None:
+        p.loss_param.normalization = mode
+
+
+@layer_kind("EuclideanLoss", loss=True, valid=at_least_axes(1))
+def euclidean_loss_layers(draw, draft, bottom):
+    """EuclideanLoss against a fresh Input of the same shape first, else another blob of
+    that shape (both bottoms then get a gradient)."""
+    partners = [b for b in newest_first(draft.data_blobs(), None)
+                if b.shape == bottom.shape and b is not bottom and not b.no_backward]
+    partner = draw(st.none() | st.sampled_from(partners or [None]))
+    if partner is None:
+        partner = draft.add_input(bottom.shape, "data")
+    return Drawn(LP(type="EuclideanLoss"), [bottom, partner])
+
+
+def _class_axis_ok(draft, bottom):
+    return bottom.num_axes >= 2
+
+
+@layer_kind("SoftmaxWithLoss", loss=True, valid=_class_axis_ok, label_bottoms=(1,))
+def softmax_with_loss_layers(draw, draft, bottom):
+    """SoftmaxWithLoss over an axis >= 1 (unset first: 1), labels shaped as the other axes.
+    Shrinks towards axis, ignore_label and normalization unset."""
+    p = LP(type="SoftmaxWithLoss")
+    axis = draw(maybe(*range(2, bottom.num_axes)))
+    if axis is not None:
+        p.softmax_param.axis = axis
+    a = 1 if axis is None else axis
+    classes = bottom.shape[a]
+    ignore = draw(maybe(*range(classes)))
+    if ignore is not None:
+        p.loss_param.ignore_label = ignore
+    _normalization(draw, p)
+    label = _label_blob(draw, draft, bottom.shape[:a] + bottom.shape[a + 1:], "label", classes)
+    return Drawn(p, [bottom, label])
+
+
+@layer_kind("SigmoidCrossEntropyLoss", loss=True, valid=at_least_axes(1), label_bottoms=(1,))
+def sigmoid_cross_entropy_loss_layers(draw, draft, bottom):
+    """SigmoidCrossEntropyLoss against targets in [0, 1] of the bottom's shape."""
+    p = LP(type="SigmoidCrossEntropyLoss")
+    _normalization(draw, p)
+    return Drawn(p, [bottom, _label_blob(draw, draft, bottom.shape, "unit", 0)])
+
+
+@layer_kind("HingeLoss", loss=True, valid=at_least_axes(1), label_bottoms=(1,))
+def hinge_loss_layers(draw, draft, bottom):
+    """HingeLoss, labels per instance in [0, count(1)); norm unset first (L1)."""
+    p = LP(type="HingeLoss")
+    if draw(maybe(caffe_pb2.HingeLossParameter.L2)) is not None:
+        p.hinge_loss_param.norm = caffe_pb2.HingeLossParameter.L2
+    label = _label_blob(draw, draft, bottom.shape[:1], "label", bottom.count(1))
+    return Drawn(p, [bottom, label])
+
+
+@layer_kind("MultinomialLogisticLoss", loss=True, valid=lambda draft, bottom: bottom.positive,
+            label_bottoms=(1,))
+def multinomial_logistic_loss_layers(draw, draft, bottom):
+    """MultinomialLogisticLoss on a positive bottom (probabilities), labels per instance."""
+    label = _label_blob(draw, draft, bottom.shape[:1], "label", bottom.count(1))
+    return Drawn(LP(type="MultinomialLogisticLoss"), [bottom, label])
+
+
+@layer_kind("InfogainLoss", loss=True, valid=_class_axis_ok, label_bottoms=(1, 2))
+def infogain_loss_layers(draw, draft, bottom):
+    """InfogainLoss over axis 1, with H (K x K, nonnegative) as a third Input bottom."""
+    p = LP(type="InfogainLoss")
+    classes = bottom.shape[1]
+    label = _label_blob(draw, draft, bottom.shape[:1] + bottom.shape[2:], "label", classes)
+    infogain = _label_blob(draw, draft, (classes, classes), "infogain", classes)
+    return Drawn(p, [bottom, label, infogain])
+
+
+def _contrastive_ok(draft, bottom):
+    return 2 <= bottom.num_axes <= 4 and all(d == 1 for d in bottom.shape[2:])
+
+
+@layer_kind("ContrastiveLoss", loss=True, valid=_contrastive_ok, label_bottoms=(2,))
+def contrastive_loss_layers(draw, draft, bottom):
+    """ContrastiveLoss between the bottom and a fresh Input (or another blob) of its shape,
+    with a 0/1 similarity per instance. Shrinks towards margin and legacy_version unset."""
+    p = LP(type="ContrastiveLoss")
+    partners = [b for b in newest_first(draft.data_blobs(), None)
+                if b.shape == bottom.shape and b is not bottom and not b.no_backward]
+    partner = draw(st.none() | st.sampled_from(partners or [None]))
+    if partner is None:
+        partner = draft.add_input(bottom.shape, "data")
+    margin = draw(maybe(0.5, 2.0))
+    if margin is not None:
+        p.contrastive_loss_param.margin = margin
+    if draw(maybe(True)):
+        p.contrastive_loss_param.legacy_version = True
+    similar = _label_blob(draw, draft, bottom.shape[:1], "binary", 2)
+    return Drawn(p, [bottom, partner, similar])
+
+
+@layer_kind("Accuracy", loss=True, valid=_class_axis_ok, backward=False, label_bottoms=(1,))
+def accuracy_layers(draw, draft, bottom):
+    """Accuracy (no backward, not a loss: it reads the scores beside the losses).
+    Shrinks towards top_k, axis and ignore_label unset."""
+    p = LP(type="Accuracy")
+    classes = bottom.shape[1]
+    top_k = draw(maybe(*range(2, min(classes, 3) + 1)))
+    if top_k is not None:
+        p.accuracy_param.top_k = top_k
+    ignore = draw(maybe(*range(classes)))
+    if ignore is not None:
+        p.accuracy_param.ignore_label = ignore
+    label = _label_blob(draw, draft, bottom.shape[:1] + bottom.shape[2:], "label", classes)
+    return Drawn(p, [bottom, label])

@@ -1,0 +1,313 @@
+"""The net strategy: NetParameters that Caffe accepts, grown layer by layer on known shapes.
+
+The plan (as Hypothesis's BasicIndexStrategy states its own): a plain draw that shrinks
+well first, complications after. The NetState and force_backward come first (they
+decide which kinds are valid), then the Input blobs, then a loop on a draw adding one
+layer at a time, then the loss layers, and last, behind ``refusals=True``, an optional
+mutation that Caffe refuses, so the shrinker can drop it.
+"""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from reference_engine import caffe_pb2
+from reference_engine.layer import layer_class
+from reference_engine.state import layer_included
+
+from .draft import NetDraft
+from .kinds import LAYER_KINDS, LOSS_KINDS, LayerKind, maybe
+
+LR_MULTS = [None, 0.0, 1.0, 0.5, 2.0]
+DECAY_MULTS = [None, 0.0, 1.0, 2.0]
+LOSS_WEIGHTS = [1.0, 0.0, 0.5, 2.0]
+STAGES = ("a", "b")
+
+
+@st.composite
+def input_shapes(draw, batch: int):
+    """A 2-D (batch, c) or 4-D (batch, c, h, w) shape: channels 1-4, spatial 1-6.
+    Shrinks towards 2-D with one channel."""
+    if draw(st.booleans()):
+        return (batch, draw(st.integers(1, 4)), draw(st.integers(1, 6)), draw(st.integers(1, 6)))
+    return (batch, draw(st.integers(1, 4)))
+
+
+@st.composite
+def net_states(draw):
+    """(phase, level, stages), each at Caffe's default first: TRAIN, 0, none."""
+    phase = draw(st.sampled_from(["TRAIN", "TEST"]))
+    level = draw(st.sampled_from([0, 1, 2]))
+    stages = tuple(draw(st.lists(st.sampled_from(STAGES), unique=True, max_size=2)))
+    return phase, level, stages
+
+
+@st.composite
+def state_rules(draw):
+    """A NetStateRule with each condition unset first."""
+    rule = caffe_pb2.NetStateRule()
+    phase = draw(maybe(caffe_pb2.TRAIN, caffe_pb2.TEST))
+    if phase is not None:
+        rule.phase = phase
+    for name in ("min_level", "max_level"):
+        value = draw(maybe(0, 1, 2))
+        if value is not None:
+            setattr(rule, name, value)
+    rule.stage.extend(draw(st.lists(st.sampled_from(STAGES), unique=True, max_size=1)))
+    rule.not_stage.extend(draw(st.lists(st.sampled_from(STAGES), unique=True, max_size=1)))
+    return rule
+
+
+@st.composite
+def param_spec_lists(draw, draft: NetDraft, kind: LayerKind, shapes, layer_index: int):
+    """ParamSpecs for the first few param blobs (often fewer than there are: missing specs
+    take Caffe's defaults), lr_mult and decay_mult unset first, a share by name where an
+    earlier param has the same shape. A sharer never contradicts the multipliers its
+    learnable already has (Caffe refuses that: a refusal of its own). Shrinks towards no specs."""
+    specs = []
+    while len(specs) < len(shapes.params) and draw(st.booleans()):
+        index = len(specs)
+        spec = caffe_pb2.ParamSpec()
+        owner = None
+        if kind.shareable:
+            owners = [r for r in reversed(draft.params) if r.shape == shapes.params[index]
+                      and LAYER_KINDS.get(draft.layers[r.layer].type, kind).shareable]
+            owner = draw(st.none() | st.sampled_from(owners or [None]))
+        lr_choices, decay_choices = LR_MULTS, DECAY_MULTS
+        if owner is not None:
+            if owner.lr_mult is not None:
+                lr_choices = [None, owner.lr_mult]
+            if owner.decay_mult is not None:
+                decay_choices = [None, owner.decay_mult]
+        if kind.fixed_lr_mult is not None:
+            lr_choices = [kind.fixed_lr_mult]
+        lr_mult = draw(st.sampled_from(lr_choices))
+        decay_mult = draw(st.sampled_from(decay_choices))
+        if lr_mult is not None:
+            spec.lr_mult = lr_mult
+        if decay_mult is not None:
+            spec.decay_mult = decay_mult
+        if owner is not None:
+            if not owner.name:
+                owner.name = f"{draft.layers[owner.layer].name}_p{owner.index}"
+                draft.param_spec(owner.layer, owner.index).name = owner.name
+            spec.name = owner.name
+            mode = draw(maybe(caffe_pb2.ParamSpec.STRICT, caffe_pb2.ParamSpec.PERMISSIVE))
+            if mode is not None:
+                spec.share_mode = mode
+            # Net::AppendParam: the first sharer to set a multiplier sets it for the learnable.
+            owner.lr_mult = owner.lr_mult if owner.lr_mult is not None else lr_mult
+            owner.decay_mult = owner.decay_mult if owner.decay_mult is not None else decay_mult
+        specs.append(spec)
+    return specs
+
+
+@st.composite
+def common_fields(draw, draft: NetDraft, kind: LayerKind, drawn, shapes_of):
+    """The fields every layer has, each unset first: in place, propagate_down, param specs,
+    loss weights, include/exclude rules. Returns (in_place, kept)."""
+    p, bottoms = drawn.param, drawn.bottoms
+    only = bottoms[0] if len(bottoms) == 1 else None
+    in_place = False
+    if (kind.in_place and only is not None and drawn.num_tops == 1 and only.role == "data"
+            and only.readers == 0 and not only.aliased and not only.weighted):
+        # Caffe refuses an in-place layer on a blob another layer read before (insert_splits).
+        in_place = draw(st.booleans())
+    if bottoms:
+        propagate = draw(st.none() | st.lists(st.booleans(), min_size=len(bottoms), max_size=len(bottoms)))
+        if propagate is not None:
+            # Caffe aborts in Backward when asked for a gradient into labels or indices.
+            p.propagate_down.extend(False if i in kind.label_bottoms else flag for i, flag in enumerate(propagate))
+    shapes = shapes_of(in_place)
+    p.param.extend(draw(param_spec_lists(draft, kind, shapes, len(draft.layers))))
+    tainted = not kind.backward or any(b.no_backward for b in bottoms)
+    if drawn.num_tops and not tainted and not in_place:
+        if LOSS_KINDS.get(kind.type) is kind:
+            weight = draw(maybe(*LOSS_WEIGHTS))
+            weights = None if weight is None else [weight]
+        else:
+            weights = draw(st.none() | st.lists(st.sampled_from(LOSS_WEIGHTS), min_size=drawn.num_tops,
+                                                max_size=drawn.num_tops))
+        if weights is not None:
+            p.loss_weight.extend(weights)
+    kept = True
+    which = draw(maybe("include", "exclude"))
+    if which is not None:
+        getattr(p, which).append(draw(state_rules()))
+        kept = layer_included(p, draft.state())
+    return in_place, kept, shapes
+
+
+def _add(draw, draft: NetDraft, kind: LayerKind, drawn):
+    def shapes_of(in_place):
+        return draft.shapes_for(drawn.param, drawn.bottoms, drawn.num_tops, in_place)
+
+    in_place, kept, shapes = draw(common_fields(draft, kind, drawn, shapes_of))
+    tops = draft.append(drawn.param, drawn.bottoms, drawn.num_tops, shapes=shapes, in_place=in_place, kept=kept,
+                        positive=drawn.positive, bound=drawn.bound, no_backward=not kind.backward)
+    for top in tops:
+        top.aliased = top.aliased or kind.aliases or (kind.type == "Concat" and len(drawn.bottoms) == 1)
+        top.weighted = any(w != 0 for w in drawn.param.loss_weight)
+
+
+@st.composite
+def layers(draw, draft: NetDraft, train_dropout: bool):
+    """One non-loss layer: a bottom by index counting back from the newest blob, then a kind
+    valid for it (simplest first, ReLU always), then the kind's fields and the common ones.
+    Shrinks towards a ReLU on the newest blob."""
+    data = draft.data_blobs()
+    bottom = data[-1 - draw(st.integers(0, len(data) - 1))]
+    kinds = [k for k in LAYER_KINDS.values() if k.allowed(draft, bottom, train_dropout)]
+    kind = draw(st.sampled_from(kinds))
+    _add(draw, draft, kind, draw(kind.strategy(draft, bottom)))
+
+
+@st.composite
+def loss_layers(draw, draft: NetDraft):
+    """One loss layer (or Accuracy) on a blob that may be backpropagated through, by index
+    counting back from the newest. Shrinks towards EuclideanLoss on the newest such blob."""
+    eligible = [b for b in draft.data_blobs() if b.num_axes >= 1 and not b.no_backward]
+    if not eligible:
+        # Everything readable is downstream of a layer without backward: give the loss its own input.
+        eligible = [draft.add_input((draft.blobs[0].shape[0], 2), "data")]
+    bottom = eligible[-1 - draw(st.integers(0, len(eligible) - 1))]
+    kinds = [k for k in LOSS_KINDS.values() if k.allowed(draft, bottom, False)]
+    kind = draw(st.sampled_from(kinds))
+    _add(draw, draft, kind, draw(kind.strategy(draft, bottom)))
+
+
+# ---- refusals: drawn last, so they shrink away -----------------------------------------------
+
+
+def _kept_layer(draw, draft):
+    kept = [layer for layer, k in zip(draft.layers, draft.kept) if k]
+    return kept[-1 - draw(st.integers(0, len(kept) - 1))] if kept else None
+
+
+def _refuse_propagate_down_count(draw, draft):
+    layer = _kept_layer(draw, draft)
+    if layer is None:
+        return None
+    del layer.propagate_down[:]
+    layer.propagate_down.extend([True] * (len(layer.bottom) + 1))
+    return "propagate_down param must be specified either 0 or bottom_size times"
+
+
+def _refuse_in_place_after_reader(draw, draft):
+    read = [b for b in draft.data_blobs() if b.readers > 0]
+    if not read:
+        return None
+    blob = read[-1 - draw(st.integers(0, len(read) - 1))]
+    draft.append(caffe_pb2.LayerParameter(type="ReLU"), [blob], 1, in_place=True, kept=False)
+    return f"Top blob '{blob.name}' produced by multiple sources."
+
+
+def _refuse_too_many_params(draw, draft):
+    layer = _kept_layer(draw, draft)
+    if layer is None:
+        return None
+    count = sum(1 for r in draft.params if draft.layers[r.layer] is layer)
+    while len(layer.param) <= count:
+        layer.param.add()
+    return f"Too many params specified for layer {layer.name}"
+
+
+def _owns_its_name(draft, record):
+    """A param that is not itself a sharer, on a layer whose specs may take any lr_mult."""
+    layer = draft.layers[record.layer]
+    kind = LAYER_KINDS.get(layer.type)
+    if kind is None or kind.fixed_lr_mult is not None or layer.include or layer.exclude:
+        return False
+    name = layer.param[record.index].name if record.index < len(layer.param) else ""
+    return name in ("", f"{layer.name}_p{record.index}")
+
+
+def _refuse_shared_lr_mismatch(draw, draft):
+    owners = [r for r in draft.params if _owns_its_name(draft, r)]
+    if not owners:
+        return None
+    owner = owners[-1 - draw(st.integers(0, len(owners) - 1))]
+    layer = draft.layers[owner.layer]
+    spec = draft.param_spec(owner.layer, owner.index)
+    spec.name = spec.name or f"{layer.name}_p{owner.index}"
+    if not spec.HasField("lr_mult"):
+        spec.lr_mult = 1.0
+    copy = caffe_pb2.LayerParameter()
+    copy.CopyFrom(layer)
+    del copy.propagate_down[:], copy.loss_weight[:], copy.param[:]
+    for i in range(owner.index + 1):
+        copy.param.add()
+    copy.param[owner.index].name = spec.name
+    copy.param[owner.index].lr_mult = spec.lr_mult + 1.0
+    bottoms = [next(b for b in draft.blobs if b.name == name) for name in layer.bottom]
+    draft.append(copy, bottoms, len(layer.top), kept=False)
+    return f"Shared param '{spec.name}' has mismatched lr_mult."
+
+
+def _refuse_include_and_exclude(draw, draft):
+    layer = draft.layers[-1 - draw(st.integers(0, len(draft.layers) - 1))]
+    layer.include.add()
+    layer.exclude.add()
+    return "Specify either include rules or exclude rules; not both."
+
+
+def _abort_backward_not_implemented(draw, draft):
+    draft.force_backward = True
+    blob = draft.data_blobs()[-1]
+    draft.append(caffe_pb2.LayerParameter(type="Threshold"), [blob], 1, kept=False)
+    return "Not Implemented Yet"
+
+
+REFUSALS = {
+    "propagate_down_count": _refuse_propagate_down_count,
+    "in_place_after_reader": _refuse_in_place_after_reader,
+    "too_many_params": _refuse_too_many_params,
+    "shared_lr_mismatch": _refuse_shared_lr_mismatch,
+    "include_and_exclude": _refuse_include_and_exclude,
+    "backward_not_implemented": _abort_backward_not_implemented,
+}
+
+
+@st.composite
+def net_drafts(draw, max_layers: int = 8, max_losses: int = 3, refusals: bool = False,
+               train_dropout: bool = False):
+    """The NetDraft behind ``nets()``; ``cases()`` reads its Input roles.
+    Shrinks as ``nets()`` does."""
+    phase, level, stages = draw(net_states())
+    draft = NetDraft(phase=phase, level=level, stages=stages)
+    draft.force_backward = bool(draw(maybe(True)))
+    batch = draw(st.integers(1, 3))
+    draft.add_input(draw(input_shapes(batch)))
+    while len(draft.inputs) < 3 and draw(st.integers(0, 3)) == 3:  # usually one data input
+        draft.add_input(draw(input_shapes(batch)))
+    while len(draft.layers) < max_layers and draw(st.integers(0, 4)) > 0:  # 0 stops: shrinks short
+        draw(layers(draft, train_dropout))
+    draw(loss_layers(draft))
+    losses = 1
+    while losses < max_losses and draw(st.integers(0, 3)) == 3:
+        draw(loss_layers(draft))
+        losses += 1
+    if refusals and draw(st.integers(0, 9)) == 9:  # about one net in ten
+        name = draw(st.sampled_from(sorted(REFUSALS)))
+        expected = REFUSALS[name](draw, draft)
+        if expected is not None:
+            draft.refusal = name
+            draft.refusal_message = expected
+    return draft
+
+
+@st.composite
+def nets(draw, max_layers: int = 8, max_losses: int = 3, refusals: bool = False, train_dropout: bool = False):
+    """NetParameters that Caffe accepts, built layer by layer on known blob shapes.
+
+    Input layers first (batch 1-3, channels 1-4, spatial 1-6; 2-D and 4-D), then up to
+    ``max_layers`` layers, each drawn from the kinds valid for its bottoms, then one to
+    ``max_losses`` loss layers. The NetState (phase, level, stages) is written into
+    ``state``; force_backward is set where drawn. With ``refusals=True`` about one net in
+    ten carries one mutation Caffe refuses or aborts on; Dropout appears in TRAIN only with
+    ``train_dropout=True``.
+
+    Shrinks towards fewer layers, a chain (each bottom is the newest blob), the first layer
+    kind in LAYER_KINDS (ReLU), EuclideanLoss, TRAIN, no force_backward, no refusal and
+    Caffe's defaults for every optional field."""
+    return draw(net_drafts(max_layers, max_losses, refusals, train_dropout)).to_proto()

@@ -1,0 +1,85 @@
+"""The solver strategy: SolverParameters without a net, ready for text_format.
+
+Values stay where float32 Caffe is well-conditioned: base_lr <= 0.1, momentum < 1,
+decays and clipping thresholds of ordinary size, and a delta no smaller than Caffe's
+default. Caffe's own checks are honoured by construction: AdaGrad and RMSProp get no
+momentum (sgd_solvers.hpp constructors), rms_decay lies in [0, 1), every lr_policy
+gets the fields Solver::GetLearningRate reads.
+"""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from reference_engine import caffe_pb2
+
+from .kinds import maybe
+
+SOLVER_TYPES = ["SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam"]
+LR_POLICIES = ["fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid"]
+
+
+def _set(message, name, value):
+    if value is not None:
+        setattr(message, name, value)
+
+
+@st.composite
+def lr_policies(draw, solver):
+    """lr_policy and exactly the fields its formula reads (solver.cpp, GetLearningRate).
+    Shrinks towards "fixed"."""
+    policy = draw(st.sampled_from(LR_POLICIES))
+    solver.lr_policy = policy
+    if policy == "step":
+        solver.gamma = draw(st.sampled_from([0.5, 0.1]))
+        solver.stepsize = draw(st.integers(1, 2))
+    elif policy == "exp":
+        solver.gamma = draw(st.sampled_from([0.9, 0.5]))
+    elif policy == "inv":
+        solver.gamma = draw(st.sampled_from([0.1, 1.0]))
+        solver.power = draw(st.sampled_from([0.75, 1.0]))
+    elif policy == "multistep":
+        solver.gamma = draw(st.sampled_from([0.5, 0.1]))
+        steps = draw(st.lists(st.integers(1, 3), min_size=1, max_size=3, unique=True))
+        solver.stepvalue.extend(sorted(steps))
+    elif policy == "poly":
+        solver.power = draw(st.sampled_from([1.0, 0.5, 2.0]))
+        solver.max_iter = draw(st.integers(4, 10))
+    elif policy == "sigmoid":
+        solver.gamma = draw(st.sampled_from([-0.5, 0.5]))
+        solver.stepsize = draw(st.integers(1, 3))
+
+
+@st.composite
+def solver_params(draw):
+    """caffe_pb2.SolverParameter messages with no net field.
+
+    type (SGD, left unset, first), base_lr, the momentum fields valid for the type, delta
+    for the adaptive types, weight_decay and regularization_type, an lr_policy with its
+    parameters, iter_size and clip_gradients.
+
+    Shrinks towards SGD with base_lr 0.01, policy "fixed", and every optional field unset
+    (no momentum, no weight decay, L2, iter_size 1, no clipping)."""
+    solver = caffe_pb2.SolverParameter()
+    kind = draw(st.sampled_from(SOLVER_TYPES))
+    if kind != "SGD":
+        solver.type = kind
+    solver.base_lr = draw(st.sampled_from([0.01, 0.1, 0.001]))
+    if kind in ("SGD", "Nesterov"):
+        _set(solver, "momentum", draw(maybe(0.9, 0.5)))
+    elif kind == "AdaDelta":
+        _set(solver, "momentum", draw(maybe(0.95, 0.9)))
+    elif kind == "Adam":
+        _set(solver, "momentum", draw(maybe(0.9)))
+        _set(solver, "momentum2", draw(maybe(0.99)))
+    elif kind == "RMSProp":
+        _set(solver, "rms_decay", draw(maybe(0.9, 0.5)))
+    if kind in ("AdaGrad", "RMSProp", "AdaDelta", "Adam"):
+        # A bigger delta keeps a near-zero gradient from making a full-size step.
+        _set(solver, "delta", draw(maybe(1e-4, 1e-2)))
+    _set(solver, "weight_decay", draw(maybe(1e-3, 0.01, 0.0)))
+    _set(solver, "regularization_type", draw(maybe("L1")))
+    draw(lr_policies(solver))
+    _set(solver, "iter_size", draw(maybe(2, 3)))
+    _set(solver, "clip_gradients", draw(maybe(1.0, 0.1)))
+    return solver
