@@ -20,8 +20,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.caffe_engine import CaffeEngine  # noqa: E402
-from harness.case import Case  # noqa: E402
+from harness.caffe_engine import CaffeEngine
+from harness.case import Case
 
 SMALL = """
 layer { name: "data" type: "Input" top: "data" top: "label"
@@ -54,11 +54,17 @@ layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "
 
 def make_case(net: str, data_shape: tuple[int, ...], with_solver: bool) -> Case:
     rng = np.random.default_rng(0)
-    inputs = {"data": rng.standard_normal(data_shape).astype(np.float32),
-              "label": rng.integers(0, 10, data_shape[0]).astype(np.float32)}
+    inputs = {
+        "data": rng.standard_normal(data_shape).astype(np.float32),
+        "label": rng.integers(0, 10, data_shape[0]).astype(np.float32),
+    }
     if with_solver:
-        return Case(net=net, inputs=inputs, solver='type: "SGD" base_lr: 0.01 momentum: 0.9 lr_policy: "fixed"',
-                    iterations=1)
+        return Case(
+            net=net,
+            inputs=inputs,
+            solver='type: "SGD" base_lr: 0.01 momentum: 0.9 lr_policy: "fixed"',
+            iterations=1,
+        )
     return Case(net=net, inputs=inputs)
 
 
@@ -70,30 +76,52 @@ def measure(engine: CaffeEngine, case: Case, repeats: int) -> dict:
         result = engine.run(case)
         wall = time.perf_counter() - started
         if result.outcome.value != "ok":
-            raise SystemExit(f"benchmark case failed: {result.outcome.value} at {result.stage}: {result.message}")
+            raise SystemExit(
+                f"benchmark case failed: {result.outcome.value} at {result.stage}: {result.message}"
+            )
         steps = result.info["steps_s"]
-        rows.append((wall, result.info["caffe_s"], steps.get("forward", 0) + steps.get("backward", 0),
-                     result.info["worker_s"]))
-    return {name: statistics.median(r[i] for r in rows)
-            for i, name in enumerate(("round_trip", "caffe", "fwd_bwd", "worker"))}
+        rows.append(
+            (
+                wall,
+                result.info["caffe_s"],
+                steps.get("forward", 0) + steps.get("backward", 0),
+                result.info["worker_s"],
+            )
+        )
+    return {
+        name: statistics.median(r[i] for r in rows)
+        for i, name in enumerate(("round_trip", "caffe", "fwd_bwd", "worker"))
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runtime", default="rootfs")
-    parser.add_argument("--cases", type=int, default=30, help="cases per row (the big net uses a fifth)")
+    parser.add_argument(
+        "--cases", type=int, default=30, help="cases per row (the big net uses a fifth)"
+    )
     args = parser.parse_args()
     with CaffeEngine(args.runtime, timeout_s=600) as engine:
         print(f"runtime {args.runtime}; medians over the cases; times in ms")
-        print(f"{'case':<34}{'round trip':>12}{'in Caffe':>10}{'fwd+bwd':>10}{'worker':>10}{'trip/Caffe':>12}")
-        for label, net, shape, repeats in (("small MLP, batch 4", SMALL, (4, 16), args.cases),
-                                           ("conv net, batch 32x3x224x224", BATCH32_224, (32, 3, 224, 224),
-                                            max(3, args.cases // 5))):
+        print(
+            f"{'case':<34}{'round trip':>12}{'in Caffe':>10}{'fwd+bwd':>10}{'worker':>10}{'trip/Caffe':>12}"
+        )
+        for label, net, shape, repeats in (
+            ("small MLP, batch 4", SMALL, (4, 16), args.cases),
+            (
+                "conv net, batch 32x3x224x224",
+                BATCH32_224,
+                (32, 3, 224, 224),
+                max(3, args.cases // 5),
+            ),
+        ):
             for with_solver in (False, True):
                 m = measure(engine, make_case(net, shape, with_solver), repeats)
                 name = label + (" +1 SGD step" if with_solver else "")
-                print(f"{name:<34}{m['round_trip'] * 1e3:>12.2f}{m['caffe'] * 1e3:>10.2f}"
-                      f"{m['fwd_bwd'] * 1e3:>10.2f}{m['worker'] * 1e3:>10.2f}{m['round_trip'] / m['caffe']:>12.2f}")
+                print(
+                    f"{name:<34}{m['round_trip'] * 1e3:>12.2f}{m['caffe'] * 1e3:>10.2f}"
+                    f"{m['fwd_bwd'] * 1e3:>10.2f}{m['worker'] * 1e3:>10.2f}{m['round_trip'] / m['caffe']:>12.2f}"
+                )
 
 
 if __name__ == "__main__":

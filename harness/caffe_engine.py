@@ -24,7 +24,6 @@ import subprocess
 import time
 from pathlib import Path
 
-
 from .case import Case, Outcome, Result, dump_npz, load_npz
 from .errors import HarnessError
 from .runtimes import WORKER_SOURCE, Runtime, get_runtime
@@ -71,7 +70,9 @@ class _FrameReader:
         try:
             header = json.loads(bytes(self.pending[:end]))
         except json.JSONDecodeError as e:
-            raise HarnessError(f"worker reply header {bytes(self.pending[:200])!r}: not JSON ({e})") from e
+            raise HarnessError(
+                f"worker reply header {bytes(self.pending[:200])!r}: not JSON ({e})"
+            ) from e
         size = int(header.get("npz_bytes", 0))
         payload = bytearray(size)
         have = min(size, len(self.pending) - end - 1)
@@ -96,14 +97,6 @@ def _widen_pipe(fd: int) -> None:
             pass  # above /proc/sys/fs/pipe-max-size for an unprivileged user: keep the default
 
 
-def _limit_memory(memory_mb: int):
-    def limit():
-        limit_bytes = memory_mb << 20
-        resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
-
-    return limit
-
-
 def fatal_message(log: str) -> str | None:
     """The text of glog's first fatal line (after "] "), or a C++ terminate message."""
     for line in log.splitlines():
@@ -121,8 +114,13 @@ class CommandEngine:
 
     name = "command"
 
-    def __init__(self, cmd: str | list[str], timeout_s: float = DEFAULT_TIMEOUT_S,
-                 memory_mb: int | None = DEFAULT_MEMORY_MB, start_timeout_s: float = DEFAULT_START_TIMEOUT_S):
+    def __init__(
+        self,
+        cmd: str | list[str],
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        memory_mb: int | None = DEFAULT_MEMORY_MB,
+        start_timeout_s: float = DEFAULT_START_TIMEOUT_S,
+    ):
         if not cmd:
             raise HarnessError(f"cmd={cmd!r}: the worker command must not be empty")
         if timeout_s <= 0:
@@ -164,13 +162,26 @@ class CommandEngine:
         self._log_dir, worker_log_dir = self._new_log_dir()
         argv = self._argv(worker_log_dir)
         env = dict(os.environ, CAFFE_CONFORMANCE_LOG_DIR=worker_log_dir)
-        limit = _limit_memory(self.memory_mb) if self.memory_mb and self._rlimit_memory() else None
-        self._stderr = open(self._log_dir / "stderr.log", "w+b")
+        limit = self.memory_mb << 20 if self.memory_mb and self._rlimit_memory() else None
+        # Kept open for the worker's life, closed in _kill.
+        self._stderr = open(self._log_dir / "stderr.log", "w+b")  # noqa: SIM115
         try:
-            self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                            stderr=self._stderr, preexec_fn=limit, env=env)
+            self.process = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._stderr,
+                env=env,
+            )
         except OSError as e:
             raise HarnessError(f"worker command {shlex.join(argv)!r}: cannot start ({e})") from e
+        if limit:
+            # Set from outside rather than in preexec_fn (unsafe with threads): chroot execs
+            # python in the same process, and importing caffe takes far longer than this call.
+            try:
+                resource.prlimit(self.process.pid, resource.RLIMIT_AS, (limit, limit))
+            except ProcessLookupError:
+                pass  # it died at once: the hello below reports why, with its stderr
         _widen_pipe(self.process.stdout.fileno())
         _widen_pipe(self.process.stdin.fileno())
         self._reader = _FrameReader(self.process.stdout.fileno())
@@ -180,12 +191,20 @@ class CommandEngine:
         except (TimeoutError, _WorkerGone) as e:
             log = self._logs()
             self._kill()
-            what = "did not answer hello" if isinstance(e, TimeoutError) else "died before answering hello"
-            raise HarnessError(f"worker {shlex.join(argv)!r} {what} within {self.start_timeout_s} s; "
-                               f"its stderr ends with:\n{log[-3000:]}") from e
+            what = (
+                "did not answer hello"
+                if isinstance(e, TimeoutError)
+                else "died before answering hello"
+            )
+            raise HarnessError(
+                f"worker {shlex.join(argv)!r} {what} within {self.start_timeout_s} s; "
+                f"its stderr ends with:\n{log[-3000:]}"
+            ) from e
         if header.get("op") != "hello" or header.get("protocol") != PROTOCOL_VERSION:
             self._kill()
-            raise HarnessError(f"worker hello {header!r}: expected op 'hello' with protocol {PROTOCOL_VERSION}")
+            raise HarnessError(
+                f"worker hello {header!r}: expected op 'hello' with protocol {PROTOCOL_VERSION}"
+            )
         self.hello = header
         self.starts += 1
 
@@ -260,16 +279,27 @@ class CommandEngine:
                     result = Result.from_parts(reply, load_npz(payload) if payload else {})
                     return self._with_info(result, started)
                 elif op == "error":
-                    raise HarnessError(f"worker could not run the case: {reply.get('message')}\n"
-                                       f"{reply.get('traceback', '')}")
+                    raise HarnessError(
+                        f"worker could not run the case: {reply.get('message')}\n"
+                        f"{reply.get('traceback', '')}"
+                    )
                 else:
-                    raise HarnessError(f"worker reply op={op!r}: expected 'stage', 'result' or 'error'")
+                    raise HarnessError(
+                        f"worker reply op={op!r}: expected 'stage', 'result' or 'error'"
+                    )
         except TimeoutError:
             log = self._logs()
             self._kill()
-            return self._with_info(Result(engine=self.name, outcome=Outcome.TIMEOUT, stage=stage["stage"],
-                                          message=f"no answer within {self.timeout_s} s (step {stage['step']!r})",
-                                          info={"log_tail": log[-2000:]}), started)
+            return self._with_info(
+                Result(
+                    engine=self.name,
+                    outcome=Outcome.TIMEOUT,
+                    stage=stage["stage"],
+                    message=f"no answer within {self.timeout_s} s (step {stage['step']!r})",
+                    info={"log_tail": log[-2000:]},
+                ),
+                started,
+            )
         except _WorkerGone:
             return self._with_info(self._death(stage), started)
 
@@ -296,7 +326,9 @@ class CommandEngine:
             outcome = Outcome.REFUSED
         else:
             outcome = Outcome.ABORTED
-        return Result(engine=self.name, outcome=outcome, stage=stage["stage"], message=message, info=info)
+        return Result(
+            engine=self.name, outcome=outcome, stage=stage["stage"], message=message, info=info
+        )
 
     def _with_info(self, result: Result, started: float) -> Result:
         info = dict(self._engine_info())
@@ -304,10 +336,20 @@ class CommandEngine:
         info["round_trip_s"] = time.monotonic() - started
         info["worker"] = {k: v for k, v in self.hello.items() if k not in ("op", "npz_bytes")}
         info["worker_starts"] = self.starts
-        return Result(engine=self.name, outcome=result.outcome, stage=result.stage, message=result.message,
-                      layers=result.layers, outputs=result.outputs, losses=result.losses,
-                      blob_data=result.blob_data, blob_diff=result.blob_diff, param_diff=result.param_diff,
-                      param_history=result.param_history, info=info)
+        return Result(
+            engine=self.name,
+            outcome=result.outcome,
+            stage=result.stage,
+            message=result.message,
+            layers=result.layers,
+            outputs=result.outputs,
+            losses=result.losses,
+            blob_data=result.blob_data,
+            blob_diff=result.blob_diff,
+            param_diff=result.param_diff,
+            param_history=result.param_history,
+            info=info,
+        )
 
 
 class CaffeEngine(CommandEngine):
@@ -315,12 +357,21 @@ class CaffeEngine(CommandEngine):
 
     name = "caffe"
 
-    def __init__(self, runtime: str | Runtime = "rootfs", timeout_s: float = DEFAULT_TIMEOUT_S,
-                 memory_mb: int | None = DEFAULT_MEMORY_MB, rootfs_dir: str | Path | None = None,
-                 start_timeout_s: float = DEFAULT_START_TIMEOUT_S):
+    def __init__(
+        self,
+        runtime: str | Runtime = "rootfs",
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        memory_mb: int | None = DEFAULT_MEMORY_MB,
+        rootfs_dir: str | Path | None = None,
+        start_timeout_s: float = DEFAULT_START_TIMEOUT_S,
+    ):
         self.runtime = get_runtime(runtime, rootfs_dir) if isinstance(runtime, str) else runtime
-        super().__init__([str(WORKER_SOURCE)], timeout_s=timeout_s, memory_mb=memory_mb,
-                         start_timeout_s=start_timeout_s)
+        super().__init__(
+            [str(WORKER_SOURCE)],
+            timeout_s=timeout_s,
+            memory_mb=memory_mb,
+            start_timeout_s=start_timeout_s,
+        )
 
     @property
     def caffe_version(self) -> str:

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .case import Case, Outcome
+from .case import Case
 from .compare import Comparison, compare
 from .errors import HarnessError
 

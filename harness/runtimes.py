@@ -27,8 +27,8 @@ import tarfile
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .errors import RuntimeUnavailable
 
@@ -58,8 +58,13 @@ BULLSEYE_PACKAGES = (
 ROOTFS_FORMAT = 1  # bump when the root file system's content changes: old trees become stale
 STAMP_NAME = ".caffe-conformance-stamp.json"
 # debootstrap's per-package log verbs, grouped into the phases a user sees.
-PHASES = {"Retrieving": "downloading", "Validating": "downloading", "Extracting": "extracting",
-          "Unpacking": "installing", "Configuring": "installing"}
+PHASES = {
+    "Retrieving": "downloading",
+    "Validating": "downloading",
+    "Extracting": "extracting",
+    "Unpacking": "installing",
+    "Configuring": "installing",
+}
 
 Progress = Callable[[str], None]
 
@@ -87,8 +92,12 @@ class Runtime:
     def info(self) -> dict:
         raise NotImplementedError
 
-    def argv(self, worker_path: str | Path = WORKER_SOURCE, log_dir: str | None = None,
-             memory_mb: int | None = None) -> list[str]:
+    def argv(
+        self,
+        worker_path: str | Path = WORKER_SOURCE,
+        log_dir: str | None = None,
+        memory_mb: int | None = None,
+    ) -> list[str]:
         """The command that starts the worker. log_dir is as the worker sees it (new_log_dir)."""
         raise NotImplementedError
 
@@ -141,7 +150,9 @@ class RootfsRuntime(Runtime):
             )
 
     def _chroot(self, root: Path, *command: str, **kwargs) -> subprocess.CompletedProcess:
-        return subprocess.run(["chroot", str(root), *command], capture_output=True, text=True, **kwargs)
+        return subprocess.run(
+            ["chroot", str(root), *command], capture_output=True, text=True, check=False, **kwargs
+        )
 
     # -- install --
 
@@ -151,7 +162,9 @@ class RootfsRuntime(Runtime):
             self._sync(self.directory, progress)
             return
         if shutil.which("debootstrap") is None:
-            raise RuntimeUnavailable("runtime 'rootfs': debootstrap is not installed (apt-get install debootstrap)")
+            raise RuntimeUnavailable(
+                "runtime 'rootfs': debootstrap is not installed (apt-get install debootstrap)"
+            )
         parent = self.directory.parent
         parent.mkdir(parents=True, exist_ok=True)
         building = Path(tempfile.mkdtemp(prefix=f".{self.directory.name}.building-", dir=parent))
@@ -163,9 +176,14 @@ class RootfsRuntime(Runtime):
             progress("rootfs: checking that `import caffe` works")
             check = self._chroot(building, "python3", "-c", "import caffe")
             if check.returncode != 0:
-                raise RuntimeUnavailable(f"runtime 'rootfs': `import caffe` fails in {building}: {check.stderr[-2000:]}")
-            stamp = {"format": ROOTFS_FORMAT, "built": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                     "packages": list(BULLSEYE_PACKAGES)}
+                raise RuntimeUnavailable(
+                    f"runtime 'rootfs': `import caffe` fails in {building}: {check.stderr[-2000:]}"
+                )
+            stamp = {
+                "format": ROOTFS_FORMAT,
+                "built": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "packages": list(BULLSEYE_PACKAGES),
+            }
             (building / STAMP_NAME).write_text(json.dumps(stamp, indent=2) + "\n")
             self._replace(building)
             progress(f"rootfs: ready at {self.directory}")
@@ -174,9 +192,16 @@ class RootfsRuntime(Runtime):
                 _remove_tree(building)
 
     def _debootstrap(self, target: Path, progress: Progress) -> None:
-        command = ["debootstrap", "--variant=minbase", "--include=" + ",".join(BULLSEYE_PACKAGES),
-                   "bullseye", str(target)]
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        command = [
+            "debootstrap",
+            "--variant=minbase",
+            "--include=" + ",".join(BULLSEYE_PACKAGES),
+            "bullseye",
+            str(target),
+        ]
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         tail: list[str] = []
         phase, count = None, 0
         assert process.stdout is not None
@@ -185,7 +210,9 @@ class RootfsRuntime(Runtime):
             tail = (tail + [line])[-30:]
             # "I: Retrieving <package> <version>" and its kin come once per package: summarize
             # them as one line per phase; print the other phase lines (resolving, installing).
-            per_package = re.match(r"I: (Retrieving|Validating|Extracting|Unpacking|Configuring) [a-z0-9]", line)
+            per_package = re.match(
+                r"I: (Retrieving|Validating|Extracting|Unpacking|Configuring) [a-z0-9]", line
+            )
             if per_package:
                 verb = per_package.group(1)
                 if PHASES[verb] != phase:
@@ -200,7 +227,8 @@ class RootfsRuntime(Runtime):
             progress(f"  debootstrap: {phase} done ({count} packages)")
         if process.wait() != 0:
             raise RuntimeUnavailable(
-                f"runtime 'rootfs': debootstrap exited with {process.returncode}; its last lines:\n" + "\n".join(tail)
+                f"runtime 'rootfs': debootstrap exited with {process.returncode}; its last lines:\n"
+                + "\n".join(tail)
             )
 
     def _sync(self, root: Path, progress: Progress) -> None:
@@ -211,22 +239,39 @@ class RootfsRuntime(Runtime):
         _copy_if_changed(WORKER_SOURCE, target / "worker.py")
         source_hash = _sha256(PROBE_SOURCE) + _sha256(PROBE_BUILD_SCRIPT)
         hash_file = target / "flags_probe.sha256"
-        if (target / "flags_probe.so").exists() and hash_file.exists() and hash_file.read_text() == source_hash:
+        if (
+            (target / "flags_probe.so").exists()
+            and hash_file.exists()
+            and hash_file.read_text() == source_hash
+        ):
             return
         progress("rootfs: compiling the flags probe against libcaffe")
         shutil.copyfile(PROBE_SOURCE, target / "flags_probe.cpp")
         shutil.copyfile(PROBE_BUILD_SCRIPT, target / "build_probe.sh")
         inside = INSTALL_DIR
-        built = self._chroot(root, "sh", f"{inside}/build_probe.sh", f"{inside}/flags_probe.cpp", f"{inside}",
-                             "python3", cwd="/")
+        built = self._chroot(
+            root,
+            "sh",
+            f"{inside}/build_probe.sh",
+            f"{inside}/flags_probe.cpp",
+            f"{inside}",
+            "python3",
+            cwd="/",
+        )
         if built.returncode != 0:
             raise RuntimeUnavailable(
                 f"runtime 'rootfs': the flags probe does not compile in {root}: {built.stderr[-3000:]}"
             )
-        loads = self._chroot(root, "python3", "-c",
-                             f"import caffe, ctypes; print(ctypes.CDLL('{inside}/flags_probe.so').ccf_version())")
+        loads = self._chroot(
+            root,
+            "python3",
+            "-c",
+            f"import caffe, ctypes; print(ctypes.CDLL('{inside}/flags_probe.so').ccf_version())",
+        )
         if loads.returncode != 0 or loads.stdout.strip() != "1":
-            raise RuntimeUnavailable(f"runtime 'rootfs': the flags probe does not load: {loads.stderr[-2000:]}")
+            raise RuntimeUnavailable(
+                f"runtime 'rootfs': the flags probe does not load: {loads.stderr[-2000:]}"
+            )
         hash_file.write_text(source_hash)
 
     def _replace(self, building: Path) -> None:
@@ -245,32 +290,55 @@ class RootfsRuntime(Runtime):
         self._require_root()
         if not self.is_ready():
             stamp = self._stamp()
-            why = "no stamp file" if stamp is None else f"stamp format {stamp.get('format')} != {ROOTFS_FORMAT}"
+            why = (
+                "no stamp file"
+                if stamp is None
+                else f"stamp format {stamp.get('format')} != {ROOTFS_FORMAT}"
+            )
             raise RuntimeUnavailable(
                 f"runtime 'rootfs': {self.directory} is not a usable root file system ({why}); "
                 "run `caffe-conformance runtime install --runtime rootfs`"
             )
 
     def info(self) -> dict:
-        out = {"runtime": self.name, "caffe_version": self.caffe_version, "directory": str(self.directory),
-               "ready": self.is_ready(), "stamp": self._stamp()}
+        out = {
+            "runtime": self.name,
+            "caffe_version": self.caffe_version,
+            "directory": str(self.directory),
+            "ready": self.is_ready(),
+            "stamp": self._stamp(),
+        }
         if not out["ready"] or os.geteuid() != 0:
             return out
-        query = self._chroot(self.directory, "dpkg-query", "-W", "-f", "${Version}", "python3-caffe")
-        out["caffe_package"] = "python3-caffe " + query.stdout.strip() if query.returncode == 0 else query.stderr.strip()
-        python = self._chroot(self.directory, "python3", "-c", "import sys; print(sys.version.split()[0])")
+        query = self._chroot(
+            self.directory, "dpkg-query", "-W", "-f", "${Version}", "python3-caffe"
+        )
+        out["caffe_package"] = (
+            "python3-caffe " + query.stdout.strip()
+            if query.returncode == 0
+            else query.stderr.strip()
+        )
+        python = self._chroot(
+            self.directory, "python3", "-c", "import sys; print(sys.version.split()[0])"
+        )
         out["python"] = python.stdout.strip()
         out["worker"] = f"chroot {self.directory} python3 {INSTALL_DIR}/worker.py"
         probe = self.directory / INSTALL_DIR.lstrip("/") / "flags_probe.so"
         out["flags_probe"] = str(probe) if probe.exists() else None
         return out
 
-    def argv(self, worker_path: str | Path = WORKER_SOURCE, log_dir: str | None = None,
-             memory_mb: int | None = None) -> list[str]:
+    def argv(
+        self,
+        worker_path: str | Path = WORKER_SOURCE,
+        log_dir: str | None = None,
+        memory_mb: int | None = None,
+    ) -> list[str]:
         self._ensure()
         self._sync(self.directory, _say)
         if Path(worker_path).resolve() != WORKER_SOURCE:
-            _copy_if_changed(Path(worker_path), self.directory / INSTALL_DIR.lstrip("/") / "worker.py")
+            _copy_if_changed(
+                Path(worker_path), self.directory / INSTALL_DIR.lstrip("/") / "worker.py"
+            )
         command = ["chroot", str(self.directory), "python3", f"{INSTALL_DIR}/worker.py"]
         return command + (["--log-dir", log_dir] if log_dir else [])
 
@@ -293,9 +361,15 @@ def _remove_tree(path: Path) -> None:
     # Never recurse into a mounted file system (/proc, a bind mount) inside a chroot tree.
     mounts = Path("/proc/mounts").read_text().split("\n") if Path("/proc/mounts").exists() else []
     prefix = str(path.resolve()) + "/"
-    mounted = [m.split()[1] for m in mounts if len(m.split()) > 1 and (m.split()[1] + "/").startswith(prefix)]
+    mounted = [
+        m.split()[1]
+        for m in mounts
+        if len(m.split()) > 1 and (m.split()[1] + "/").startswith(prefix)
+    ]
     if mounted:
-        raise RuntimeUnavailable(f"refusing to remove {path}: file systems are mounted inside it: {mounted}")
+        raise RuntimeUnavailable(
+            f"refusing to remove {path}: file systems are mounted inside it: {mounted}"
+        )
     shutil.rmtree(path)
 
 
@@ -317,12 +391,16 @@ class DockerRuntime(Runtime):
         try:
             import docker  # imported late: only the Docker runtimes need it
         except ImportError as e:
-            raise RuntimeUnavailable(f"runtime {self.name!r}: the 'docker' Python package is missing ({e})") from e
+            raise RuntimeUnavailable(
+                f"runtime {self.name!r}: the 'docker' Python package is missing ({e})"
+            ) from e
         try:
             client = docker.from_env()
             client.ping()
         except docker.errors.DockerException as e:
-            raise RuntimeUnavailable(f"runtime {self.name!r}: no Docker engine answers ({e})") from e
+            raise RuntimeUnavailable(
+                f"runtime {self.name!r}: no Docker engine answers ({e})"
+            ) from e
         return client
 
     def _context(self) -> io.BytesIO:
@@ -352,12 +430,20 @@ class DockerRuntime(Runtime):
             pass
         progress(f"{self.name}: building image {self.image} from docker/{self.dockerfile}")
         try:
-            for chunk in client.api.build(fileobj=self._context(), custom_context=True, tag=self.image, rm=True,
-                                          labels={"caffe-conformance.sources": self._label()}, decode=True):
+            for chunk in client.api.build(
+                fileobj=self._context(),
+                custom_context=True,
+                tag=self.image,
+                rm=True,
+                labels={"caffe-conformance.sources": self._label()},
+                decode=True,
+            ):
                 if "stream" in chunk and chunk["stream"].startswith("Step "):
                     progress("  " + chunk["stream"].strip())
                 if "error" in chunk:
-                    raise RuntimeUnavailable(f"runtime {self.name!r}: image build failed: {chunk['error']}")
+                    raise RuntimeUnavailable(
+                        f"runtime {self.name!r}: image build failed: {chunk['error']}"
+                    )
         except docker.errors.APIError as e:
             raise RuntimeUnavailable(f"runtime {self.name!r}: image build failed: {e}") from e
 
@@ -372,22 +458,47 @@ class DockerRuntime(Runtime):
             out["ready"] = False
             return out
         out.update(ready=True, image_id=image.id, labels=image.labels)
-        command = f"{self.python} -c \"import sys, caffe; print(sys.version.split()[0]); print(caffe.__version__)\""
-        found = client.containers.run(self.image, command, remove=True, network_disabled=True).decode().split()
+        command = f'{self.python} -c "import sys, caffe; print(sys.version.split()[0]); print(caffe.__version__)"'
+        found = (
+            client.containers.run(self.image, command, remove=True, network_disabled=True)
+            .decode()
+            .split()
+        )
         out["python"], out["caffe"] = (found + [None, None])[:2]
         return out
 
-    def argv(self, worker_path: str | Path = WORKER_SOURCE, log_dir: str | None = None,
-             memory_mb: int | None = None) -> list[str]:
+    def argv(
+        self,
+        worker_path: str | Path = WORKER_SOURCE,
+        log_dir: str | None = None,
+        memory_mb: int | None = None,
+    ) -> list[str]:
         if shutil.which("docker") is None:
-            raise RuntimeUnavailable(f"runtime {self.name!r}: the docker command-line client is not installed")
+            raise RuntimeUnavailable(
+                f"runtime {self.name!r}: the docker command-line client is not installed"
+            )
         self._container = f"caffe-conformance-{uuid.uuid4().hex[:12]}"
-        command = ["docker", "run", "-i", "--rm", "--network", "none", "--name", self._container,
-                   "-v", f"{Path(worker_path).resolve()}:{INSTALL_DIR}/worker.py:ro"]
+        command = [
+            "docker",
+            "run",
+            "-i",
+            "--rm",
+            "--network",
+            "none",
+            "--name",
+            self._container,
+            "-v",
+            f"{Path(worker_path).resolve()}:{INSTALL_DIR}/worker.py:ro",
+        ]
         if memory_mb:
             command += ["--memory", f"{memory_mb}m", "--memory-swap", f"{memory_mb}m"]
         if log_dir:
-            command += ["-v", f"{self._log_host}:{log_dir}", "-e", f"CAFFE_CONFORMANCE_LOG_DIR={log_dir}"]
+            command += [
+                "-v",
+                f"{self._log_host}:{log_dir}",
+                "-e",
+                f"CAFFE_CONFORMANCE_LOG_DIR={log_dir}",
+            ]
         return command + [self.image, self.python, f"{INSTALL_DIR}/worker.py"]
 
     def new_log_dir(self) -> tuple[Path, str]:
@@ -399,7 +510,7 @@ class DockerRuntime(Runtime):
         # Killing the docker client leaves the container running: kill the container by name.
         name = getattr(self, "_container", None)
         if name and process.poll() is None:
-            subprocess.run(["docker", "kill", name], capture_output=True)
+            subprocess.run(["docker", "kill", name], capture_output=True, check=False)
         super().stop(process)
 
 
@@ -426,8 +537,12 @@ class LocalRuntime(Runtime):
         self.probe_dir = Path.home() / ".cache" / "caffe-conformance" / "local-probe"
 
     def _check(self) -> str:
-        found = subprocess.run([self.python, "-c", "import caffe; print(caffe.__file__)"],
-                               capture_output=True, text=True)
+        found = subprocess.run(
+            [self.python, "-c", "import caffe; print(caffe.__file__)"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if found.returncode != 0:
             raise RuntimeUnavailable(
                 f"runtime 'local': {self.python!r} cannot import caffe "
@@ -440,19 +555,39 @@ class LocalRuntime(Runtime):
         if shutil.which("g++") is None or shutil.which("protoc") is None:
             progress("local: no g++/protoc here: exact flags (the probe) will be unavailable")
             return
-        built = subprocess.run(["sh", str(PROBE_BUILD_SCRIPT), str(PROBE_SOURCE), str(self.probe_dir), self.python],
-                               capture_output=True, text=True)
+        built = subprocess.run(
+            ["sh", str(PROBE_BUILD_SCRIPT), str(PROBE_SOURCE), str(self.probe_dir), self.python],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if built.returncode != 0:
-            progress(f"local: the flags probe does not compile, exact flags unavailable: {built.stderr[-1000:]}")
+            progress(
+                f"local: the flags probe does not compile, exact flags unavailable: {built.stderr[-1000:]}"
+            )
 
     def info(self) -> dict:
         probe = self.probe_dir / "flags_probe.so"
-        return {"runtime": self.name, "caffe_version": self.caffe_version, "python": self.python,
-                "caffe_module": self._check(), "flags_probe": str(probe) if probe.exists() else None}
+        return {
+            "runtime": self.name,
+            "caffe_version": self.caffe_version,
+            "python": self.python,
+            "caffe_module": self._check(),
+            "flags_probe": str(probe) if probe.exists() else None,
+        }
 
-    def argv(self, worker_path: str | Path = WORKER_SOURCE, log_dir: str | None = None,
-             memory_mb: int | None = None) -> list[str]:
-        command = [self.python, str(Path(worker_path).resolve()), "--probe", str(self.probe_dir / "flags_probe.so")]
+    def argv(
+        self,
+        worker_path: str | Path = WORKER_SOURCE,
+        log_dir: str | None = None,
+        memory_mb: int | None = None,
+    ) -> list[str]:
+        command = [
+            self.python,
+            str(Path(worker_path).resolve()),
+            "--probe",
+            str(self.probe_dir / "flags_probe.so"),
+        ]
         return command + (["--log-dir", log_dir] if log_dir else [])
 
 

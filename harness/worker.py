@@ -21,7 +21,9 @@ import time
 import traceback
 
 PROTOCOL_VERSION = 1
-SENTINEL = -1234.5678  # fills a bottom diff before its consumer's Backward, see observe_bottom_written
+SENTINEL = (
+    -1234.5678
+)  # fills a bottom diff before its consumer's Backward, see observe_bottom_written
 NEEDS = " needs backward computation."
 DOES_NOT_NEED = " does not need backward computation."
 
@@ -78,7 +80,9 @@ class Channel(object):
         size = int(header.get("npz_bytes", 0))
         payload = self.reader.read(size) if size else b""
         if len(payload) != size:
-            raise WorkerError("npz_bytes=%d: the stream ended after %d bytes" % (size, len(payload)))
+            raise WorkerError(
+                "npz_bytes=%d: the stream ended after %d bytes" % (size, len(payload))
+            )
         arrays = {}
         if size:
             archive = np.load(io.BytesIO(payload), allow_pickle=False)
@@ -239,7 +243,9 @@ def set_inputs(net, inputs):
     reshaped = False
     for name, array in inputs.items():
         if name not in net.blobs:
-            raise WorkerError("input/%s: the net has no blob %r (blobs: %s)" % (name, name, ", ".join(net.blobs)))
+            raise WorkerError(
+                "input/%s: the net has no blob %r (blobs: %s)" % (name, name, ", ".join(net.blobs))
+            )
         blob = net.blobs[name]
         if tuple(blob.data.shape) != tuple(array.shape):
             blob.reshape(*[int(d) for d in array.shape])
@@ -259,7 +265,9 @@ def set_params(net, params, names):
         caffe_blobs = net.layers[index[layer]].blobs
         for j, array in blobs.items():
             if j >= len(caffe_blobs):
-                raise WorkerError("param/%s/%d: layer %r has %d param blobs" % (layer, j, layer, len(caffe_blobs)))
+                raise WorkerError(
+                    "param/%s/%d: layer %r has %d param blobs" % (layer, j, layer, len(caffe_blobs))
+                )
             target = caffe_blobs[j].data
             if tuple(target.shape) != tuple(array.shape):
                 raise WorkerError(
@@ -318,7 +326,9 @@ def solver_text(solver, net_path, level, stages):
     text_format.Merge(native_str(solver), param)
     for field in ("net", "net_param", "train_net", "train_net_param"):
         if param.HasField(field):
-            raise WorkerError("solver: must not name a net (found %r); the case's net is used" % field)
+            raise WorkerError(
+                "solver: must not name a net (found %r); the case's net is used" % field
+            )
     param.net = native_str(net_path)
     if (level or stages) and not param.HasField("train_state"):
         param.train_state.level = int(level)
@@ -337,12 +347,14 @@ def run_case(header, arrays, stages_runner, probe, work_dir):
     params = {}
     for key, value in arrays.items():
         if key.startswith("input/"):
-            inputs[key[len("input/"):]] = value
+            inputs[key[len("input/") :]] = value
         elif key.startswith("param/"):
-            layer, index = key[len("param/"):].rsplit("/", 1)
+            layer, index = key[len("param/") :].rsplit("/", 1)
             params.setdefault(layer, {})[int(index)] = value
         else:
-            raise WorkerError("%s: unknown array key (expected input/<blob> or param/<layer>/<i>)" % key)
+            raise WorkerError(
+                "%s: unknown array key (expected input/<blob> or param/<layer>/<i>)" % key
+            )
 
     net_path = os.path.join(work_dir, "net.prototxt")
     with open(net_path, "wb") as f:
@@ -367,7 +379,13 @@ def run_case(header, arrays, stages_runner, probe, work_dir):
     if probe.lib is not None:
         flags, _ = stages_runner.run("init", "probe", probe.flags, net_path, phase, level, stages)
         for layer, found in zip(layers, flags):
-            for field in ("need_backward", "bottom_need_backward", "param_propagate_down", "param_lr", "param_decay"):
+            for field in (
+                "need_backward",
+                "bottom_need_backward",
+                "param_propagate_down",
+                "param_lr",
+                "param_decay",
+            ):
                 layer[field] = found[field]
     else:
         info["flags_probe"] = probe.error
@@ -397,7 +415,9 @@ def run_case(header, arrays, stages_runner, probe, work_dir):
         with open(solver_path, "w") as f:
             f.write(solver_text(header["solver"], net_path, level, stages))
         caffe.set_random_seed(int(header.get("seed", 0)))
-        solver, _ = stages_runner.run("solver", "solver_init", caffe.get_solver, native_str(solver_path))
+        solver, _ = stages_runner.run(
+            "solver", "solver_init", caffe.get_solver, native_str(solver_path)
+        )
         copy_initial_params(solver.net, initial)
         # Input layers' Forward does nothing (input_layer.cpp): the blobs keep what we set.
         set_inputs(solver.net, inputs)
@@ -476,7 +496,9 @@ def main(argv):
         elif flag == "--probe" and args:
             probe_path = args.pop(0)
         else:
-            sys.stderr.write("worker.py: unknown argument %r (known: --log-dir DIR, --probe PATH)\n" % flag)
+            sys.stderr.write(
+                "worker.py: unknown argument %r (known: --log-dir DIR, --probe PATH)\n" % flag
+            )
             return 2
     # Replies go through a private copy of the real stdout; fd 1 then points at stderr, so a
     # stray print (ours or a library's) can never corrupt the protocol stream.
@@ -513,9 +535,23 @@ def main(argv):
                     "info": {"caffe_s": stages_runner.caffe_s},
                 }
             )
-        except (WorkerError, ValueError, KeyError, TypeError, IndexError, RuntimeError, IOError) as e:
+        except (
+            WorkerError,
+            ValueError,
+            KeyError,
+            TypeError,
+            IndexError,
+            RuntimeError,
+            IOError,
+        ) as e:
             # The case or the harness is at fault, not Caffe: the harness raises HarnessError.
-            channel.write({"op": "error", "message": "%s: %s" % (type(e).__name__, e), "traceback": traceback.format_exc()})
+            channel.write(
+                {
+                    "op": "error",
+                    "message": "%s: %s" % (type(e).__name__, e),
+                    "traceback": traceback.format_exc(),
+                }
+            )
 
 
 if __name__ == "__main__":

@@ -29,7 +29,11 @@ DTYPES = {"float64": torch.float64, "float32": torch.float32}
 class ReferenceEngine:
     name = "reference"
 
-    def __init__(self, dtype: str = "float64", device: str = "cpu", semantics: str = MASTER.name):
+    def __init__(self, dtype: str = "float64", device: str = "cpu", semantics: str = MASTER.name,
+                 threads: int | None = 1):
+        # Fuzzed nets are tiny: one thread is faster than torch's pool (and --jobs runs several engines).
+        if threads is not None:
+            torch.set_num_threads(threads)
         self.dtype = DTYPES[dtype]
         self.device = device
         self.semantics = SEMANTICS[semantics]

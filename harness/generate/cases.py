@@ -47,15 +47,14 @@ INPUT_VALUES = {
 def weights(rng, shape) -> np.ndarray:
     """uniform(-1, 1) / sqrt(fan in), fan in being the product of all but the first axis."""
     fan_in = math.prod(shape[1:]) if len(shape) >= 2 else 1
-    return (rng.uniform(-1.0, 1.0, size=shape) / math.sqrt(fan_in)).astype(np.float32)
+    return np.asarray(rng.uniform(-1.0, 1.0, size=shape) / math.sqrt(fan_in), dtype=np.float32)
 
 
 def _batch_norm_blobs(rng, shapes):
     """Running mean, running variance (positive) and the scale factor that divides both (positive)."""
     mean, variance, factor = shapes
-    return (rng.uniform(-1.0, 1.0, size=mean).astype(np.float32),
-            rng.uniform(0.5, 1.5, size=variance).astype(np.float32),
-            rng.uniform(0.5, 2.0, size=factor).astype(np.float32))
+    return tuple(np.asarray(rng.uniform(low, high, size=shape), dtype=np.float32)
+                 for (low, high), shape in zip([(-1.0, 1.0), (0.5, 1.5), (0.5, 2.0)], (mean, variance, factor)))
 
 
 # Layers whose param blobs are not plain weights, keyed by Caffe type string.

@@ -313,7 +313,7 @@ def prelu_layers(draw, draft, bottom):
     return Drawn(p, [bottom])
 
 
-@layer_kind("BatchNorm", valid=at_least_axes(1), in_place=True, fixed_lr_mult=0.0, shareable=False)
+@layer_kind("BatchNorm", valid=at_least_axes(2), in_place=True, fixed_lr_mult=0.0, shareable=False)
 def batch_norm_layers(draw, draft, bottom):
     """BatchNorm; use_global_stats, moving_average_fraction and eps unset first.
     Its params are statistics: every ParamSpec it gets carries lr_mult 0, as Caffe demands."""

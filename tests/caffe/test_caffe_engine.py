@@ -63,9 +63,16 @@ def tiny_case(seed=0, net=TINY) -> Case:
     rng = np.random.default_rng(seed)
     return Case(
         net=net,
-        inputs={"data": rng.standard_normal((3, 5)).astype(np.float32),
-                "label": np.array([0, 3, 1], np.float32)},
-        params={"ip": (rng.standard_normal((4, 5)).astype(np.float32), rng.standard_normal(4).astype(np.float32))},
+        inputs={
+            "data": rng.standard_normal((3, 5)).astype(np.float32),
+            "label": np.array([0, 3, 1], np.float32),
+        },
+        params={
+            "ip": (
+                rng.standard_normal((4, 5)).astype(np.float32),
+                rng.standard_normal(4).astype(np.float32),
+            )
+        },
     )
 
 
@@ -78,7 +85,10 @@ def test_tiny_net_returns_layers_flags_data_and_diffs(caffe_engine, assert_close
     result = caffe_engine.run(case)
     assert result.outcome == Outcome.OK, result.message
     assert [(layer.name, layer.type) for layer in result.layers] == [
-        ("data", "Input"), ("ip", "InnerProduct"), ("loss", "SoftmaxWithLoss")]
+        ("data", "Input"),
+        ("ip", "InnerProduct"),
+        ("loss", "SoftmaxWithLoss"),
+    ]
     assert result.outputs == ("loss",)
     layers = layers_by_name(result)
     assert layers["ip"].bottoms == ("data",) and layers["loss"].bottoms == ("ip", "label")

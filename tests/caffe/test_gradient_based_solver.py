@@ -40,19 +40,32 @@ layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "
 def case_for(net, solver, iterations, seed=0, labels=None) -> Case:
     rng = np.random.default_rng(seed)
     inputs = {"data": rng.standard_normal((2, 3)).astype(np.float32)}
-    params = {"ip": (rng.standard_normal((2, 3)).astype(np.float32), rng.standard_normal(2).astype(np.float32))}
+    params = {
+        "ip": (
+            rng.standard_normal((2, 3)).astype(np.float32),
+            rng.standard_normal(2).astype(np.float32),
+        )
+    }
     if labels is not None:
         inputs = {"data": rng.standard_normal((2, 1, 4, 4)).astype(np.float32), "label": labels}
         params = {
-            "conv1": (rng.standard_normal((2, 1, 3, 3)).astype(np.float32), rng.standard_normal(2).astype(np.float32)),
-            "ip": (rng.standard_normal((3, 8)).astype(np.float32), rng.standard_normal(3).astype(np.float32)),
+            "conv1": (
+                rng.standard_normal((2, 1, 3, 3)).astype(np.float32),
+                rng.standard_normal(2).astype(np.float32),
+            ),
+            "ip": (
+                rng.standard_normal((3, 8)).astype(np.float32),
+                rng.standard_normal(3).astype(np.float32),
+            ),
         }
     return Case(net=net, solver=solver, iterations=iterations, inputs=inputs, params=params)
 
 
 def test_sgd_momentum_weight_decay(caffe_engine, assert_close):
     lr, momentum, decay = 0.1, 0.9, 0.05
-    solver = f'type: "SGD" base_lr: {lr} momentum: {momentum} weight_decay: {decay} lr_policy: "fixed"'
+    solver = (
+        f'type: "SGD" base_lr: {lr} momentum: {momentum} weight_decay: {decay} lr_policy: "fixed"'
+    )
     case = case_for(CONSTANT_GRADIENT, solver, iterations=2)
     result = caffe_engine.run(case)
     assert result.outcome == Outcome.OK, result.message
@@ -61,9 +74,13 @@ def test_sgd_momentum_weight_decay(caffe_engine, assert_close):
         g = result.param_diff["ip"][i].astype(np.float64)
         history = np.zeros_like(w)
         for k in (1, 2):
-            history = momentum * history + lr * (g + decay * w)  # Regularize, then ComputeUpdateValue
+            history = momentum * history + lr * (
+                g + decay * w
+            )  # Regularize, then ComputeUpdateValue
             w = w - history
-            assert_close(result.param_history[k - 1]["ip"][i], w, f"SGD ip param {i} after step {k}")
+            assert_close(
+                result.param_history[k - 1]["ip"][i], w, f"SGD ip param {i} after step {k}"
+            )
     assert len(result.losses) == 3
 
 
@@ -81,7 +98,9 @@ def test_adam(caffe_engine, assert_close):
             m = beta1 * m + (1 - beta1) * g
             v = beta2 * v + (1 - beta2) * g * g
             w = w - lr * np.sqrt(1 - beta2**t) / (1 - beta1**t) * m / (np.sqrt(v) + eps)
-            assert_close(result.param_history[t - 1]["ip"][i], w, f"Adam ip param {i} after step {t}")
+            assert_close(
+                result.param_history[t - 1]["ip"][i], w, f"Adam ip param {i} after step {t}"
+            )
 
 
 def test_lr_mult_zero_weights_do_not_move(caffe_engine, assert_close):
@@ -93,7 +112,9 @@ def test_lr_mult_zero_weights_do_not_move(caffe_engine, assert_close):
     assert ip.param_propagate_down == (False, True)
     assert np.all(result.param_diff["ip"][0] == 0)
     for k, snapshot in enumerate(result.param_history, start=1):
-        np.testing.assert_array_equal(snapshot["ip"][0], case.params["ip"][0], err_msg=f"weight after step {k}")
+        np.testing.assert_array_equal(
+            snapshot["ip"][0], case.params["ip"][0], err_msg=f"weight after step {k}"
+        )
     assert not np.array_equal(result.param_history[0]["ip"][1], case.params["ip"][1])
 
 
@@ -109,4 +130,8 @@ def test_pruned_layer_params_still_decay(caffe_engine, assert_close):
     for i in (0, 1):
         assert np.all(result.param_diff["conv1"][i] == 0), f"conv1 param {i} diff"
         w = case.params["conv1"][i].astype(np.float64)
-        assert_close(result.param_history[0]["conv1"][i], w - lr * decay * w, f"conv1 param {i} after one step")
+        assert_close(
+            result.param_history[0]["conv1"][i],
+            w - lr * decay * w,
+            f"conv1 param {i} after one step",
+        )

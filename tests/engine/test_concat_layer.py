@@ -6,7 +6,6 @@ from layer_testing import check_gradients, make_layer, run_forward
 
 from reference_engine.checks import CaffeError
 
-torch.set_num_threads(1)
 G = torch.Generator().manual_seed(0)
 A, B = (
     torch.randn(2, 3, 2, generator=G, dtype=torch.float64),

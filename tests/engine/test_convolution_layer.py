@@ -11,7 +11,6 @@ from layer_testing import check_gradients, make_layer, run_forward
 from reference_engine.checks import CaffeError
 
 # Tiny tensors: one thread avoids pool contention that slows every op a hundredfold here.
-torch.set_num_threads(1)
 
 
 def conv_proto(body, bias=True):

@@ -6,7 +6,6 @@ from layer_testing import check_gradients, make_layer, run_forward
 
 from reference_engine.checks import CaffeError
 
-torch.set_num_threads(1)
 IDX = torch.tensor([[0.0, 3.0], [3.0, 1.9]], dtype=torch.float64)  # 1.9 truncates to 1
 
 

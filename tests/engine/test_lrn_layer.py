@@ -6,7 +6,6 @@ import pytest
 import torch
 from layer_testing import check_gradients, make_layer, run_forward
 
-torch.set_num_threads(1)
 
 
 def lrn(body=""):

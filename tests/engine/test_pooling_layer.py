@@ -9,7 +9,6 @@ from layer_testing import check_gradients, make_layer, run_forward
 from reference_engine.checks import CaffeError, Unsupported
 from reference_engine.semantics import CAFFE_1_0
 
-torch.set_num_threads(1)
 
 
 def pool(body):

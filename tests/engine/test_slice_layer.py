@@ -6,7 +6,6 @@ from layer_testing import check_gradients, make_layer, run_forward
 
 from reference_engine.checks import CaffeError
 
-torch.set_num_threads(1)
 X = torch.randn(2, 6, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
 
 
