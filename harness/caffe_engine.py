@@ -11,6 +11,7 @@ starts a fresh worker. A hang is killed at the timeout.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import os
@@ -24,7 +25,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .case import Case, Outcome, Result, dump_npz, load_npz
+from .case import Case, LayerRecord, Outcome, Result, dump_npz, load_npz
 from .errors import HarnessError
 from .runtimes import WORKER_SOURCE, Runtime, get_runtime
 
@@ -268,6 +269,7 @@ class CommandEngine:
         started = time.monotonic()
         deadline = started + self.timeout_s
         stage = {"stage": "init", "step": "request"}
+        built = {}
         try:
             self._send(header, case.arrays())
             while True:
@@ -275,6 +277,8 @@ class CommandEngine:
                 op = reply.get("op")
                 if op == "stage":
                     stage = reply
+                elif op == "built":
+                    built = reply
                 elif op == "result":
                     result = Result.from_parts(reply, load_npz(payload) if payload else {})
                     return self._with_info(result, started)
@@ -285,7 +289,7 @@ class CommandEngine:
                     )
                 else:
                     raise HarnessError(
-                        f"worker reply op={op!r}: expected 'stage', 'result' or 'error'"
+                        f"worker reply op={op!r}: expected 'stage', 'built', 'result' or 'error'"
                     )
         except TimeoutError:
             log = self._logs()
@@ -299,9 +303,10 @@ class CommandEngine:
                     info={"log_tail": log[-2000:]},
                 ),
                 started,
+                built,
             )
         except _WorkerGone:
-            return self._with_info(self._death(stage), started)
+            return self._with_info(self._death(stage), started, built)
 
     def _death(self, stage: dict) -> Result:
         self.process.wait()
@@ -330,7 +335,14 @@ class CommandEngine:
             engine=self.name, outcome=outcome, stage=stage["stage"], message=message, info=info
         )
 
-    def _with_info(self, result: Result, started: float) -> Result:
+    def _with_info(self, result: Result, started: float, built: dict | None = None) -> Result:
+        """Add timings; a case that died after construction keeps the net Caffe built."""
+        if built and not result.layers:
+            result = dataclasses.replace(
+                result,
+                layers=tuple(LayerRecord.from_json(d) for d in built["layers"]),
+                outputs=tuple(built["outputs"]),
+            )
         info = dict(self._engine_info())
         info.update(result.info)
         info["round_trip_s"] = time.monotonic() - started

@@ -182,7 +182,7 @@ def find_hazards(analysis: NetAnalysis) -> list[Hazard]:
                 add("in_place_broken", node, f"in place on '{names[node.top_ids[0]]}': {why}")
 
         # loss_weight on a layer that is not a loss layer.
-        if not node.cls.is_loss and any(w != 0 for w in node.param.loss_weight):
+        if not node.cls.is_loss and node.type != "Split" and any(w != 0 for w in node.param.loss_weight):
             add("loss_weight_on_non_loss", node,
                 f"loss_weight {', '.join(_g(w) for w in node.param.loss_weight)} on a {node.type} layer: "
                 "the sum of its top's values times the weight is added to the loss (Layer::Forward), and "
@@ -214,10 +214,12 @@ def find_hazards(analysis: NetAnalysis) -> list[Hazard]:
             readers = [c.name for c in consumers.get(node.top_ids[0], []) if c is not node]
             if readers:
                 add("loss_top_consumed", node,
-                    f"its loss top '{names[node.top_ids[0]]}' is also read by {', '.join(readers)}; the implicit "
-                    "loss_weight 1 is invisible to split insertion (insert_splits.cpp), so no Split is "
-                    "inserted and that reader's backward overwrites the loss blob's diff, which is this "
-                    "layer's loss weight. Give it an explicit loss_weight: 1.")
+                    f"its loss top '{names[node.top_ids[0]]}' is also read by {', '.join(readers)}: the "
+                    "loss weight lives in that blob's diff (Layer::SetLossWeights), and the reader's "
+                    "backward writes that diff, so the weight this layer's backward uses is no longer "
+                    "the loss weight. With the implicit loss_weight 1 no Split is even inserted "
+                    "(insert_splits.cpp counts explicit weights only). Read the loss layer's bottom "
+                    "instead of its top.")
 
         # BatchNorm without param specs looks trainable to the flag loop (caffe-semantics §2.7).
         if node.type == "BatchNorm" and not node.param.param and node.param_lr_mults:

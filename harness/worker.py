@@ -389,6 +389,8 @@ def run_case(header, arrays, stages_runner, probe, work_dir):
                 layer[field] = found[field]
     else:
         info["flags_probe"] = probe.error
+    # The net as built, before anything can abort: a later abort still reports its flags.
+    stages_runner.channel.write({"op": "built", "layers": layers, "outputs": list(net.outputs)})
 
     set_params(net, params, names)
     set_inputs(net, inputs)

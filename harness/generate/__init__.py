@@ -7,9 +7,9 @@
 - ``cases()``: harness.case.Case values with inputs and params from one seed (cases.py).
 """
 
-from .cases import cases
+from .cases import case_from_draft, cases
 from .kinds import LAYER_KINDS, LOSS_KINDS
 from .nets import net_drafts, nets
 from .solvers import solver_params
 
-__all__ = ["cases", "nets", "solver_params", "net_drafts", "LAYER_KINDS", "LOSS_KINDS"]
+__all__ = ["cases", "case_from_draft", "nets", "solver_params", "net_drafts", "LAYER_KINDS", "LOSS_KINDS"]

@@ -112,8 +112,19 @@ def _params_from_draft(draft, rng):
     return params
 
 
+def case_from_draft(draft: NetDraft, seed: int, solver: str | None = None, iterations: int = 0) -> Case:
+    """The Case for a drawn net: arrays from RandomState(seed), the NetState in the case's fields."""
+    rng = np.random.RandomState(seed)
+    net_param = draft.to_proto()
+    inputs = input_arrays(draft, rng)
+    params = param_arrays(draft, net_param, rng)
+    net_param.ClearField("state")
+    return Case(net=text_format.MessageToString(net_param), solver=solver, phase=draft.phase, level=draft.level,
+                stages=tuple(draft.stages), iterations=iterations, inputs=inputs, params=params, seed=seed)
+
+
 @st.composite
-def cases(draw, max_layers: int = 8, max_losses: int = 3, refusals: bool = False, train_dropout: bool = False,
+def cases(draw, max_layers: int = 8, max_losses: int = 3, refusals=False, train_dropout: bool = False,
           solvers: bool = True):
     """harness.case.Case values: a net from ``nets()``, in TRAIN maybe a solver from
     ``solver_params()`` run for 1-3 iterations, and inputs and initial params made from
@@ -127,11 +138,4 @@ def cases(draw, max_layers: int = 8, max_losses: int = 3, refusals: bool = False
         if solver_param is not None:
             solver = text_format.MessageToString(solver_param)
             iterations = draw(st.integers(1, 3))
-    seed = draw(st.integers(0, 2**32 - 1))
-    rng = np.random.RandomState(seed)
-    net_param = draft.to_proto()
-    inputs = input_arrays(draft, rng)
-    params = param_arrays(draft, net_param, rng)
-    net_param.ClearField("state")
-    return Case(net=text_format.MessageToString(net_param), solver=solver, phase=draft.phase, level=draft.level,
-                stages=tuple(draft.stages), iterations=iterations, inputs=inputs, params=params, seed=seed)
+    return case_from_draft(draft, draw(st.integers(0, 2**32 - 1)), solver, iterations)

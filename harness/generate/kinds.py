@@ -51,7 +51,8 @@ class LayerKind:
     aliases: bool = False  # tops share memory with the bottom: no in-place layer on them
     shareable: bool = True  # its params may be shared by name
 
-    def allowed(self, draft: NetDraft, bottom: BlobInfo, train_dropout: bool) -> bool:
+    def permitted(self, draft: NetDraft, train_dropout: bool) -> bool:
+        """Whether the net's state lets this kind in (its shape validity is ``valid``)."""
         if draft.force_backward and not self.backward:
             return False
         cls = layer_class(self.type)
@@ -59,7 +60,7 @@ class LayerKind:
             return False  # force_backward would ask for the gradient Caffe refuses to give
         if self.type == "Dropout" and draft.phase == "TRAIN" and not train_dropout:
             return False  # Caffe's own random mask, which the reference cannot replay yet
-        return self.valid(draft, bottom)
+        return True
 
 
 LAYER_KINDS: dict[str, LayerKind] = {}
@@ -486,29 +487,30 @@ def parameter_layers(draw, draft, bottom):
 def pooling_layers(draw, draft, bottom):
     """MAX or AVE Pooling on a 4-D bottom; kernel <= padded input and pad < kernel by
     construction. STOCHASTIC is left out: Caffe has no CPU backward for it.
-    Shrinks towards MAX, no pad, kernel 1, stride unset, CEIL rounding."""
+    Shrinks towards MAX, no pad, a square kernel 1, stride unset, CEIL rounding, not global."""
     _, _, height, width = bottom.shape
     p = LP(type="Pooling")
     q = p.pooling_param
     pool = draw(maybe(caffe_pb2.PoolingParameter.AVE))
     if pool is not None:
         q.pool = pool
-    if draw(maybe(True)):
-        q.global_pooling = True
-        return Drawn(p, [bottom])
     pad = draw(maybe(1, 2)) or 0
     kernel = _kernel(draw, pad + 1, [size + 2 * pad for size in (height, width)])
+    stride = draw(maybe(2, 3))
+    if draw(maybe(caffe_pb2.PoolingParameter.FLOOR)) is not None:
+        q.round_mode = caffe_pb2.PoolingParameter.FLOOR
+    # Drawn last, after the window it replaces, so that "global" is no shortcut for the shrinker.
+    if draw(maybe(True)):
+        q.global_pooling = True  # Caffe then refuses any kernel, pad or stride
+        return Drawn(p, [bottom], positive=bottom.positive and pool is None)
     if kernel[0] == kernel[1]:
         q.kernel_size = kernel[0]
     else:
         q.kernel_h, q.kernel_w = kernel
     if pad:
         q.pad = pad
-    stride = draw(maybe(2, 3))
     if stride:
         q.stride = stride
-    if draw(maybe(caffe_pb2.PoolingParameter.FLOOR)) is not None:
-        q.round_mode = caffe_pb2.PoolingParameter.FLOOR
     positive = bottom.positive and pool is None
     return Drawn(p, [bottom], positive=positive)
 

@@ -157,8 +157,12 @@ def layers(draw, draft: NetDraft, train_dropout: bool):
     Shrinks towards a ReLU on the newest blob."""
     data = draft.data_blobs()
     bottom = data[-1 - draw(st.integers(0, len(data) - 1))]
-    kinds = [k for k in LAYER_KINDS.values() if k.allowed(draft, bottom, train_dropout)]
-    kind = draw(st.sampled_from(kinds))
+    kind = draw(st.sampled_from([k for k in LAYER_KINDS.values() if k.valid(draft, bottom)]))
+    if not kind.permitted(draft, train_dropout):
+        # Substituted, not filtered out: the list drawn from depends on shapes only, so
+        # simplifying the state (force_backward, phase) leaves every drawn index meaning
+        # the same kind, and the shrinker can make that simplification.
+        kind = LAYER_KINDS["ReLU"]
     _add(draw, draft, kind, draw(kind.strategy(draft, bottom)))
 
 
@@ -171,8 +175,9 @@ def loss_layers(draw, draft: NetDraft):
         # Everything readable is downstream of a layer without backward: give the loss its own input.
         eligible = [draft.add_input((draft.blobs[0].shape[0], 2), "data")]
     bottom = eligible[-1 - draw(st.integers(0, len(eligible) - 1))]
-    kinds = [k for k in LOSS_KINDS.values() if k.allowed(draft, bottom, False)]
-    kind = draw(st.sampled_from(kinds))
+    kind = draw(st.sampled_from([k for k in LOSS_KINDS.values() if k.valid(draft, bottom)]))
+    if not kind.permitted(draft, False):
+        kind = LOSS_KINDS["EuclideanLoss"]  # substituted, as in layers()
     _add(draw, draft, kind, draw(kind.strategy(draft, bottom)))
 
 
@@ -269,9 +274,9 @@ REFUSALS = {
 
 
 @st.composite
-def net_drafts(draw, max_layers: int = 8, max_losses: int = 3, refusals: bool = False,
-               train_dropout: bool = False):
-    """The NetDraft behind ``nets()``; ``cases()`` reads its Input roles.
+def net_drafts(draw, max_layers: int = 8, max_losses: int = 3, refusals=False, train_dropout: bool = False):
+    """The NetDraft behind ``nets()``; ``cases()`` reads its Input roles. ``refusals``: False,
+    True (every name in REFUSALS) or a collection of those names.
     Shrinks as ``nets()`` does."""
     phase, level, stages = draw(net_states())
     draft = NetDraft(phase=phase, level=level, stages=stages)
@@ -287,8 +292,9 @@ def net_drafts(draw, max_layers: int = 8, max_losses: int = 3, refusals: bool = 
     while losses < max_losses and draw(st.integers(0, 3)) == 3:
         draw(loss_layers(draft))
         losses += 1
-    if refusals and draw(st.integers(0, 9)) == 9:  # about one net in ten
-        name = draw(st.sampled_from(sorted(REFUSALS)))
+    names = sorted(REFUSALS) if refusals is True else sorted(refusals or ())
+    if names and draw(st.integers(0, 9)) == 9:  # about one net in ten
+        name = draw(st.sampled_from(names))
         expected = REFUSALS[name](draw, draft)
         if expected is not None:
             draft.refusal = name
@@ -297,14 +303,15 @@ def net_drafts(draw, max_layers: int = 8, max_losses: int = 3, refusals: bool = 
 
 
 @st.composite
-def nets(draw, max_layers: int = 8, max_losses: int = 3, refusals: bool = False, train_dropout: bool = False):
+def nets(draw, max_layers: int = 8, max_losses: int = 3, refusals=False, train_dropout: bool = False):
     """NetParameters that Caffe accepts, built layer by layer on known blob shapes.
 
     Input layers first (batch 1-3, channels 1-4, spatial 1-6; 2-D and 4-D), then up to
     ``max_layers`` layers, each drawn from the kinds valid for its bottoms, then one to
     ``max_losses`` loss layers. The NetState (phase, level, stages) is written into
-    ``state``; force_backward is set where drawn. With ``refusals=True`` about one net in
-    ten carries one mutation Caffe refuses or aborts on; Dropout appears in TRAIN only with
+    ``state``; force_backward is set where drawn. With ``refusals=True`` (or a collection of
+    names from REFUSALS) about one net in ten carries one mutation Caffe refuses or aborts
+    on; Dropout appears in TRAIN only with
     ``train_dropout=True``.
 
     Shrinks towards fewer layers, a chain (each bottom is the newest blob), the first layer

@@ -8,12 +8,9 @@ import numpy as np
 import pytest
 
 from harness.caffe_engine import CaffeEngine
+from harness.compare import TOLERANCES, array_mismatch
 from harness.errors import HarnessError
 from harness.runtimes import RootfsRuntime
-
-# float32 arithmetic in Caffe vs float64 in numpy. TODO(issue "comparison tolerances"): take
-# these from the comparison module's table once it exists.
-ARRAY_TOLERANCE = {"rtol": 2e-6, "atol": 1e-6}
 
 
 def pytest_collection_modifyitems(items):
@@ -41,7 +38,10 @@ def caffe_engine(caffe_runtime):
 
 @pytest.fixture
 def assert_close():
-    def check(actual, expected, what):
-        np.testing.assert_allclose(actual, expected, err_msg=what, **ARRAY_TOLERANCE)
+    def check(actual, expected, what, kind="weights"):
+        """Caffe's float32 values against a float64 hand computation, by the comparison's table."""
+        message, _ = array_mismatch(np.asarray(actual, np.float64), np.asarray(expected, np.float64),
+                                    TOLERANCES[kind], "caffe", "expected")
+        assert message is None, f"{what}: {message}"
 
     return check
