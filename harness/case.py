@@ -48,7 +48,9 @@ STAGES = ("init", "forward", "backward", "solver")
 @dataclass(frozen=True)
 class Case:
     net: str  # NetParameter prototxt; inputs are Input layers
-    solver: str | None = None  # SolverParameter prototxt without a net; None: no solver step
+    # SolverParameter prototxt without a net; None: no solver step. The solver builds its own
+    # net in phase TRAIN; the case's level and stages become its train_state (unless it has one).
+    solver: str | None = None
     phase: str = "TRAIN"
     level: int = 0
     stages: tuple[str, ...] = ()

@@ -33,7 +33,7 @@ DATA_LAYER_TYPES = ("Data", "ImageData", "HDF5Data", "WindowData", "MemoryData",
 class RunnableNet:
     """The filtered net with Input layers in place of data readers, and what was assumed."""
 
-    param: "caffe_pb2.NetParameter"  # filtered by the state; state itself cleared
+    param: caffe_pb2.NetParameter  # filtered by the state; state itself cleared
     notes: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)  # names of the layers that became Inputs
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # every Input top
@@ -190,9 +190,9 @@ def _memory_data_shape(layer, j):
     p = layer.memory_data_param
     if j == 1:
         return (p.batch_size,), f"label: batch_size {p.batch_size}"
-    return ((p.batch_size, p.channels, p.height, p.width),
-            f"memory_data_param batch_size {p.batch_size}, channels {p.channels}, height {p.height}, "
-            f"width {p.width}")
+    why = (f"memory_data_param batch_size {p.batch_size}, channels {p.channels}, height {p.height}, "
+           f"width {p.width}")
+    return (p.batch_size, p.channels, p.height, p.width), why
 
 
 def _hdf5_data_shape(layer, j):

@@ -91,6 +91,11 @@ class ReferenceEngine:
         if case.solver is not None:
             state["stage"] = "solver"
             solver_param = text_format.Parse(case.solver, caffe_pb2.SolverParameter())
+            if (case.level or case.stages) and not solver_param.HasField("train_state"):
+                # The solver builds its own TRAIN net; the case's level and stages reach it
+                # through train_state, as the worker passes them to Caffe.
+                solver_param.train_state.level = case.level
+                solver_param.train_state.stage.extend(case.stages)
             try:
                 solver = make_solver(solver_param, lambda: self._net(case, solver_param), self.semantics)
             except CaffeError as error:

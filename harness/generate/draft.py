@@ -8,6 +8,7 @@ the engine still shows, because the worker reports the shapes Caffe computed.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -64,13 +65,27 @@ def layer_shapes(param, bottom_shapes, num_tops: int, phase: str, in_place: bool
     own = caffe_pb2.LayerParameter()
     own.CopyFrom(param)
     own.phase = PHASES[phase]
+    # Names and wiring do not change shapes; leaving them out lets the shrinker's replays hit the cache.
+    own.ClearField("name")
+    own.ClearField("bottom")
+    own.ClearField("top")
+    own.ClearField("include")
+    own.ClearField("exclude")
+    shapes = _cached_shapes(own.SerializeToString(deterministic=True), tuple(map(tuple, bottom_shapes)),
+                            num_tops, in_place)
+    return LayerShapes(list(shapes[0]), list(shapes[1]))
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_shapes(serialized: bytes, bottom_shapes, num_tops: int, in_place: bool):
+    own = caffe_pb2.LayerParameter.FromString(serialized)
     layer = layer_class(own.type)(own, own.phase, torch.float64, "cpu")
     bottom = [Blob(shape, dtype=torch.float64) for shape in bottom_shapes]
     top = [Blob(dtype=torch.float64) for _ in range(num_tops)]
     if in_place:
         top[0] = bottom[0]
     layer.setup(bottom, top)
-    return LayerShapes([tuple(t.shape) for t in top], [tuple(b.shape) for b in layer.blobs])
+    return tuple(tuple(t.shape) for t in top), tuple(tuple(b.shape) for b in layer.blobs)
 
 
 @dataclass

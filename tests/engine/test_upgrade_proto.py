@@ -73,7 +73,7 @@ def test_v1_data_layer_transformation_fields_move_to_transform_param():
 
 
 def test_every_v1_type_has_a_registered_name():
-    for name in caffe_pb2.V1LayerParameter.LayerType.keys():
+    for name in caffe_pb2.V1LayerParameter.LayerType.keys():  # noqa: SIM118 (an EnumTypeWrapper, not a dict)
         assert name in V1_LAYER_TYPES
     assert upgrade_v1_layer_type(caffe_pb2.V1LayerParameter.DECONVOLUTION) == "Deconvolution"
 

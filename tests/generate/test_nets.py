@@ -1,0 +1,93 @@
+"""The net strategy: what it generates builds and runs, refusals are refused, every
+catalogue type is reachable, and shrinking ends at Caffe's defaults."""
+
+import math
+from collections import Counter
+
+import pytest
+import torch
+from hypothesis import HealthCheck, find, given, settings
+from hypothesis import strategies as st
+
+from harness.generate import case_from_draft, cases, net_drafts, nets
+from harness.generate.nets import REFUSALS
+from reference_engine.checks import CaffeError
+
+from .run_case import run_once
+
+# Derandomized where a test asserts something about a whole run (coverage), so it cannot flake.
+FIXED = settings(derandomize=True, database=None, deadline=None,
+                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+CATALOGUE = {
+    "Convolution", "Deconvolution", "InnerProduct", "Pooling", "ReLU", "PReLU", "ELU", "Sigmoid", "TanH",
+    "AbsVal", "Power", "Exp", "Log", "BNLL", "Threshold", "Clip", "Swish", "Dropout", "LRN", "BatchNorm",
+    "Scale", "Bias", "Concat", "Slice", "Split", "Eltwise", "Flatten", "Reshape", "Crop", "Tile", "Reduction",
+    "Softmax", "SoftmaxWithLoss", "EuclideanLoss", "SigmoidCrossEntropyLoss", "HingeLoss", "ContrastiveLoss",
+    "MultinomialLogisticLoss", "InfogainLoss", "Accuracy", "ArgMax", "Embed", "Silence", "Parameter", "MVN",
+    "Input",
+}
+
+
+@settings(FIXED, max_examples=100)
+@given(cases())
+def test_generated_cases_build_and_run_in_the_reference_engine(case):
+    net, loss = run_once(case)
+    assert math.isfinite(loss)
+    for name, blob in net.named_blobs().items():
+        assert torch.isfinite(blob.data).all(), f"blob {name!r}: non-finite data"
+        assert torch.isfinite(blob.diff).all(), f"blob {name!r}: non-finite diff"
+
+
+@pytest.mark.parametrize("refusal", sorted(REFUSALS))
+def test_drawn_refusals_are_refused(refusal):
+    @settings(FIXED, max_examples=3, suppress_health_check=list(HealthCheck))
+    @given(net_drafts(max_layers=4, refusals=(refusal,)).filter(lambda d: d.refusal is not None),
+           st.integers(0, 2**32 - 1))
+    def refused(draft, seed):
+        with pytest.raises(CaffeError) as error:
+            run_once(case_from_draft(draft, seed))
+        assert draft.refusal_message in error.value.message
+
+    refused()
+
+
+def test_every_catalogue_type_is_reachable():
+    seen = Counter()
+
+    @settings(FIXED, max_examples=300)
+    @given(nets(train_dropout=True))
+    def collect(net):
+        seen.update(layer.type for layer in net.layer)
+
+    collect()
+    assert CATALOGUE - set(seen) == set()
+
+
+def _optional_fields_unset(layer):
+    return not layer.propagate_down and not layer.param and not layer.loss_weight and not layer.include \
+        and not layer.exclude
+
+
+def test_a_net_with_pooling_shrinks_to_input_pooling_loss():
+    net = find(nets(), lambda n: any(layer.type == "Pooling" for layer in n.layer),
+               settings=settings(FIXED, max_examples=2000))
+    types = [layer.type for layer in net.layer]
+    assert types.count("Pooling") == 1
+    assert [t for t in types if t != "Input"] == ["Pooling", "EuclideanLoss"]
+    assert all(_optional_fields_unset(layer) for layer in net.layer)
+    assert not net.HasField("force_backward")
+    pooling = next(layer for layer in net.layer if layer.type == "Pooling").pooling_param
+    assert not pooling.HasField("pool") and not pooling.HasField("global_pooling")
+    assert not pooling.HasField("pad") and not pooling.HasField("stride")
+
+
+def test_a_blob_read_twice_shrinks_to_two_readers_and_nothing_else():
+    def read_twice(net):
+        return any(n >= 2 for n in Counter(b for layer in net.layer for b in layer.bottom).values())
+
+    net = find(nets(), read_twice, settings=settings(FIXED, max_examples=2000))
+    readers = Counter(b for layer in net.layer for b in layer.bottom)
+    assert sorted(readers.values()) == [1, 2] or sorted(readers.values()) == [2]
+    assert len([layer for layer in net.layer if layer.type != "Input"]) == 2
+    assert all(_optional_fields_unset(layer) for layer in net.layer)
