@@ -345,7 +345,7 @@ class CommandEngine:
             )
         info = dict(self._engine_info())
         info.update(result.info)
-        info["round_trip_s"] = time.monotonic() - started
+        info["round_trip_s"] = info["seconds"] = time.monotonic() - started
         info["worker"] = {k: v for k, v in self.hello.items() if k not in ("op", "npz_bytes")}
         info["worker_starts"] = self.starts
         return Result(

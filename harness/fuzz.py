@@ -191,6 +191,18 @@ def make_engine(spec: str, options: CampaignOptions, engine_cmd: str | None = No
     return cls()
 
 
+def preflight(options: CampaignOptions) -> None:
+    """Fail here, with the reason, before any shard starts: a bad engine name, a missing runtime."""
+    from .engines import load_engine_class
+    from .runtimes import get_runtime
+
+    specs = [options.oracle] + ([] if options.engine_cmd else [options.under_test])
+    for spec in specs:
+        load_engine_class(spec)
+    if "caffe" in specs:
+        get_runtime(options.runtime).ensure_ready()
+
+
 def _shard(options: CampaignOptions, shard: int, events, stop_event) -> None:
     import signal
 
@@ -253,6 +265,7 @@ def run_campaign(options: CampaignOptions, progress) -> tuple[list[CaseRecord], 
     import multiprocessing as mp
     import queue
 
+    preflight(options)
     records: list[CaseRecord] = []
 
     def take(record):

@@ -19,11 +19,11 @@ from .fuzz import CaseRecord
 class Progress:
     """One status line on stderr, rewritten in place on a terminal, every few seconds otherwise."""
 
-    def __init__(self, total: int | None = None, seconds: float | None = None, stream=sys.stderr):
-        self.total, self.seconds, self.stream = total, seconds, stream
+    def __init__(self, total: int | None = None, seconds: float | None = None, stream=None):
+        self.total, self.seconds, self.stream = total, seconds, stream or sys.stderr
         self.started = time.monotonic()
         self.counts: Counter = Counter()
-        self.tty = stream.isatty()
+        self.tty = self.stream.isatty()
         self.last_print = 0.0
 
     def update(self, record: CaseRecord):

@@ -89,6 +89,9 @@ class Runtime:
     def install(self, progress: Progress = _say) -> None:
         raise NotImplementedError
 
+    def ensure_ready(self) -> None:
+        """Raise RuntimeUnavailable, saying why and what to run, if no worker can start now."""
+
     def info(self) -> dict:
         raise NotImplementedError
 
@@ -286,7 +289,7 @@ class RootfsRuntime(Runtime):
 
     # -- use --
 
-    def _ensure(self) -> None:
+    def ensure_ready(self) -> None:
         self._require_root()
         if not self.is_ready():
             stamp = self._stamp()
@@ -333,7 +336,7 @@ class RootfsRuntime(Runtime):
         log_dir: str | None = None,
         memory_mb: int | None = None,
     ) -> list[str]:
-        self._ensure()
+        self.ensure_ready()
         self._sync(self.directory, _say)
         if Path(worker_path).resolve() != WORKER_SOURCE:
             _copy_if_changed(

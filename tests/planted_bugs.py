@@ -298,3 +298,27 @@ def _swap_source(cls, method: str, old: str, new: str):
     return mock.patch.object(cls, method, namespace[method])
 
 
+
+
+def hunt_planted(bug: str, oracle, max_examples: int, seed: int, bundle_dir):
+    """A default fuzz run against ``oracle`` with ``bug`` planted, stopped at its first bundle.
+
+    Returns (examples generated before the catch or None, the bundle or None)."""
+    from harness.bundle import Bundle
+    from harness.fuzz import Budget, Hunter
+
+    budget = Budget(examples=max_examples)
+    found = []
+
+    def on_record(record):
+        if record.bundle:
+            found.append(record)
+            budget.stop_requested = True
+
+    engine = PlantedEngine(bug)
+    hunter = Hunter(engine, oracle, {"under_test": f"planted:{bug}", "oracle": oracle.name}, budget, seed,
+                    bundle_dir, None, on_record, {})
+    hunter.hunt()
+    if not found:
+        return None, None
+    return budget.generated, Bundle.load(found[0].bundle)
