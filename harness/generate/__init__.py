@@ -12,4 +12,12 @@ from .kinds import LAYER_KINDS, LOSS_KINDS
 from .nets import net_drafts, nets
 from .solvers import solver_params
 
-__all__ = ["cases", "case_from_draft", "nets", "solver_params", "net_drafts", "LAYER_KINDS", "LOSS_KINDS"]
+__all__ = [
+    "LAYER_KINDS",
+    "LOSS_KINDS",
+    "case_from_draft",
+    "cases",
+    "net_drafts",
+    "nets",
+    "solver_params",
+]

@@ -3,7 +3,7 @@
 Only the seed is drawn, never the arrays: shrinking then costs one integer, and the
 arrays follow from numpy's RandomState(seed). Values are float32-representable and kept
 away from kinks and ties wherever the rule under test is not the tie-breaking itself:
-data inputs are distinct, spaced 0.011 apart and at least 0.05 away from 0 (MAX pooling,
+data inputs are distinct, spaced at least 0.011 apart and at least 0.05 away from 0 (MAX pooling,
 ArgMax and Eltwise MAX see no ties in their inputs, ReLU and AbsVal no zeros); labels
 are integer class indices in range; positive-only layers (Log, fractional Power) are
 only drawn on blobs that are positive by construction (kinds.py).
@@ -26,16 +26,20 @@ from .nets import net_drafts
 from .solvers import solver_params
 
 
-def data_values(rng, shape) -> np.ndarray:
-    """Distinct values: a random permutation of 0.05 + 0.011 k, each with a random sign."""
+def data_values(rng, shape, positive: bool = False) -> np.ndarray:
+    """Distinct values: a random permutation of 0.05 + s k, each with a random sign (or all
+    positive). The spacing s is 0.011, or wider for small blobs (0.6 / count), so that a
+    normalisation over a few elements (BatchNorm, MVN) divides by a spread well above its eps:
+    float32 cancellation would otherwise dominate Caffe's result."""
     count = math.prod(shape)
-    magnitudes = 0.05 + 0.011 * rng.permutation(count)
-    signs = rng.choice([-1.0, 1.0], size=count)
+    magnitudes = 0.05 + max(0.011, 0.6 / max(count, 1)) * rng.permutation(count)
+    signs = np.ones(count) if positive else rng.choice([-1.0, 1.0], size=count)
     return (magnitudes * signs).reshape(shape).astype(np.float32)
 
 
 INPUT_VALUES = {
     "data": lambda rng, shape, classes: data_values(rng, shape),
+    "positive": lambda rng, shape, classes: data_values(rng, shape, positive=True),
     "label": lambda rng, shape, classes: rng.randint(0, classes, size=shape).astype(np.float32),
     "index": lambda rng, shape, classes: rng.randint(0, classes, size=shape).astype(np.float32),
     "binary": lambda rng, shape, classes: rng.randint(0, 2, size=shape).astype(np.float32),
@@ -53,8 +57,12 @@ def weights(rng, shape) -> np.ndarray:
 def _batch_norm_blobs(rng, shapes):
     """Running mean, running variance (positive) and the scale factor that divides both (positive)."""
     mean, variance, factor = shapes
-    return tuple(np.asarray(rng.uniform(low, high, size=shape), dtype=np.float32)
-                 for (low, high), shape in zip([(-1.0, 1.0), (0.5, 1.5), (0.5, 2.0)], (mean, variance, factor)))
+    return tuple(
+        np.asarray(rng.uniform(low, high, size=shape), dtype=np.float32)
+        for (low, high), shape in zip(
+            [(-1.0, 1.0), (0.5, 1.5), (0.5, 2.0)], (mean, variance, factor)
+        )
+    )
 
 
 # Layers whose param blobs are not plain weights, keyed by Caffe type string.
@@ -90,7 +98,9 @@ def param_arrays(draft: NetDraft, net_param, rng) -> dict[str, tuple[np.ndarray,
         if layer.blobs:
             shapes = [tuple(b.shape) for b in layer.blobs]
             make = PARAM_VALUES.get(node.type)
-            params[name] = tuple(make(rng, shapes)) if make else tuple(weights(rng, s) for s in shapes)
+            params[name] = (
+                tuple(make(rng, shapes)) if make else tuple(weights(rng, s) for s in shapes)
+            )
     for entry in net.topology.params:
         if entry.owner >= 0:
             owner = net.topology.params[entry.owner]
@@ -108,24 +118,43 @@ def _params_from_draft(draft, rng):
     for index, shapes in by_layer.items():
         layer = draft.layers[index]
         make = PARAM_VALUES.get(layer.type)
-        params[layer.name] = tuple(make(rng, shapes)) if make else tuple(weights(rng, s) for s in shapes)
+        params[layer.name] = (
+            tuple(make(rng, shapes)) if make else tuple(weights(rng, s) for s in shapes)
+        )
     return params
 
 
-def case_from_draft(draft: NetDraft, seed: int, solver: str | None = None, iterations: int = 0) -> Case:
+def case_from_draft(
+    draft: NetDraft, seed: int, solver: str | None = None, iterations: int = 0
+) -> Case:
     """The Case for a drawn net: arrays from RandomState(seed), the NetState in the case's fields."""
     rng = np.random.RandomState(seed)
     net_param = draft.to_proto()
     inputs = input_arrays(draft, rng)
     params = param_arrays(draft, net_param, rng)
     net_param.ClearField("state")
-    return Case(net=text_format.MessageToString(net_param), solver=solver, phase=draft.phase, level=draft.level,
-                stages=tuple(draft.stages), iterations=iterations, inputs=inputs, params=params, seed=seed)
+    return Case(
+        net=text_format.MessageToString(net_param),
+        solver=solver,
+        phase=draft.phase,
+        level=draft.level,
+        stages=tuple(draft.stages),
+        iterations=iterations,
+        inputs=inputs,
+        params=params,
+        seed=seed,
+    )
 
 
 @st.composite
-def cases(draw, max_layers: int = 8, max_losses: int = 3, refusals=False, train_dropout: bool = False,
-          solvers: bool = True):
+def cases(
+    draw,
+    max_layers: int = 8,
+    max_losses: int = 3,
+    refusals=False,
+    train_dropout: bool = False,
+    solvers: bool = True,
+):
     """harness.case.Case values: a net from ``nets()``, in TRAIN maybe a solver from
     ``solver_params()`` run for 1-3 iterations, and inputs and initial params made from
     one drawn seed. The net's NetState moves into the case's phase, level and stages.

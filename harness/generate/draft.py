@@ -22,6 +22,7 @@ PHASES = {"TRAIN": caffe_pb2.TRAIN, "TEST": caffe_pb2.TEST}
 
 # What an Input blob holds; cases.py draws each role's values (roles.md of this module).
 #   data      distinct values, spaced apart and away from 0 (no ties, no kinks)
+#   positive  data values, all > 0 (recorded in input_roles only; the blob's role stays data)
 #   label     integer class indices in [0, classes)
 #   index     integer indices in [0, classes) for Embed
 #   binary    0 or 1 (ContrastiveLoss's similarity)
@@ -60,7 +61,9 @@ class LayerShapes:
     params: list[tuple[int, ...]]
 
 
-def layer_shapes(param, bottom_shapes, num_tops: int, phase: str, in_place: bool = False) -> LayerShapes:
+def layer_shapes(
+    param, bottom_shapes, num_tops: int, phase: str, in_place: bool = False
+) -> LayerShapes:
     """Layer::SetUp of the reference layer class on Blobs of the given shapes."""
     own = caffe_pb2.LayerParameter()
     own.CopyFrom(param)
@@ -71,8 +74,12 @@ def layer_shapes(param, bottom_shapes, num_tops: int, phase: str, in_place: bool
     own.ClearField("top")
     own.ClearField("include")
     own.ClearField("exclude")
-    shapes = _cached_shapes(own.SerializeToString(deterministic=True), tuple(map(tuple, bottom_shapes)),
-                            num_tops, in_place)
+    shapes = _cached_shapes(
+        own.SerializeToString(deterministic=True),
+        tuple(map(tuple, bottom_shapes)),
+        num_tops,
+        in_place,
+    )
     return LayerShapes(list(shapes[0]), list(shapes[1]))
 
 
@@ -110,7 +117,9 @@ class NetDraft:
     layers: list = field(default_factory=list)  # every other LayerParameter, in order
     blobs: list[BlobInfo] = field(default_factory=list)  # readable blob versions, oldest first
     params: list[ParamRecord] = field(default_factory=list)
-    input_roles: dict[str, tuple[str, int]] = field(default_factory=dict)  # Input top: (role, classes)
+    input_roles: dict[str, tuple[str, int]] = field(
+        default_factory=dict
+    )  # Input top: (role, classes)
     kept: list[bool] = field(default_factory=list)  # per layer: does the NetState keep it?
     refusal: str | None = None  # the refusal drawn (nets.REFUSALS), or None
     refusal_message: str = ""  # the text Caffe's fatal line is expected to hold
@@ -129,24 +138,32 @@ class NetDraft:
 
     # ---- growing ---------------------------------------------------------------------------
 
-    def add_input(self, shape, role: str = "data", classes: int = 0) -> BlobInfo:
-        """An Input layer with one top; Input layers are written before every other layer."""
+    def add_input(
+        self, shape, role: str = "data", classes: int = 0, positive: bool = False
+    ) -> BlobInfo:
+        """An Input layer with one top; Input layers are written before every other layer.
+        A ``positive`` data input holds only values > 0 (cases.py draws it as role "positive")."""
         assert role in ROLES, role
         name = f"{role}{len(self.inputs)}"
         layer = caffe_pb2.LayerParameter(name=f"input{len(self.inputs)}", type="Input", top=[name])
         layer.input_param.shape.add().dim.extend(shape)
         self.inputs.append(layer)
-        self.input_roles[name] = (role, classes)
+        self.input_roles[name] = ("positive" if positive else role, classes)
         # cases.py spaces data values 0.011 apart from 0.05 up, so |value| < 0.06 + 0.011 count.
         bound = 0.06 + 0.011 * math.prod(shape) if role == "data" else float(max(classes, 1))
-        blob = BlobInfo(name, tuple(shape), role, classes, bound=bound)
+        blob = BlobInfo(name, tuple(shape), role, classes, positive=positive, bound=bound)
         self.blobs.append(blob)
         return blob
 
     def reuse_input(self, shape, role: str, classes: int = 0) -> BlobInfo | None:
         """An Input blob of this role, shape and class count made before, if any."""
         for blob in self.blobs:
-            if blob.producer == -1 and blob.role == role and blob.shape == tuple(shape) and blob.classes == classes:
+            if (
+                blob.producer == -1
+                and blob.role == role
+                and blob.shape == tuple(shape)
+                and blob.classes == classes
+            ):
                 return blob
         return None
 
@@ -156,9 +173,19 @@ class NetDraft:
     def shapes_for(self, param, bottoms, num_tops: int, in_place: bool = False) -> LayerShapes:
         return layer_shapes(param, [b.shape for b in bottoms], num_tops, self.phase, in_place)
 
-    def append(self, param, bottoms, num_tops: int, *, shapes: LayerShapes | None = None, in_place: bool = False,
-               kept: bool = True, positive: bool = False, bound: float | None = None,
-               no_backward: bool = False) -> list[BlobInfo]:
+    def append(
+        self,
+        param,
+        bottoms,
+        num_tops: int,
+        *,
+        shapes: LayerShapes | None = None,
+        in_place: bool = False,
+        kept: bool = True,
+        positive: bool = False,
+        bound: float | None = None,
+        no_backward: bool = False,
+    ) -> list[BlobInfo]:
         """Add a layer reading ``bottoms``; returns the new top blobs (none for a filtered layer).
 
         ``param`` carries the type and type-specific fields; names, bottoms and tops are set here.
@@ -184,21 +211,42 @@ class NetDraft:
         shapes = shapes or self.shapes_for(param, bottoms, num_tops, in_place)
         for p, shape in enumerate(shapes.params):
             spec = param.param[p] if p < len(param.param) else None
-            self.params.append(ParamRecord(
-                index, p, shape, spec.name if spec else "",
-                spec.lr_mult if spec is not None and spec.HasField("lr_mult") else None,
-                spec.decay_mult if spec is not None and spec.HasField("decay_mult") else None))
+            self.params.append(
+                ParamRecord(
+                    index,
+                    p,
+                    shape,
+                    spec.name if spec else "",
+                    spec.lr_mult if spec is not None and spec.HasField("lr_mult") else None,
+                    spec.decay_mult if spec is not None and spec.HasField("decay_mult") else None,
+                )
+            )
         bound = max((b.bound for b in bottoms), default=1.0) if bound is None else bound
         no_backward = no_backward or any(b.no_backward for b in bottoms)
         if in_place:
             blob = bottoms[0]
-            blob.shape, blob.positive, blob.bound, blob.producer = shapes.tops[0], positive, bound, index
+            blob.shape, blob.positive, blob.bound, blob.producer = (
+                shapes.tops[0],
+                positive,
+                bound,
+                index,
+            )
             blob.no_backward = no_backward
             return [blob]
         for b in bottoms:
             b.readers += 1
-        tops = [BlobInfo(name, shape, "data", positive=positive, bound=bound, no_backward=no_backward,
-                         producer=index) for name, shape in zip(param.top, shapes.tops)]
+        tops = [
+            BlobInfo(
+                name,
+                shape,
+                "data",
+                positive=positive,
+                bound=bound,
+                no_backward=no_backward,
+                producer=index,
+            )
+            for name, shape in zip(param.top, shapes.tops)
+        ]
         self.blobs.extend(tops)
         return tops
 

@@ -14,9 +14,10 @@ net differs from Caffe's defaults only where the failure needs it.
 
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from hypothesis import strategies as st
 
@@ -32,7 +33,7 @@ LP = caffe_pb2.LayerParameter
 class Drawn:
     """One drawn layer before the common fields: its param, bottoms and what its tops hold."""
 
-    param: "caffe_pb2.LayerParameter"
+    param: caffe_pb2.LayerParameter
     bottoms: list[BlobInfo]
     num_tops: int = 1
     positive: bool = False
@@ -58,9 +59,8 @@ class LayerKind:
         cls = layer_class(self.type)
         if draft.force_backward and any(cls.allow_force_backward(i) for i in self.label_bottoms):
             return False  # force_backward would ask for the gradient Caffe refuses to give
-        if self.type == "Dropout" and draft.phase == "TRAIN" and not train_dropout:
-            return False  # Caffe's own random mask, which the reference cannot replay yet
-        return True
+        # Dropout in TRAIN draws Caffe's own random mask, which the reference cannot replay yet.
+        return not (self.type == "Dropout" and draft.phase == "TRAIN" and not train_dropout)
 
 
 LAYER_KINDS: dict[str, LayerKind] = {}
@@ -74,6 +74,7 @@ def layer_kind(type_name: str, valid=lambda draft, bottom: True, loss: bool = Fa
         registry = LOSS_KINDS if loss else LAYER_KINDS
         if type_name in registry:
             raise ValueError(f"layer kind {type_name!r} is already registered")
+
         @st.composite
         def strategy(draw, draft, bottom):
             draw(st.just(type_name))  # a kind without fields still draws, as a composite should
@@ -86,15 +87,19 @@ def layer_kind(type_name: str, valid=lambda draft, bottom: True, loss: bool = Fa
     return decorate
 
 
+@functools.cache
 def maybe(*values):
-    """None (the field left unset) first, then the given values in order."""
-    return st.sampled_from([None, *values])
+    """None (the field left unset) first, then the given values in order (cached: a
+    strategy built once is validated once)."""
+    return st.sampled_from((None, *values))
 
 
 def axes(bottom: BlobInfo, default: int = 1):
     """Axis choices: unset (Caffe's ``default``) where that axis exists, then each axis, then -1."""
     n = bottom.num_axes
-    return st.sampled_from(([None] if default < n else []) + list(range(n)) + ([-1] if n > 0 else []))
+    return st.sampled_from(
+        ([None] if default < n else []) + list(range(n)) + ([-1] if n > 0 else [])
+    )
 
 
 def canonical(axis, bottom: BlobInfo, default: int = 1) -> int:
@@ -205,7 +210,12 @@ def power_layers(draw, draft, bottom):
         if value is not None:
             setattr(p.power_param, name, value)
     base = abs(shift or 0.0) + abs(1.0 if scale is None else scale) * bottom.bound
-    return Drawn(p, [bottom], positive=power == 0.5, bound=max(1.0, base) ** (1.0 if power is None else power))
+    return Drawn(
+        p,
+        [bottom],
+        positive=power == 0.5,
+        bound=max(1.0, base) ** (1.0 if power is None else power),
+    )
 
 
 @layer_kind("Exp", valid=lambda draft, bottom: bottom.bound <= 4, in_place=True)
@@ -220,14 +230,22 @@ def exp_layers(draw, draft, bottom):
     return Drawn(p, [bottom], positive=True, bound=math.exp(1 + bottom.bound))
 
 
-@layer_kind("Log", valid=lambda draft, bottom: bottom.positive)
+@layer_kind("Log", valid=lambda draft, bottom: bottom.positive or bottom.bound <= 8)
 def log_layers(draw, draft, bottom):
-    """Log: log_base(shift + scale x), only on a positive bottom (shift >= 0, scale > 0)."""
+    """Log: log_base(shift + scale x) with a positive argument: on a positive bottom every
+    field is unset first; elsewhere shift is set above scale times the bottom's bound."""
     p = LP(type="Log")
-    for name, values in (("base", (2.0, 10.0)), ("scale", (0.5, 2.0)), ("shift", (1.0,))):
+    for name, values in (("base", (2.0, 10.0)), ("scale", (0.5, 2.0))):
         value = draw(maybe(*values))
         if value is not None:
             setattr(p.log_param, name, value)
+    scale = p.log_param.scale if p.log_param.HasField("scale") else 1.0
+    if bottom.positive:
+        shift = draw(maybe(1.0))
+    else:
+        shift = float(math.ceil(scale * bottom.bound)) + 1.0
+    if shift is not None:
+        p.log_param.shift = shift
     return Drawn(p, [bottom], bound=bottom.bound + 10)
 
 
@@ -261,7 +279,7 @@ def _operand_partners(draft, bottom):
         if blob is bottom or blob.num_axes == 0:
             continue
         for axis in range(bottom.num_axes - blob.num_axes + 1):
-            if bottom.shape[axis: axis + blob.num_axes] == blob.shape:
+            if bottom.shape[axis : axis + blob.num_axes] == blob.shape:
                 pairs.append((blob, axis))
                 break
     return pairs
@@ -283,7 +301,9 @@ def _scale_or_bias(draw, draft, bottom, type_name):
             fields.axis = axis
         start = canonical(axis, bottom)
         room = bottom.num_axes - start
-        num_axes = draw(maybe(0, -1, *range(2, room + 1)) if room >= 1 else st.sampled_from([0, -1]))
+        num_axes = draw(
+            maybe(0, -1, *range(2, room + 1)) if room >= 1 else st.sampled_from([0, -1])
+        )
         if num_axes is not None:
             fields.num_axes = num_axes
     if type_name == "Scale" and draw(maybe(True)):
@@ -319,8 +339,11 @@ def batch_norm_layers(draw, draft, bottom):
     """BatchNorm; use_global_stats, moving_average_fraction and eps unset first.
     Its params are statistics: every ParamSpec it gets carries lr_mult 0, as Caffe demands."""
     p = LP(type="BatchNorm")
-    for name, values in (("use_global_stats", (True, False)), ("moving_average_fraction", (0.9,)),
-                         ("eps", (1e-3,))):
+    for name, values in (
+        ("use_global_stats", (True, False)),
+        ("moving_average_fraction", (0.9,)),
+        ("eps", (1e-3,)),
+    ):
         value = draw(maybe(*values))
         if value is not None:
             setattr(p.batch_norm_param, name, value)
@@ -331,8 +354,13 @@ def batch_norm_layers(draw, draft, bottom):
 def lrn_layers(draw, draft, bottom):
     """LRN on a 4-D bottom; every field unset first (local_size 5, ACROSS_CHANNELS)."""
     p = LP(type="LRN")
-    for name, values in (("local_size", (3, 1)), ("alpha", (0.5,)), ("beta", (0.5, 1.0)), ("k", (2.0,)),
-                         ("norm_region", (caffe_pb2.LRNParameter.WITHIN_CHANNEL,))):
+    for name, values in (
+        ("local_size", (3, 1)),
+        ("alpha", (0.5,)),
+        ("beta", (0.5, 1.0)),
+        ("k", (2.0,)),
+        ("norm_region", (caffe_pb2.LRNParameter.WITHIN_CHANNEL,)),
+    ):
         value = draw(maybe(*values))
         if value is not None:
             setattr(p.lrn_param, name, value)
@@ -343,7 +371,11 @@ def lrn_layers(draw, draft, bottom):
 def mvn_layers(draw, draft, bottom):
     """MVN; normalize_variance, across_channels and eps unset first."""
     p = LP(type="MVN")
-    for name, values in (("normalize_variance", (False,)), ("across_channels", (True,)), ("eps", (1e-3,))):
+    for name, values in (
+        ("normalize_variance", (False,)),
+        ("across_channels", (True,)),
+        ("eps", (1e-3,)),
+    ):
         value = draw(maybe(*values))
         if value is not None:
             setattr(p.mvn_param, name, value)
@@ -519,7 +551,9 @@ def pooling_layers(draw, draft, bottom):
 def flatten_layers(draw, draft, bottom):
     """Flatten; axis and end_axis unset first (1 and -1)."""
     p = LP(type="Flatten")
-    axis = draw(st.sampled_from(([None] if bottom.num_axes >= 2 else []) + list(range(bottom.num_axes))))
+    axis = draw(
+        st.sampled_from(([None] if bottom.num_axes >= 2 else []) + list(range(bottom.num_axes)))
+    )
     if axis is not None:
         p.flatten_param.axis = axis
     start = canonical(axis, bottom)
@@ -567,7 +601,7 @@ def reduction_layers(draw, draft, bottom):
     if coeff is not None:
         p.reduction_param.coeff = coeff
     reduced = bottom.count(canonical(axis, bottom, default=0))
-    value = bottom.bound ** 2 if op == R.SUMSQ else bottom.bound
+    value = bottom.bound**2 if op == R.SUMSQ else bottom.bound
     return Drawn(p, [bottom], bound=value * reduced * abs(coeff or 1.0) + 1)
 
 
@@ -596,8 +630,11 @@ def crop_layers(draw, draft, bottom):
     p = LP(type="Crop")
     axis = draw(st.sampled_from(([None] if n > 2 else []) + list(range(n))))
     start = 2 if axis is None else axis
-    partners = [b for b in newest_first(draft.data_blobs(), bottom)
-                if b.num_axes == n and all(b.shape[i] <= bottom.shape[i] for i in range(start, n))]
+    partners = [
+        b
+        for b in newest_first(draft.data_blobs(), bottom)
+        if b.num_axes == n and all(b.shape[i] <= bottom.shape[i] for i in range(start, n))
+    ]
     partner = partners[draw(st.integers(0, len(partners) - 1))]
     if axis is not None:
         p.crop_param.axis = axis
@@ -613,7 +650,11 @@ def crop_layers(draw, draft, bottom):
 def _more_bottoms(draw, bottom, candidates, required: int, most: int):
     """Extra bottoms picked by index among candidates (newest first); each extra is one draw."""
     chosen = [bottom]
-    while len(chosen) < most and candidates and (len(chosen) <= required or draw(st.integers(0, 2)) > 0):
+    while (
+        len(chosen) < most
+        and candidates
+        and (len(chosen) <= required or draw(st.integers(0, 2)) > 0)
+    ):
         chosen.append(candidates[draw(st.integers(0, len(candidates) - 1))])
     return chosen
 
@@ -627,12 +668,16 @@ def concat_layers(draw, draft, bottom):
     if axis is not None:
         p.concat_param.axis = axis
     a = canonical(axis, bottom)
-    candidates = [b for b in newest_first(draft.data_blobs(), bottom)
-                  if b.num_axes == bottom.num_axes and all(b.shape[i] == bottom.shape[i]
-                                                           for i in range(b.num_axes) if i != a)]
+    candidates = [
+        b
+        for b in newest_first(draft.data_blobs(), bottom)
+        if b.num_axes == bottom.num_axes
+        and all(b.shape[i] == bottom.shape[i] for i in range(b.num_axes) if i != a)
+    ]
     bottoms = _more_bottoms(draw, bottom, candidates, required=0, most=3)
-    return Drawn(p, bottoms, positive=all(b.positive for b in bottoms),
-                 bound=max(b.bound for b in bottoms))
+    return Drawn(
+        p, bottoms, positive=all(b.positive for b in bottoms), bound=max(b.bound for b in bottoms)
+    )
 
 
 @layer_kind("Eltwise")
@@ -653,13 +698,18 @@ def eltwise_layers(draw, draft, bottom):
         p.eltwise_param.operation = op
     bound = sum(b.bound for b in bottoms)
     if op in (None, E.SUM):
-        coeff = draw(st.none() | st.lists(st.sampled_from([1.0, -1.0, 0.5, 2.0]), min_size=len(bottoms),
-                                          max_size=len(bottoms)))
+        coeff = draw(
+            st.none()
+            | st.lists(
+                st.sampled_from([1.0, -1.0, 0.5, 2.0]), min_size=len(bottoms), max_size=len(bottoms)
+            )
+        )
         if coeff is not None:
             p.eltwise_param.coeff.extend(coeff)
             bound *= 2
     elif op == E.PROD:
-        if draw(maybe(False)) is False:
+        # The unstable gradient divides by the bottom: offered only where no value is 0.
+        if all(b.positive for b in bottoms) and draw(maybe(False)) is False:
             p.eltwise_param.stable_prod_grad = False
         bound = math.prod(b.bound for b in bottoms)
     return Drawn(p, bottoms, bound=bound)
@@ -674,7 +724,7 @@ def slice_layers(draw, draft, bottom):
     """Slice into 2-3 tops along an axis of extent >= 2 (unset first: 1); slice points
     unset first where the extent divides evenly. Shrinks towards two equal halves."""
     p = LP(type="Slice")
-    choices = ([None] if bottom.num_axes > 1 and bottom.shape[1] >= 2 else [])
+    choices = [None] if bottom.num_axes > 1 and bottom.shape[1] >= 2 else []
     choices += [a for a in range(bottom.num_axes) if bottom.shape[a] >= 2]
     axis = draw(st.sampled_from(choices))
     if axis is not None:
@@ -682,7 +732,9 @@ def slice_layers(draw, draft, bottom):
     extent = bottom.shape[canonical(axis, bottom)]
     tops = draw(st.integers(2, min(3, extent)))
     if extent % tops or draw(st.booleans()):
-        points = draw(st.lists(st.integers(1, extent - 1), min_size=tops - 1, max_size=tops - 1, unique=True))
+        points = draw(
+            st.lists(st.integers(1, extent - 1), min_size=tops - 1, max_size=tops - 1, unique=True)
+        )
         p.slice_param.slice_point.extend(sorted(points))
     return Drawn(p, [bottom], num_tops=tops, positive=bottom.positive)
 
@@ -690,13 +742,17 @@ def slice_layers(draw, draft, bottom):
 @layer_kind("Split", aliases=True)
 def split_layers(draw, draft, bottom):
     """An explicit Split with 1-3 tops (Caffe inserts its own where a blob has two readers)."""
-    return Drawn(LP(type="Split"), [bottom], num_tops=draw(st.integers(1, 3)), positive=bottom.positive)
+    return Drawn(
+        LP(type="Split"), [bottom], num_tops=draw(st.integers(1, 3)), positive=bottom.positive
+    )
 
 
 @layer_kind("Silence")
 def silence_layers(draw, draft, bottom):
     """Silence: reads 1-2 blobs, makes none."""
-    bottoms = _more_bottoms(draw, bottom, newest_first(draft.data_blobs(), bottom), required=0, most=2)
+    bottoms = _more_bottoms(
+        draw, bottom, newest_first(draft.data_blobs(), bottom), required=0, most=2
+    )
     return Drawn(LP(type="Silence"), bottoms, num_tops=0)
 
 
@@ -712,8 +768,13 @@ def _label_blob(draw, draft, shape, role, classes):
 
 
 def _normalization(draw, p):
-    mode = draw(maybe(caffe_pb2.LossParameter.FULL, caffe_pb2.LossParameter.BATCH_SIZE,
-                      caffe_pb2.LossParameter.NONE))
+    mode = draw(
+        maybe(
+            caffe_pb2.LossParameter.FULL,
+            caffe_pb2.LossParameter.BATCH_SIZE,
+            caffe_pb2.LossParameter.NONE,
+        )
+    )
     if mode is not None:
         p.loss_param.normalization = mode
 
@@ -722,8 +783,11 @@ def _normalization(draw, p):
 def euclidean_loss_layers(draw, draft, bottom):
     """EuclideanLoss against a fresh Input of the same shape first, else another blob of
     that shape (both bottoms then get a gradient)."""
-    partners = [b for b in newest_first(draft.data_blobs(), None)
-                if b.shape == bottom.shape and b is not bottom and not b.no_backward]
+    partners = [
+        b
+        for b in newest_first(draft.data_blobs(), None)
+        if b.shape == bottom.shape and b is not bottom and not b.no_backward
+    ]
     partner = draw(st.none() | st.sampled_from(partners or [None]))
     if partner is None:
         partner = draft.add_input(bottom.shape, "data")
@@ -748,7 +812,7 @@ def softmax_with_loss_layers(draw, draft, bottom):
     if ignore is not None:
         p.loss_param.ignore_label = ignore
     _normalization(draw, p)
-    label = _label_blob(draw, draft, bottom.shape[:a] + bottom.shape[a + 1:], "label", classes)
+    label = _label_blob(draw, draft, bottom.shape[:a] + bottom.shape[a + 1 :], "label", classes)
     return Drawn(p, [bottom, label])
 
 
@@ -770,8 +834,12 @@ def hinge_loss_layers(draw, draft, bottom):
     return Drawn(p, [bottom, label])
 
 
-@layer_kind("MultinomialLogisticLoss", loss=True, valid=lambda draft, bottom: bottom.positive,
-            label_bottoms=(1,))
+@layer_kind(
+    "MultinomialLogisticLoss",
+    loss=True,
+    valid=lambda draft, bottom: bottom.positive,
+    label_bottoms=(1,),
+)
 def multinomial_logistic_loss_layers(draw, draft, bottom):
     """MultinomialLogisticLoss on a positive bottom (probabilities), labels per instance."""
     label = _label_blob(draw, draft, bottom.shape[:1], "label", bottom.count(1))
@@ -797,8 +865,11 @@ def contrastive_loss_layers(draw, draft, bottom):
     """ContrastiveLoss between the bottom and a fresh Input (or another blob) of its shape,
     with a 0/1 similarity per instance. Shrinks towards margin and legacy_version unset."""
     p = LP(type="ContrastiveLoss")
-    partners = [b for b in newest_first(draft.data_blobs(), None)
-                if b.shape == bottom.shape and b is not bottom and not b.no_backward]
+    partners = [
+        b
+        for b in newest_first(draft.data_blobs(), None)
+        if b.shape == bottom.shape and b is not bottom and not b.no_backward
+    ]
     partner = draw(st.none() | st.sampled_from(partners or [None]))
     if partner is None:
         partner = draft.add_input(bottom.shape, "data")

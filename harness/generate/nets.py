@@ -9,10 +9,11 @@ mutation that Caffe refuses, so the shrinker can drop it.
 
 from __future__ import annotations
 
+import functools
+
 from hypothesis import strategies as st
 
 from reference_engine import caffe_pb2
-from reference_engine.layer import layer_class
 from reference_engine.state import layer_included
 
 from .draft import NetDraft
@@ -24,13 +25,26 @@ LOSS_WEIGHTS = [1.0, 0.0, 0.5, 2.0]
 STAGES = ("a", "b")
 
 
+@functools.cache
+def flag_lists(size: int):
+    """propagate_down: unset first, else one flag per bottom (mixed lists included)."""
+    return st.none() | st.lists(st.booleans(), min_size=size, max_size=size)
+
+
+@functools.cache
+def weight_lists(size: int):
+    """loss_weight on a non-loss layer: unset first, else one weight per top."""
+    return st.none() | st.lists(st.sampled_from(LOSS_WEIGHTS), min_size=size, max_size=size)
+
+
 @st.composite
 def input_shapes(draw, batch: int):
-    """A 2-D (batch, c) or 4-D (batch, c, h, w) shape: channels 1-4, spatial 1-6.
-    Shrinks towards 2-D with one channel."""
+    """A 4-D (batch, c, h, w) or 2-D (batch, c) shape: channels 1-4, spatial 1-6.
+    Shrinks towards 4-D with every extent 1, which every kind accepts (2-D does not suit
+    Pooling, Convolution or LRN, and a shrink from 2-D to 4-D would shift later draws)."""
     if draw(st.booleans()):
-        return (batch, draw(st.integers(1, 4)), draw(st.integers(1, 6)), draw(st.integers(1, 6)))
-    return (batch, draw(st.integers(1, 4)))
+        return (batch, draw(st.integers(1, 4)))
+    return (batch, draw(st.integers(1, 4)), draw(st.integers(1, 6)), draw(st.integers(1, 6)))
 
 
 @st.composite
@@ -70,8 +84,12 @@ def param_spec_lists(draw, draft: NetDraft, kind: LayerKind, shapes, layer_index
         spec = caffe_pb2.ParamSpec()
         owner = None
         if kind.shareable:
-            owners = [r for r in reversed(draft.params) if r.shape == shapes.params[index]
-                      and LAYER_KINDS.get(draft.layers[r.layer].type, kind).shareable]
+            owners = [
+                r
+                for r in reversed(draft.params)
+                if r.shape == shapes.params[index]
+                and LAYER_KINDS.get(draft.layers[r.layer].type, kind).shareable
+            ]
             owner = draw(st.none() | st.sampled_from(owners or [None]))
         lr_choices, decay_choices = LR_MULTS, DECAY_MULTS
         if owner is not None:
@@ -109,15 +127,24 @@ def common_fields(draw, draft: NetDraft, kind: LayerKind, drawn, shapes_of):
     p, bottoms = drawn.param, drawn.bottoms
     only = bottoms[0] if len(bottoms) == 1 else None
     in_place = False
-    if (kind.in_place and only is not None and drawn.num_tops == 1 and only.role == "data"
-            and only.readers == 0 and not only.aliased and not only.weighted):
+    if (
+        kind.in_place
+        and only is not None
+        and drawn.num_tops == 1
+        and only.role == "data"
+        and only.readers == 0
+        and not only.aliased
+        and not only.weighted
+    ):
         # Caffe refuses an in-place layer on a blob another layer read before (insert_splits).
         in_place = draw(st.booleans())
     if bottoms:
-        propagate = draw(st.none() | st.lists(st.booleans(), min_size=len(bottoms), max_size=len(bottoms)))
+        propagate = draw(flag_lists(len(bottoms)))
         if propagate is not None:
             # Caffe aborts in Backward when asked for a gradient into labels or indices.
-            p.propagate_down.extend(False if i in kind.label_bottoms else flag for i, flag in enumerate(propagate))
+            p.propagate_down.extend(
+                False if i in kind.label_bottoms else flag for i, flag in enumerate(propagate)
+            )
     shapes = shapes_of(in_place)
     p.param.extend(draw(param_spec_lists(draft, kind, shapes, len(draft.layers))))
     tainted = not kind.backward or any(b.no_backward for b in bottoms)
@@ -126,8 +153,7 @@ def common_fields(draw, draft: NetDraft, kind: LayerKind, drawn, shapes_of):
             weight = draw(maybe(*LOSS_WEIGHTS))
             weights = None if weight is None else [weight]
         else:
-            weights = draw(st.none() | st.lists(st.sampled_from(LOSS_WEIGHTS), min_size=drawn.num_tops,
-                                                max_size=drawn.num_tops))
+            weights = draw(weight_lists(drawn.num_tops))
         if weights is not None:
             p.loss_weight.extend(weights)
     kept = True
@@ -143,10 +169,21 @@ def _add(draw, draft: NetDraft, kind: LayerKind, drawn):
         return draft.shapes_for(drawn.param, drawn.bottoms, drawn.num_tops, in_place)
 
     in_place, kept, shapes = draw(common_fields(draft, kind, drawn, shapes_of))
-    tops = draft.append(drawn.param, drawn.bottoms, drawn.num_tops, shapes=shapes, in_place=in_place, kept=kept,
-                        positive=drawn.positive, bound=drawn.bound, no_backward=not kind.backward)
+    tops = draft.append(
+        drawn.param,
+        drawn.bottoms,
+        drawn.num_tops,
+        shapes=shapes,
+        in_place=in_place,
+        kept=kept,
+        positive=drawn.positive,
+        bound=drawn.bound,
+        no_backward=not kind.backward,
+    )
     for top in tops:
-        top.aliased = top.aliased or kind.aliases or (kind.type == "Concat" and len(drawn.bottoms) == 1)
+        top.aliased = (
+            top.aliased or kind.aliases or (kind.type == "Concat" and len(drawn.bottoms) == 1)
+        )
         top.weighted = any(w != 0 for w in drawn.param.loss_weight)
 
 
@@ -274,23 +311,44 @@ REFUSALS = {
 
 
 @st.composite
-def net_drafts(draw, max_layers: int = 8, max_losses: int = 3, refusals=False, train_dropout: bool = False):
+def another(draw, element, odds: int):
+    """One element of a growing collection, with the draw that decided to add it: 0 stops
+    (a shrunk collection is short), 1..odds add ``element``. Being one span, like an element
+    of Hypothesis's ListStrategy, an element can be deleted without shifting the rest."""
+    if draw(st.integers(0, odds)) == 0:
+        return False
+    draw(element)
+    return True
+
+
+@st.composite
+def extra_inputs(draw, draft: NetDraft, batch: int):
+    """Another data Input of the same batch size."""
+    draft.add_input(draw(input_shapes(batch)), positive=draw(st.booleans()))
+
+
+@st.composite
+def net_drafts(
+    draw, max_layers: int = 8, max_losses: int = 3, refusals=False, train_dropout: bool = False
+):
     """The NetDraft behind ``nets()``; ``cases()`` reads its Input roles. ``refusals``: False,
     True (every name in REFUSALS) or a collection of those names.
     Shrinks as ``nets()`` does."""
     phase, level, stages = draw(net_states())
     draft = NetDraft(phase=phase, level=level, stages=stages)
-    draft.force_backward = bool(draw(maybe(True)))
+    # One net in four: force_backward keeps Accuracy, ArgMax, Threshold, Embed and InfogainLoss out.
+    draft.force_backward = draw(st.integers(0, 3)) == 3
     batch = draw(st.integers(1, 3))
-    draft.add_input(draw(input_shapes(batch)))
-    while len(draft.inputs) < 3 and draw(st.integers(0, 3)) == 3:  # usually one data input
-        draft.add_input(draw(input_shapes(batch)))
-    while len(draft.layers) < max_layers and draw(st.integers(0, 4)) > 0:  # 0 stops: shrinks short
-        draw(layers(draft, train_dropout))
+    draft.add_input(draw(input_shapes(batch)), positive=draw(st.booleans()))
+    while len(draft.inputs) < 3 and draw(
+        another(extra_inputs(draft, batch), 1)
+    ):  # usually one data input
+        pass
+    while len(draft.layers) < max_layers and draw(another(layers(draft, train_dropout), 4)):
+        pass
     draw(loss_layers(draft))
     losses = 1
-    while losses < max_losses and draw(st.integers(0, 3)) == 3:
-        draw(loss_layers(draft))
+    while losses < max_losses and draw(another(loss_layers(draft), 1)):
         losses += 1
     names = sorted(REFUSALS) if refusals is True else sorted(refusals or ())
     if names and draw(st.integers(0, 9)) == 9:  # about one net in ten
@@ -303,7 +361,9 @@ def net_drafts(draw, max_layers: int = 8, max_losses: int = 3, refusals=False, t
 
 
 @st.composite
-def nets(draw, max_layers: int = 8, max_losses: int = 3, refusals=False, train_dropout: bool = False):
+def nets(
+    draw, max_layers: int = 8, max_losses: int = 3, refusals=False, train_dropout: bool = False
+):
     """NetParameters that Caffe accepts, built layer by layer on known blob shapes.
 
     Input layers first (batch 1-3, channels 1-4, spatial 1-6; 2-D and 4-D), then up to

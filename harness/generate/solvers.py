@@ -46,7 +46,9 @@ def lr_policies(draw, solver):
         solver.power = draw(st.sampled_from([1.0, 0.5, 2.0]))
         solver.max_iter = draw(st.integers(4, 10))
     elif policy == "sigmoid":
-        solver.gamma = draw(st.sampled_from([-0.5, 0.5]))
+        solver.gamma = draw(
+            st.sampled_from([0.5, 2.0])
+        )  # master CHECKs gamma >= 0 for every policy
         solver.stepsize = draw(st.integers(1, 3))
 
 
