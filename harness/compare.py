@@ -10,7 +10,10 @@ relative); a value that is a sum of n products carries an error up to about
 n·6e-8 times the size of its terms, and the terms can be larger than the result
 (cancellation). So the error bound is relative to the largest magnitude in the
 array on either side, not to each element: |ref - caffe| <= atol + rtol·max(|ref|, |caffe|)
-over the whole array. rtol grows with how many float32 roundings stand between
+over the whole array, where the scale also counts what went into the computation (the
+layer's inputs for forward data, its top diffs for bottom diffs, their product for param
+diffs): a result that cancels to about zero (BatchNorm's gradient of a sum, MVN of two close
+values) carries rounding of the size of those terms, not of itself. rtol grows with how many float32 roundings stand between
 the inputs and the quantity: forward data < bottom diffs < param diffs < weights
 after solver steps (where adaptive solvers divide by square roots of small
 accumulated values). atol absorbs values that cancel to near zero.
@@ -163,6 +166,12 @@ def _flag_value(value):
     return value
 
 
+def _magnitude(arrays: dict, names) -> float:
+    values = [np.abs(np.asarray(arrays[n], dtype=np.float64)) for n in names if n in arrays]
+    values = [v[np.isfinite(v)] for v in values]
+    return max((float(v.max()) for v in values if v.size), default=0.0)
+
+
 def _compare_arrays(ref: Result, other: Result, result: Comparison):
     layers = ref.layers
     # Forward: blame the last layer that writes the blob (in-place layers rewrite it).
@@ -171,23 +180,29 @@ def _compare_arrays(ref: Result, other: Result, result: Comparison):
         for top in record.tops:
             writer[top] = record.name
     for record in layers:
+        inputs = _magnitude(ref.blob_data, record.bottoms)
         for top in dict.fromkeys(record.tops):
             if writer.get(top) == record.name:
                 _check_array(result, "forward", record.name, f"{record.name} top '{top}' data",
-                             ref.blob_data.get(top), other.blob_data.get(top), ref.engine, other.engine)
+                             ref.blob_data.get(top), other.blob_data.get(top), ref.engine, other.engine, inputs)
     # Backward runs last-to-first: blame the first layer to run whose bottom diff differs.
     for record in reversed(layers):
+        incoming = _magnitude(ref.blob_diff, record.tops)
         for k, bottom in enumerate(record.bottoms):
             if _last_reader(layers, bottom) == record.name:
                 _check_array(result, "bottom_diff", record.name, f"{record.name} bottom diff {k} ('{bottom}')",
-                             ref.blob_diff.get(bottom), other.blob_diff.get(bottom), ref.engine, other.engine)
+                             ref.blob_diff.get(bottom), other.blob_diff.get(bottom), ref.engine, other.engine,
+                             incoming)
     for record in layers:
+        terms = _magnitude(ref.blob_diff, record.tops) * _magnitude(ref.blob_data, record.bottoms)
         for i, (x, y) in enumerate(zip(ref.param_diff.get(record.name, ()), other.param_diff.get(record.name, ()))):
             _check_array(result, "param_diff", record.name, f"{record.name} param diff {i}", x, y,
-                         ref.engine, other.engine)
+                         ref.engine, other.engine, terms)
+    # A loss is a sum of weighted terms that may cancel: scale by the largest blob value.
+    values = _magnitude(ref.blob_data, ref.blob_data)
     for k, (x, y) in enumerate(zip(ref.losses, other.losses)):
         what = "forward loss" if k == 0 else f"loss of solver iteration {k}"
-        _check_array(result, "loss", None, what, np.float64(x), np.float64(y), ref.engine, other.engine)
+        _check_array(result, "loss", None, what, np.float64(x), np.float64(y), ref.engine, other.engine, values)
     for k, (snap_a, snap_b) in enumerate(zip(ref.param_history, other.param_history), start=1):
         for record in layers:
             for i, (x, y) in enumerate(zip(snap_a.get(record.name, ()), snap_b.get(record.name, ()))):
@@ -205,7 +220,7 @@ def _last_reader(layers, blob: str):
     return None
 
 
-def _check_array(result, kind, layer, what, a, b, name_a, name_b):
+def _check_array(result, kind, layer, what, a, b, name_a, name_b, scale: float = 0.0):
     if a is None or b is None:
         if a is not None or b is not None:
             missing = name_a if a is None else name_b
@@ -215,13 +230,15 @@ def _check_array(result, kind, layer, what, a, b, name_a, name_b):
     if a.shape != b.shape:
         result.mismatches.append(Mismatch(kind, layer, f"{what}: shape {name_a}={a.shape} {name_b}={b.shape}"))
         return
-    message, error = array_mismatch(a, b, TOLERANCES[kind], name_a, name_b)
+    message, error = array_mismatch(a, b, TOLERANCES[kind], name_a, name_b, scale)
     if message:
         result.mismatches.append(Mismatch(kind, layer, f"{what}: {message}", error))
 
 
-def array_mismatch(a: np.ndarray, b: np.ndarray, tol: Tolerance, name_a="reference", name_b="caffe"):
-    """(message, max abs error) where a and b disagree beyond ``tol``, else (None, error)."""
+def array_mismatch(a: np.ndarray, b: np.ndarray, tol: Tolerance, name_a="reference", name_b="caffe",
+                   scale: float = 0.0):
+    """(message, max abs error) where a and b disagree beyond ``tol`` relative to the larger of
+    their magnitudes and ``scale`` (the size of what went into them), else (None, error)."""
     nan_a, nan_b = np.isnan(a), np.isnan(b)
     if (nan_a != nan_b).any():
         where = tuple(int(i) for i in np.argwhere(nan_a != nan_b)[0])
@@ -234,7 +251,7 @@ def array_mismatch(a: np.ndarray, b: np.ndarray, tol: Tolerance, name_a="referen
     if not finite.any():
         return None, 0.0
     diff = np.abs(np.where(finite, a, 0.0) - np.where(finite, b, 0.0))
-    scale = max(float(np.abs(a[finite]).max()), float(np.abs(b[finite]).max()))
+    scale = max(float(np.abs(a[finite]).max()), float(np.abs(b[finite]).max()), scale)
     bound = tol.atol + tol.rtol * scale
     error = float(diff.max())
     if error <= bound:

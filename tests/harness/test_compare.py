@@ -96,3 +96,14 @@ def test_nan_and_infinity_must_match_exactly():
     assert "NaN at (0,)" in array_mismatch(np.array([np.nan, 1.0]), np.array([0.0, 1.0]), tol)[0]
     assert "infinity" in array_mismatch(np.array([np.inf]), np.array([-np.inf]), tol)[0]
     assert array_mismatch(np.array([np.inf, 2.0]), np.array([np.inf, 2.0]), tol)[0] is None
+
+
+def test_cancellation_is_judged_by_the_size_of_the_terms():
+    """A bottom diff that cancels to ~0 (BatchNorm under a loss on its sum) carries float32
+    rounding of the size of its top diff, not of itself."""
+    diff = dict(result().blob_diff)
+    ref_diff = dict(diff, ip=np.zeros((2, 2)))
+    caffe_diff = dict(diff, ip=np.full((2, 2), 3e-5))
+    assert compare(result(blob_diff=ref_diff), result("caffe", blob_diff=caffe_diff)).agree
+    caffe_diff = dict(diff, ip=np.full((2, 2), 3e-2))
+    assert not compare(result(blob_diff=ref_diff), result("caffe", blob_diff=caffe_diff)).agree
