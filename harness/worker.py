@@ -15,6 +15,7 @@ from __future__ import division, print_function
 import io
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -316,6 +317,16 @@ def observe_bottom_written(net):
     return written
 
 
+DISPLAY_LINE = re.compile(r"Iteration \d+.*, loss = (\S+)")
+
+
+def displayed_loss(log):
+    """The loss Solver::Step displays: 'Iteration N (...), loss = X' (master) or
+    'Iteration N, loss = X' (1.0). None if Caffe printed none."""
+    found = DISPLAY_LINE.findall(log)
+    return float(found[-1]) if found else None
+
+
 def solver_text(solver, net_path, level, stages):
     """The case's SolverParameter plus the net file; the case's level and stages become the
     solver's train_state, since the solver builds its own train net (solver.cpp, InitTrainNet)."""
@@ -330,6 +341,11 @@ def solver_text(solver, net_path, level, stages):
                 "solver: must not name a net (found %r); the case's net is used" % field
             )
     param.net = native_str(net_path)
+    # Each iteration's loss is read from Caffe's own display line (Solver::Step); with
+    # average_loss 1 the displayed (smoothed) loss is that iteration's loss. Neither field
+    # changes training.
+    param.display = 1
+    param.average_loss = 1
     if (level or stages) and not param.HasField("train_state"):
         param.train_state.level = int(level)
         for stage in stages:
@@ -424,24 +440,9 @@ def run_case(header, arrays, stages_runner, probe, work_dir):
         # Input layers' Forward does nothing (input_layer.cpp): the blobs keep what we set.
         set_inputs(solver.net, inputs)
         solver_names = list(solver.net._layer_names)
-        loss_tops = [name for name, weight in solver.net.blob_loss_weights.items() if weight != 0]
-        state = {}
-
-        def on_start():
-            # A loss top's diff holds its effective loss weight (Layer::SetLossWeights), unless a
-            # consumer's Backward overwrote it: Layer::Forward's loss is data . diff either way.
-            state["weights"] = [solver.net.blobs[n].diff.copy() for n in loss_tops]
-
-        def on_gradients_ready():
-            total = 0.0
-            for name, weight in zip(loss_tops, state["weights"]):
-                total += float(np.dot(solver.net.blobs[name].data.ravel(), weight.ravel()))
-            state["loss"] = total
-
-        solver.add_callback(on_start, on_gradients_ready)
         for k in range(1, iterations + 1):
-            stages_runner.run("solver", "step", solver.step, 1)
-            losses.append(state.get("loss"))
+            _, log = stages_runner.run("solver", "step", solver.step, 1)
+            losses.append(displayed_loss(log))
             for key, value in param_values(solver.net, solver_names, "data").items():
                 out["iter%d/%s" % (k, key)] = value
 

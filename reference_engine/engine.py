@@ -100,11 +100,10 @@ class ReferenceEngine:
                 solver = make_solver(solver_param, lambda: self._net(case, solver_param), self.semantics)
             except CaffeError as error:
                 return Result(self.name, Outcome.REFUSED, "solver", error.message, layers=state["layers"])
-            last_pass_loss = _record_last_pass_loss(solver.net)
             for _ in range(case.iterations):
                 solver.step(1)
                 history.append(_params(solver.net, "data"))
-                losses.append(last_pass_loss[0])
+            losses += solver.losses
         return Result(
             self.name,
             layers=state["layers"],
@@ -117,20 +116,6 @@ class ReferenceEngine:
             info={"dtype": str(self.dtype).replace("torch.", ""), "device": str(self.device),
                   "semantics": self.semantics.name},
         )
-
-
-def _record_last_pass_loss(net: Net) -> list[float]:
-    """The loss of the last forward pass of an iteration, as the worker can observe it in
-    Caffe (pycaffe shows the net after the iteration's last ForwardBackward only)."""
-    seen = [float("nan")]
-    forward_backward = net.forward_backward
-
-    def recording():
-        seen[0] = forward_backward()
-        return seen[0]
-
-    net.forward_backward = recording
-    return seen
 
 
 def layer_records(net: Net) -> tuple[LayerRecord, ...]:
