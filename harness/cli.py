@@ -210,6 +210,61 @@ def cmd_fuzz(args) -> int:
     return EXIT_DISAGREE if disagreements else EXIT_OK
 
 
+def cmd_check(args) -> int:
+    """One user's net through both engines, with generated inputs and params."""
+    import dataclasses
+
+    from google.protobuf import text_format
+
+    from reference_engine.checks import CaffeError
+
+    from .bundle import Bundle, describe
+    from .explain import solver_for_explain
+    from .fuzz import run_pair
+    from .realworld import make_runnable, parse_input_shapes, synthetic_case
+
+    text = _read_text(args.net)
+    try:
+        runnable = make_runnable(text, args.phase, args.level, args.stage, parse_input_shapes(args.input_shape))
+    except text_format.ParseError as e:
+        raise HarnessError(f"{args.net}: not a valid NetParameter prototxt: {e}") from e
+    except CaffeError as e:
+        raise HarnessError(f"{args.net}: Caffe refuses this net: {e.message}") from e
+    solver_text = None
+    if args.solver is not None or args.iterations:
+        solver_text, _ = solver_for_explain(_read_text(args.solver) if args.solver else None)
+    case, notes = synthetic_case(runnable, args.phase, args.level, args.stage, solver_text, seed=args.seed)
+    if solver_text is not None:
+        case = dataclasses.replace(case, iterations=args.iterations or 1)
+    under_test, oracle = _engines(args)
+    try:
+        comparison, results = run_pair(case, under_test, oracle)
+    finally:
+        under_test.close()
+        oracle.close()
+    if args.bundle is not None:
+        engines = {"under_test": args.engine, "oracle": args.against}
+        Bundle(case, results, engines, describe(comparison, case)).save(args.bundle)
+    verdict = "skipped" if comparison.skipped else ("agree" if comparison.agree else "disagree")
+    if args.json:
+        print(json.dumps({
+            "verdict": verdict,
+            "summary": comparison.summary(),
+            "mismatches": [dataclasses.asdict(m) for m in comparison.mismatches],
+            "outcomes": {name: {"outcome": r.outcome.value, "stage": r.stage, "message": r.message}
+                         for name, r in results.items()},
+            "notes": notes + runnable.notes,
+        }, indent=2))
+    else:
+        for note in notes + runnable.notes:
+            print(f"note: {note}")
+        for name, r in results.items():
+            where = f" at {r.stage}" if r.stage else ""
+            print(f"{name}: {r.outcome.value}{where}" + (f": {r.message}" if r.message else ""))
+        print(describe(comparison, case).split("\n\nnet.prototxt:")[0])
+    return EXIT_DISAGREE if verdict == "disagree" else EXIT_OK
+
+
 def cmd_replay(args) -> int:
     from .bundle import Bundle, describe
     from .fuzz import run_pair
@@ -276,6 +331,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--corpus", type=Path, default=None, metavar="DIR",
                    help="keep bundles and Hypothesis's examples here; replayed first next time")
     p.set_defaults(handler=cmd_fuzz)
+
+    p = sub.add_parser("check", help="one net through both engines, with generated inputs and weights")
+    p.add_argument("net", help="a NetParameter prototxt (data layers become Input layers)")
+    _state_args(p)
+    _engine_args(p)
+    p.add_argument("--solver", default=None, help="a SolverParameter prototxt (its net fields are ignored)")
+    p.add_argument("--iterations", type=int, default=0, help="solver iterations (default 1 with --solver)")
+    p.add_argument("--input-shape", action="append", default=[], metavar="BLOB=d0,d1,...")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generated inputs and weights")
+    p.add_argument("--bundle", type=Path, default=None, metavar="DIR", help="also save the case and results here")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_check)
 
     p = sub.add_parser("replay", help="rerun a repro bundle: exit 0 if the engines now agree, 1 if not")
     p.add_argument("bundle", type=Path)

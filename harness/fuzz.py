@@ -86,7 +86,7 @@ class Hunter:
     def __init__(self, under_test, oracle, engines: dict[str, str], budget: Budget, seed: int,
                  bundle_dir: Path, database_dir: Path | None, on_record, strategy_options: dict):
         self.under_test, self.oracle, self.engines = under_test, oracle, engines
-        self.budget, self.seed, self.bundle_dir = budget, seed, bundle_dir
+        self.budget, self.seed, self.bundle_dir = budget, seed, Path(bundle_dir)
         self.database_dir, self.on_record, self.options = database_dir, on_record, strategy_options
         self.known: set[str] = set()
         self.count = 0
@@ -109,7 +109,7 @@ class Hunter:
         return record, comparison, results
 
     def hunt(self):
-        from hypothesis import HealthCheck, given, seed, settings
+        from hypothesis import HealthCheck, Verbosity, given, seed, settings
         from hypothesis.errors import Flaky
         from hypothesis.database import DirectoryBasedExampleDatabase
 
@@ -124,7 +124,7 @@ class Hunter:
             target: dict = {}
 
             @settings(max_examples=CHUNK, deadline=None, database=database, report_multiple_bugs=False,
-                      suppress_health_check=list(HealthCheck), print_blob=False)
+                      suppress_health_check=list(HealthCheck), print_blob=False, verbosity=Verbosity.quiet)
             @seed(self.seed * 7919 + round_)
             @given(strategy)
             def probe(case):
@@ -188,6 +188,11 @@ def make_engine(spec: str, options: CampaignOptions, engine_cmd: str | None = No
     cls = load_engine_class(spec)
     if spec == "caffe":
         return cls(runtime=options.runtime, timeout_s=options.timeout_s)
+    if spec == "reference":
+        # The reference follows the Caffe the runtime holds (master or 1.0: semantics.py).
+        from .runtimes import get_runtime
+
+        return cls(semantics=get_runtime(options.runtime).caffe_version)
     return cls()
 
 
