@@ -191,7 +191,7 @@ def cmd_fuzz(args) -> int:
     options = CampaignOptions(
         under_test=args.engine, oracle=args.against, engine_cmd=args.engine_cmd, examples=args.examples,
         seconds=args.time, seed=args.seed, jobs=args.jobs, report_dir=args.report, corpus_dir=args.corpus,
-        runtime=args.runtime, timeout_s=args.timeout,
+        runtime=args.runtime, timeout_s=args.timeout, shrink_seconds=args.shrink_time,
     )
     if args.engine_cmd is None and args.engine == args.against:
         raise HarnessError(f"--engine={args.engine} --against={args.against}: an engine cannot be its own oracle")
@@ -326,6 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run for this long: 90s, 10m, 2h")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=_positive, default=1, help="worker processes side by side")
+    p.add_argument("--shrink-time", type=parse_duration, default=60.0, metavar="DURATION",
+                   help="time spent shrinking each disagreement (default 60s)")
     p.add_argument("--report", type=Path, default=None, metavar="DIR",
                    help="write report.json, junit.xml and report.html here")
     p.add_argument("--corpus", type=Path, default=None, metavar="DIR",

@@ -18,6 +18,7 @@ from .compare import Comparison, compare
 from .errors import HarnessError
 
 CHUNK = 25  # examples per Hypothesis run between budget checks
+SHRINK_SECONDS = 60.0  # per disagreement; the smallest case found by then is bundled
 
 
 @dataclass
@@ -84,10 +85,12 @@ class Hunter:
     """One shard of a campaign: its own engines, its own Hypothesis seed."""
 
     def __init__(self, under_test, oracle, engines: dict[str, str], budget: Budget, seed: int,
-                 bundle_dir: Path, database_dir: Path | None, on_record, strategy_options: dict):
+                 bundle_dir: Path, database_dir: Path | None, on_record, strategy_options: dict,
+                 shrink_seconds: float = SHRINK_SECONDS):
         self.under_test, self.oracle, self.engines = under_test, oracle, engines
         self.budget, self.seed, self.bundle_dir = budget, seed, Path(bundle_dir)
         self.database_dir, self.on_record, self.options = database_dir, on_record, strategy_options
+        self.shrink_seconds = shrink_seconds
         self.known: set[str] = set()
         self.count = 0
 
@@ -129,6 +132,10 @@ class Hunter:
             @given(strategy)
             def probe(case):
                 shrinking = "signature" in target
+                if shrinking and time.monotonic() - target["since"] > self.shrink_seconds:
+                    # Out of shrinking time: every further attempt passes, so Hypothesis stops;
+                    # its final replay then passes too (Flaky) and the smallest case so far is kept.
+                    return
                 if not shrinking:
                     if self.budget.exhausted():
                         return
@@ -141,6 +148,7 @@ class Hunter:
                     return
                 if target.setdefault("signature", sig) != sig:
                     return  # another bug: left for a later round, so this shrink cannot slip to it
+                target.setdefault("since", time.monotonic())
                 target.update(case=case, comparison=comparison, results=results, record=record)
                 raise Disagreement(comparison.summary())
 
@@ -175,6 +183,7 @@ class CampaignOptions:
     corpus_dir: Path | None = None
     runtime: str = "rootfs"
     timeout_s: float = 20.0
+    shrink_seconds: float = SHRINK_SECONDS
     strategy_options: dict = field(default_factory=dict)
 
 
@@ -227,7 +236,7 @@ def _shard(options: CampaignOptions, shard: int, events, stop_event) -> None:
     engines = {"under_test": options.engine_cmd and f"cmd:{options.engine_cmd}" or options.under_test,
                "oracle": options.oracle}
     hunter = Hunter(under_test, oracle, engines, budget, options.seed * 1000 + shard, bundle_dir, database,
-                    on_record, options.strategy_options)
+                    on_record, options.strategy_options, options.shrink_seconds)
     try:
         hunter.hunt()
     finally:

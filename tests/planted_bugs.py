@@ -300,7 +300,7 @@ def _swap_source(cls, method: str, old: str, new: str):
 
 
 
-def hunt_planted(bug: str, oracle, max_examples: int, seed: int, bundle_dir):
+def hunt_planted(bug: str, oracle, max_examples: int, seed: int, bundle_dir, shrink_seconds: float = 30.0):
     """A default fuzz run against ``oracle`` with ``bug`` planted, stopped at its first bundle.
 
     Returns (examples generated before the catch or None, the bundle or None)."""
@@ -317,7 +317,7 @@ def hunt_planted(bug: str, oracle, max_examples: int, seed: int, bundle_dir):
 
     engine = PlantedEngine(bug)
     hunter = Hunter(engine, oracle, {"under_test": f"planted:{bug}", "oracle": oracle.name}, budget, seed,
-                    bundle_dir, None, on_record, {})
+                    bundle_dir, None, on_record, {}, shrink_seconds)
     hunter.hunt()
     if not found:
         return None, None

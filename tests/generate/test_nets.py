@@ -100,7 +100,7 @@ def test_drawn_refusals_are_refused(refusal):
 def test_every_catalogue_type_is_reachable():
     seen = Counter()
 
-    @settings(FIXED, max_examples=300)
+    @settings(FIXED, max_examples=500)
     @given(nets(train_dropout=True))
     def collect(net):
         seen.update(layer.type for layer in net.layer)
