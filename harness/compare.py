@@ -13,10 +13,12 @@ array on either side, not to each element: |ref - caffe| <= atol + rtol·max(|re
 over the whole array, where the scale also counts what went into the computation (the
 layer's inputs for forward data, its top diffs for bottom diffs, their product for param
 diffs): a result that cancels to about zero (BatchNorm's gradient of a sum, MVN of two close
-values) carries rounding of the size of those terms, not of itself. rtol grows with how many float32 roundings stand between
-the inputs and the quantity: forward data < bottom diffs < param diffs < weights
-after solver steps (where adaptive solvers divide by square roots of small
-accumulated values). atol absorbs values that cancel to near zero.
+values) carries rounding of the size of those terms, not of itself. rtol grows with how
+many float32 roundings stand between the inputs and the quantity: forward data < bottom
+diffs < param diffs < solver updates (where adaptive solvers divide by square roots of
+small accumulated values). A solver iteration is judged by its update w_k - w_(k-1),
+relative to the update plus 16 ulps of the weights, so that a wrong update rule cannot hide
+behind a small learning rate. atol absorbs values that cancel to near zero.
 NaN must meet NaN and an infinity the same infinity; anything else is a mismatch.
 """
 
@@ -42,7 +44,11 @@ TOLERANCES = {
     "param_diff": Tolerance(rtol=5e-4, atol=1e-6),
     "loss": Tolerance(rtol=1e-4, atol=1e-6),
     "weights": Tolerance(rtol=1e-3, atol=1e-6),
+    "update": Tolerance(rtol=1e-3, atol=1e-7),
 }
+# An update is a difference of float32 weights: each carries half an ulp (2**-24 relative).
+# Allow 16 ulps of the weights' size on top of the update's own tolerance.
+WEIGHT_ROUNDING = 16 * 2.0**-24
 
 # Flags compared exactly, with the words a report uses for them.
 FLAG_FIELDS = {
@@ -59,7 +65,7 @@ ANONYMOUS_TOP = "(automatic)"
 
 @dataclass(frozen=True)
 class Mismatch:
-    kind: str  # "outcome", "layers", "flags", "forward", "bottom_diff", "param_diff", "loss", "weights"
+    kind: str  # "outcome", "layers", "flags", a key of TOLERANCES
     layer: str | None
     message: str
     max_abs_error: float | None = None
@@ -92,8 +98,10 @@ def normalise_message(message: str) -> str:
     return re.sub(r" \(known types: [^)]*\)", "", message.strip())
 
 
-def compare(ref: Result, other: Result) -> Comparison:
-    """Everything on which ``other`` (real Caffe, usually) and ``ref`` disagree, blame first."""
+def compare(ref: Result, other: Result, initial_params: dict | None = None) -> Comparison:
+    """Everything on which ``other`` (real Caffe, usually) and ``ref`` disagree, blame first.
+
+    ``initial_params`` (the case's) lets the first solver iteration be compared as an update."""
     for r in (ref, other):
         if r.outcome is Outcome.UNSUPPORTED:
             return Comparison(skipped=f"{r.engine} does not model this case: {r.message}")
@@ -115,7 +123,7 @@ def compare(ref: Result, other: Result) -> Comparison:
         return result
     _compare_flags(ref, other, result)
     if ref.outcome is Outcome.OK:
-        _compare_arrays(ref, other, result)
+        _compare_arrays(ref, other, result, initial_params)
     return result
 
 
@@ -172,7 +180,7 @@ def _magnitude(arrays: dict, names) -> float:
     return max((float(v.max()) for v in values if v.size), default=0.0)
 
 
-def _compare_arrays(ref: Result, other: Result, result: Comparison):
+def _compare_arrays(ref: Result, other: Result, result: Comparison, initial_params: dict | None):
     layers = ref.layers
     # Forward: blame the last layer that writes the blob (in-place layers rewrite it).
     writer = {}
@@ -203,11 +211,24 @@ def _compare_arrays(ref: Result, other: Result, result: Comparison):
     for k, (x, y) in enumerate(zip(ref.losses, other.losses)):
         what = "forward loss" if k == 0 else f"loss of solver iteration {k}"
         _check_array(result, "loss", None, what, np.float64(x), np.float64(y), ref.engine, other.engine, values)
+    # Each iteration's update w_k - w_(k-1), judged by the size of the update itself plus the
+    # float32 rounding of the weights: a tolerance relative to the weights alone would hide a
+    # wrong update rule behind a small learning rate.
+    previous = (initial_params or {}, initial_params or {})
     for k, (snap_a, snap_b) in enumerate(zip(ref.param_history, other.param_history), start=1):
         for record in layers:
+            before_a, before_b = previous[0].get(record.name, ()), previous[1].get(record.name, ())
             for i, (x, y) in enumerate(zip(snap_a.get(record.name, ()), snap_b.get(record.name, ()))):
-                _check_array(result, "weights", record.name, f"{record.name} param {i} after iteration {k}",
-                             x, y, ref.engine, other.engine)
+                x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+                if i < len(before_a) and i < len(before_b):
+                    w = _magnitude({"w": x}, ["w"])
+                    _check_array(result, "update", record.name, f"{record.name} param {i} update at iteration {k}",
+                                 x - np.asarray(before_a[i], np.float64), y - np.asarray(before_b[i], np.float64),
+                                 ref.engine, other.engine, WEIGHT_ROUNDING * w / TOLERANCES["update"].rtol)
+                else:
+                    _check_array(result, "weights", record.name, f"{record.name} param {i} after iteration {k}",
+                                 x, y, ref.engine, other.engine)
+        previous = (snap_a, snap_b)
     if len(ref.param_history) != len(other.param_history):
         result.mismatches.append(Mismatch("weights", None, f"solver iterations: {ref.engine}="
                                           f"{len(ref.param_history)} {other.engine}={len(other.param_history)}"))

@@ -69,7 +69,7 @@ def run_pair(case: Case, under_test, oracle) -> tuple[Comparison, dict]:
         results[engine.name] = engine.run(case)
     if len(results) != 2:
         raise HarnessError(f"engines under test and oracle share the name {under_test.name!r}")
-    return compare(results[under_test.name], results[oracle.name]), results
+    return compare(results[under_test.name], results[oracle.name], case.params), results
 
 
 def layer_types_of(case: Case) -> dict[str, str]:

@@ -26,6 +26,18 @@ from .nets import net_drafts
 from .solvers import solver_params
 
 
+TIED_MAGNITUDES = np.array([0.25, 0.5, 0.75, 1.0])
+
+
+def tied_values(rng, shape, positive: bool = False) -> np.ndarray:
+    """Values from a few exact magnitudes, so that equal values meet: the cases where a
+    tie-breaking rule (MAX pooling's first maximum, Eltwise MAX, ArgMax) is what is tested."""
+    count = math.prod(shape)
+    magnitudes = rng.choice(TIED_MAGNITUDES, size=count)
+    signs = np.ones(count) if positive else rng.choice([-1.0, 1.0], size=count)
+    return (magnitudes * signs).reshape(shape).astype(np.float32)
+
+
 def data_values(rng, shape, positive: bool = False) -> np.ndarray:
     """Distinct values: a random permutation of 0.05 + s k, each with a random sign (or all
     positive). The spacing s is 0.011, or wider for small blobs (0.6 / count), so that a
@@ -71,13 +83,16 @@ PARAM_VALUES = {
 }
 
 
-def input_arrays(draft: NetDraft, rng) -> dict[str, np.ndarray]:
+def input_arrays(draft: NetDraft, rng, ties: bool = False) -> dict[str, np.ndarray]:
     out = {}
     for layer in draft.inputs:
         name = layer.top[0]
         role, classes = draft.input_roles[name]
         shape = tuple(layer.input_param.shape[0].dim)
-        out[name] = INPUT_VALUES[role](rng, shape, classes)
+        if ties and role in ("data", "positive"):
+            out[name] = tied_values(rng, shape, positive=role == "positive")
+        else:
+            out[name] = INPUT_VALUES[role](rng, shape, classes)
     return out
 
 
@@ -125,12 +140,13 @@ def _params_from_draft(draft, rng):
 
 
 def case_from_draft(
-    draft: NetDraft, seed: int, solver: str | None = None, iterations: int = 0
+    draft: NetDraft, seed: int, solver: str | None = None, iterations: int = 0, ties: bool = False
 ) -> Case:
-    """The Case for a drawn net: arrays from RandomState(seed), the NetState in the case's fields."""
+    """The Case for a drawn net: arrays from RandomState(seed), the NetState in the case's fields.
+    ``ties``: data inputs from a few exact values (tied_values) instead of distinct ones."""
     rng = np.random.RandomState(seed)
     net_param = draft.to_proto()
-    inputs = input_arrays(draft, rng)
+    inputs = input_arrays(draft, rng, ties)
     params = param_arrays(draft, net_param, rng)
     net_param.ClearField("state")
     return Case(
@@ -159,7 +175,7 @@ def cases(
     ``solver_params()`` run for 1-3 iterations, and inputs and initial params made from
     one drawn seed. The net's NetState moves into the case's phase, level and stages.
 
-    Shrinks as ``nets()`` does, then towards no solver and seed 0."""
+    Shrinks as ``nets()`` does, then towards no solver, distinct data values and seed 0."""
     draft = draw(net_drafts(max_layers, max_losses, refusals, train_dropout))
     solver, iterations = None, 0
     if solvers and draft.phase == "TRAIN":
@@ -167,4 +183,6 @@ def cases(
         if solver_param is not None:
             solver = text_format.MessageToString(solver_param)
             iterations = draw(st.integers(1, 3))
-    return case_from_draft(draft, draw(st.integers(0, 2**32 - 1)), solver, iterations)
+    # One case in four has tied data values; shrinks to distinct ones.
+    ties = draw(st.integers(0, 3)) == 3
+    return case_from_draft(draft, draw(st.integers(0, 2**32 - 1)), solver, iterations, ties)

@@ -779,10 +779,9 @@ def _normalization(draw, p):
         p.loss_param.normalization = mode
 
 
-@layer_kind("EuclideanLoss", loss=True, valid=at_least_axes(1))
-def euclidean_loss_layers(draw, draft, bottom):
-    """EuclideanLoss against a fresh Input of the same shape first, else another blob of
-    that shape (both bottoms then get a gradient)."""
+def _partner_blob(draw, draft, bottom):
+    """The second operand of a two-blob loss: a fresh Input of the bottom's shape first,
+    else another blob of that shape (both bottoms then get a gradient)."""
     partners = [
         b
         for b in newest_first(draft.data_blobs(), None)
@@ -791,7 +790,14 @@ def euclidean_loss_layers(draw, draft, bottom):
     partner = draw(st.none() | st.sampled_from(partners or [None]))
     if partner is None:
         partner = draft.add_input(bottom.shape, "data")
-    return Drawn(LP(type="EuclideanLoss"), [bottom, partner])
+    return partner
+
+
+@layer_kind("EuclideanLoss", loss=True, valid=at_least_axes(1))
+def euclidean_loss_layers(draw, draft, bottom):
+    """EuclideanLoss against a fresh Input of the same shape first, else another blob of
+    that shape (both bottoms then get a gradient)."""
+    return Drawn(LP(type="EuclideanLoss"), [bottom, _partner_blob(draw, draft, bottom)])
 
 
 def _class_axis_ok(draft, bottom):
@@ -865,14 +871,7 @@ def contrastive_loss_layers(draw, draft, bottom):
     """ContrastiveLoss between the bottom and a fresh Input (or another blob) of its shape,
     with a 0/1 similarity per instance. Shrinks towards margin and legacy_version unset."""
     p = LP(type="ContrastiveLoss")
-    partners = [
-        b
-        for b in newest_first(draft.data_blobs(), None)
-        if b.shape == bottom.shape and b is not bottom and not b.no_backward
-    ]
-    partner = draw(st.none() | st.sampled_from(partners or [None]))
-    if partner is None:
-        partner = draft.add_input(bottom.shape, "data")
+    partner = _partner_blob(draw, draft, bottom)
     margin = draw(maybe(0.5, 2.0))
     if margin is not None:
         p.contrastive_loss_param.margin = margin

@@ -4,9 +4,9 @@ import math
 
 import torch
 
-from ..checks import check_eq, check_le, not_implemented
+from ..checks import check_le, not_implemented
 from ..layer import Layer, register_layer
-from .loss import label_indices
+from .loss import label_axes, valid_labels
 
 
 @register_layer("Accuracy")
@@ -36,17 +36,8 @@ class AccuracyLayer(Layer):
             "bottom[0]->count() / bottom[1]->count()",
             "top_k must be less than or equal to the number of classes.",
         )
-        self.axis = bottom[0].canonical_axis_index(self.param.accuracy_param.axis)
-        self.outer_num = bottom[0].count(0, self.axis)
-        self.inner_num = bottom[0].count(self.axis + 1)
-        check_eq(
-            self.outer_num * self.inner_num,
-            bottom[1].count(),
-            "outer_num_ * inner_num_",
-            "bottom[1]->count()",
-            "Number of labels must match number of predictions; e.g., if label axis == 1 and prediction "
-            "shape is (N, C, H, W), label count (number of labels) must be N*H*W, with integer values in "
-            "{0, 1, ..., C-1}.",
+        self.axis, self.outer_num, self.inner_num = label_axes(
+            bottom, self.param.accuracy_param.axis, "label"
         )
         top[0].reshape([])
         if len(top) > 1:
@@ -55,14 +46,12 @@ class AccuracyLayer(Layer):
     def forward(self, bottom, top):
         num_labels = bottom[0].shape[self.axis]
         scores = bottom[0].data.reshape(self.outer_num, num_labels, self.inner_num)
-        labels = label_indices(bottom[1].data.reshape(-1), num_labels, self.type, self.ignore_label)
-        labels = labels.reshape(self.outer_num, 1, self.inner_num)
-        valid = (
-            torch.ones_like(labels, dtype=torch.bool)
-            if self.ignore_label is None
-            else labels != self.ignore_label
+        labels, valid = valid_labels(
+            bottom[1].data.reshape(self.outer_num, 1, self.inner_num),
+            num_labels,
+            self.type,
+            self.ignore_label,
         )
-        labels = torch.where(valid, labels, 0)
         true_score = scores.gather(1, labels)
         if self.semantics.accuracy_ties_by_count:
             # The true class counts itself among the scores >= its own, hence the -1.

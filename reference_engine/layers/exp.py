@@ -9,6 +9,26 @@ from ..layer import register_layer
 from .neuron import NeuronLayer, libm
 
 
+def checked_log_base(layer, base):
+    """log(base) as a Dtype, base -1 meaning e, after the checks ExpLayer::LayerSetUp and
+    LogLayer::LayerSetUp both make (exp_layer.cpp, log_layer.cpp)."""
+    if base != -1:
+        check_gt(base, 0, "base", "0", "base must be strictly positive.")
+    # With base -1, log(base) is taken as exactly 1 rather than computed.
+    log_base = 1.0 if base == -1 else layer.dtype_value(math.log(base))
+    check(
+        not math.isnan(log_base),
+        "!isnan(log_base)",
+        f"NaN result: log(base) = log({base:g}) = {log_base:g}",
+    )
+    check(
+        not math.isinf(log_base),
+        "!isinf(log_base)",
+        f"Inf result: log(base) = log({base:g}) = {log_base:g}",
+    )
+    return log_base
+
+
 @register_layer("Exp")
 class ExpLayer(NeuronLayer):
     """y = base ^ (shift + scale * x), computed as outer * exp(inner * x); base -1 means e."""
@@ -16,31 +36,14 @@ class ExpLayer(NeuronLayer):
     def layer_setup(self, bottom, top):
         p = self.param.exp_param
         base = p.base
-        if base != -1:
-            check_gt(base, 0, "base", "0", "base must be strictly positive.")
-        # With base -1, log(base) is taken as exactly 1 rather than computed.
-        log_base = 1.0 if base == -1 else self._dtype(math.log(base))
-        check(
-            not math.isnan(log_base),
-            "!isnan(log_base)",
-            f"NaN result: log(base) = log({base:g}) = {log_base:g}",
-        )
-        check(
-            not math.isinf(log_base),
-            "!isinf(log_base)",
-            f"Inf result: log(base) = log({base:g}) = {log_base:g}",
-        )
-        self.inner_scale = self._dtype(log_base * p.scale)
+        log_base = checked_log_base(self, base)
+        self.inner_scale = self.dtype_value(log_base * p.scale)
         if p.shift == 0:
             self.outer_scale = 1.0
         elif base != -1:
-            self.outer_scale = self._dtype(math.pow(base, p.shift))
+            self.outer_scale = self.dtype_value(math.pow(base, p.shift))
         else:
-            self.outer_scale = self._dtype(math.exp(p.shift))
-
-    def _dtype(self, value):
-        """A value stored in a Dtype member: rounded to the blob's type."""
-        return float(torch.tensor(value, dtype=self.dtype))
+            self.outer_scale = self.dtype_value(math.exp(p.shift))
 
     def forward(self, bottom, top):
         x = bottom[0].data

@@ -4,7 +4,7 @@ import torch
 
 from ..checks import Unsupported, check, check_eq, fatal
 from ..layer import register_layer
-from .loss import LOG_THRESHOLD, LossLayer, get_normalizer, label_indices
+from .loss import LOG_THRESHOLD, LossLayer, label_axes, valid_labels
 from .neuron import libm, std_max
 from .softmax import SoftmaxLayer
 
@@ -63,17 +63,8 @@ class InfogainLossLayer(LossLayer):
     def reshape(self, bottom, top):
         super().reshape(bottom, top)
         self.softmax_layer.reshape([bottom[0]], [self.prob])
-        self.axis = bottom[0].canonical_axis_index(self.param.infogain_loss_param.axis)
-        self.outer_num = bottom[0].count(0, self.axis)
-        self.inner_num = bottom[0].count(self.axis + 1)
-        check_eq(
-            self.outer_num * self.inner_num,
-            bottom[1].count(),
-            "outer_num_ * inner_num_",
-            "bottom[1]->count()",
-            "Number of labels must match number of predictions; e.g., if infogain axis == 1 and prediction "
-            "shape is (N, C, H, W), label count (number of labels) must be N*H*W, with integer values in "
-            "{0, 1, ..., C-1}.",
+        self.axis, self.outer_num, self.inner_num = label_axes(
+            bottom, self.param.infogain_loss_param.axis, "infogain"
         )
         self.num_labels = bottom[0].shape[self.axis]
         check_eq(
@@ -86,16 +77,12 @@ class InfogainLossLayer(LossLayer):
             top[1].reshape_like(bottom[0])
 
     def _labels(self, bottom):
-        labels = label_indices(
-            bottom[1].data.reshape(-1), self.num_labels, self.type, self.ignore_label
+        return valid_labels(
+            bottom[1].data.reshape(self.outer_num, self.inner_num),
+            self.num_labels,
+            self.type,
+            self.ignore_label,
         )
-        labels = labels.reshape(self.outer_num, self.inner_num)
-        valid = (
-            torch.ones_like(labels, dtype=torch.bool)
-            if self.ignore_label is None
-            else labels != self.ignore_label
-        )
-        return torch.where(valid, labels, 0), valid
 
     def _infogain(self, bottom):
         return bottom[2].data.reshape(self.num_labels, self.num_labels)
@@ -108,10 +95,7 @@ class InfogainLossLayer(LossLayer):
         log_p = libm(torch.log, std_max(prob, LOG_THRESHOLD))
         per_label = (rows * log_p).sum(dim=1)
         loss = -torch.where(valid, per_label, 0.0).sum()
-        count = int(valid.sum())
-        top[0].data.copy_(
-            loss / get_normalizer(self.normalization, count, self.outer_num, self.inner_num)
-        )
+        top[0].data.copy_(loss / self.valid_normalizer(valid))
         if len(top) == 2:
             top[1].share_data(self.prob)
 
@@ -129,8 +113,5 @@ class InfogainLossLayer(LossLayer):
         rows = h[labels].permute(0, 2, 1)
         dx = prob * sum_rows[labels][:, None, :] - rows
         dx = torch.where(valid[:, None, :], dx, 0.0)
-        count = int(valid.sum())
-        scale = self.loss_weight(top) / get_normalizer(
-            self.normalization, count, self.outer_num, self.inner_num
-        )
+        scale = self.loss_weight(top) / self.valid_normalizer(valid)
         bottom[0].diff.copy_((dx * scale).reshape(bottom[0].diff.shape))

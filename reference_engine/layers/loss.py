@@ -48,6 +48,12 @@ class LossLayer(Layer):
         )
         top[0].reshape([])  # a loss is a 0-axis blob
 
+    def valid_normalizer(self, valid) -> float:
+        """get_normalizer for this layer's normalization, outer_num and inner_num, counting
+        the positions ``valid`` marks (each pass passes the mask it built itself)."""
+        count = int(valid.sum())
+        return get_normalizer(self.normalization, count, self.outer_num, self.inner_num)
+
     def loss_weight(self, top):
         """The weight backward scales by: whatever top 0's diff holds now (caffe-semantics §0.2)."""
         return top[0].diff.reshape(-1)[0]
@@ -101,3 +107,37 @@ def label_indices(label_data, num_labels: int, layer_type: str, ignore_label=Non
             f"only DCHECKs the range and would read out of bounds"
         )
     return labels
+
+
+def valid_labels(label_data, num_labels: int, layer_type: str, ignore_label=None):
+    """label_indices, with the mask of the labels that count (not ``ignore_label``).
+
+    An ignored position may hold any value, so its label reads as 0: a safe index to
+    gather at, masked out after."""
+    labels = label_indices(label_data, num_labels, layer_type, ignore_label)
+    valid = (
+        torch.ones_like(labels, dtype=torch.bool)
+        if ignore_label is None
+        else labels != ignore_label
+    )
+    return torch.where(valid, labels, 0), valid
+
+
+def label_axes(bottom, axis: int, axis_name: str):
+    """(axis, outer_num, inner_num) of scores bottom[0] with one label in bottom[1] per
+    position outside ``axis``, after the label-count CHECK that SoftmaxWithLoss,
+    InfogainLoss and Accuracy each make in Reshape; ``axis_name`` is the word their
+    messages differ by ("softmax", "infogain", "label")."""
+    canonical = bottom[0].canonical_axis_index(axis)
+    outer_num = bottom[0].count(0, canonical)
+    inner_num = bottom[0].count(canonical + 1)
+    check_eq(
+        outer_num * inner_num,
+        bottom[1].count(),
+        "outer_num_ * inner_num_",
+        "bottom[1]->count()",
+        f"Number of labels must match number of predictions; e.g., if {axis_name} axis == 1 and "
+        "prediction shape is (N, C, H, W), label count (number of labels) must be N*H*W, with "
+        "integer values in {0, 1, ..., C-1}.",
+    )
+    return canonical, outer_num, inner_num

@@ -21,6 +21,11 @@ class NeuronLayer(Layer):
     def reshape(self, bottom, top):
         top[0].reshape_like(bottom[0])
 
+    def dtype_value(self, value) -> float:
+        """A value stored in a Dtype member (Exp's inner_scale_, Power's diff_scale_): rounded
+        once to the blob's type."""
+        return float(torch.tensor(value, dtype=self.dtype))
+
 
 def check_type_known(layer):
     """LayerRegistry::CreateLayer under Caffe 1.0 for a type that only master registers.
@@ -49,6 +54,17 @@ def legacy_shape(blob, index: int) -> int:
     if index >= blob.num_axes or index < -blob.num_axes:
         return 1
     return blob.shape[blob.canonical_axis_index(index)]
+
+
+def scale_and_shift(x, scale, shift):
+    """shift + scale * x, each step taken only when Caffe takes it (caffe_scal when
+    scale != 1, then caffe_add_scalar when shift != 0: log_layer.cpp, power_layer.cpp), so
+    the rounding matches."""
+    if scale != 1:
+        x = x * scale
+    if shift != 0:
+        x = x + shift
+    return x
 
 
 def std_max(a, b):

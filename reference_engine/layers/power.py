@@ -5,7 +5,7 @@ import math
 import torch
 
 from ..layer import register_layer
-from .neuron import NeuronLayer, libm
+from .neuron import NeuronLayer, libm, scale_and_shift
 
 
 @register_layer("Power")
@@ -20,26 +20,15 @@ class PowerLayer(NeuronLayer):
         p = self.param.power_param
         self.power, self.scale, self.shift = p.power, p.scale, p.shift
         # diff_scale_ is a Dtype product: one rounding, so a double product rounded on use matches.
-        self.diff_scale = self._dtype_scalar(self.power * self.scale)
-
-    def _dtype_scalar(self, value):
-        return float(torch.tensor(value, dtype=self.dtype))
-
-    def _affine(self, x):
-        """shift + scale * x, each step taken only when Caffe takes it."""
-        if self.scale != 1:
-            x = x * self.scale
-        if self.shift != 0:
-            x = x + self.shift
-        return x
+        self.diff_scale = self.dtype_value(self.power * self.scale)
 
     def forward(self, bottom, top):
         if self.diff_scale == 0:
             # scale or power is 0: the output ignores x.
-            value = 1.0 if self.power == 0 else self._dtype_scalar(math.pow(self.shift, self.power))
+            value = 1.0 if self.power == 0 else self.dtype_value(math.pow(self.shift, self.power))
             top[0].data.fill_(value)
             return
-        y = self._affine(bottom[0].data)
+        y = scale_and_shift(bottom[0].data, self.scale, self.shift)
         if self.power != 1:
             y = libm(torch.pow, y, self.power)
         top[0].data.copy_(y)
@@ -56,14 +45,14 @@ class PowerLayer(NeuronLayer):
             x, y = bottom[0].data, top[0].data
             if self.power == 2:
                 # d/dx (shift + scale x)^2 = diff_scale * scale * x + diff_scale * shift
-                value = x * self._dtype_scalar(self.diff_scale * self.scale)
+                value = x * self.dtype_value(self.diff_scale * self.scale)
                 if self.shift != 0:
-                    value = value + self._dtype_scalar(self.diff_scale * self.shift)
+                    value = value + self.dtype_value(self.diff_scale * self.shift)
             elif self.shift == 0:
                 # power * y / x: NaN (0/0) or inf at x == 0, as in Caffe.
                 value = (y / x) * self.power
             else:
-                value = y / self._affine(x)
+                value = y / scale_and_shift(x, self.scale, self.shift)
                 if self.diff_scale != 1:
                     value = value * self.diff_scale
             dx.copy_(value)

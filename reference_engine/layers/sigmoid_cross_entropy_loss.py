@@ -4,7 +4,7 @@ import torch
 
 from ..checks import check_eq, fatal
 from ..layer import register_layer
-from .loss import LossLayer, LossParameter, get_normalizer, normalization_mode
+from .loss import LossLayer, LossParameter, normalization_mode
 from .sigmoid import caffe_sigmoid
 
 
@@ -50,9 +50,7 @@ class SigmoidCrossEntropyLossLayer(LossLayer):
         term = (x * (t - positive)).to(torch.float64) - softplus
         valid = self._valid(t)
         loss = -torch.where(valid, term, 0.0).sum().to(x.dtype)
-        self.normalizer = get_normalizer(
-            self.normalization, int(valid.sum()), self.outer_num, self.inner_num
-        )
+        self.normalizer = self.valid_normalizer(valid)
         top[0].data.copy_(loss / self.normalizer)
 
     def backward(self, top, propagate_down, bottom):

@@ -2,9 +2,15 @@
 
 import torch
 
-from ..checks import check_eq, fatal
+from ..checks import fatal
 from ..layer import register_layer
-from .loss import FLT_MIN, LossLayer, get_normalizer, label_indices, normalization_mode
+from .loss import (
+    FLT_MIN,
+    LossLayer,
+    label_axes,
+    normalization_mode,
+    valid_labels,
+)
 from .neuron import libm, std_max
 from .softmax import SoftmaxLayer
 
@@ -38,33 +44,20 @@ class SoftmaxWithLossLayer(LossLayer):
     def reshape(self, bottom, top):
         super().reshape(bottom, top)
         self.softmax_layer.reshape([bottom[0]], [self.prob])
-        self.axis = bottom[0].canonical_axis_index(self.param.softmax_param.axis)
-        self.outer_num = bottom[0].count(0, self.axis)
-        self.inner_num = bottom[0].count(self.axis + 1)
-        check_eq(
-            self.outer_num * self.inner_num,
-            bottom[1].count(),
-            "outer_num_ * inner_num_",
-            "bottom[1]->count()",
-            "Number of labels must match number of predictions; e.g., if softmax axis == 1 and prediction "
-            "shape is (N, C, H, W), label count (number of labels) must be N*H*W, with integer values in "
-            "{0, 1, ..., C-1}.",
+        self.axis, self.outer_num, self.inner_num = label_axes(
+            bottom, self.param.softmax_param.axis, "softmax"
         )
         if len(top) >= 2:
             top[1].reshape_like(bottom[0])
 
     def _labels(self, bottom):
         """(outer, 1, inner) int labels, and the mask of those that count."""
-        num_labels = bottom[0].shape[self.axis]
-        labels = label_indices(bottom[1].data.reshape(-1), num_labels, self.type, self.ignore_label)
-        labels = labels.reshape(self.outer_num, 1, self.inner_num)
-        valid = (
-            torch.ones_like(labels, dtype=torch.bool)
-            if self.ignore_label is None
-            else labels != self.ignore_label
+        return valid_labels(
+            bottom[1].data.reshape(self.outer_num, 1, self.inner_num),
+            bottom[0].shape[self.axis],
+            self.type,
+            self.ignore_label,
         )
-        # Ignored positions may hold any value; gather at a safe index and mask them out.
-        return torch.where(valid, labels, 0), valid
 
     def forward(self, bottom, top):
         self.softmax_layer.forward_layer([bottom[0]], [self.prob])
@@ -73,10 +66,7 @@ class SoftmaxWithLossLayer(LossLayer):
         picked = prob.gather(1, labels)
         log_p = libm(torch.log, std_max(picked, FLT_MIN))
         loss = -torch.where(valid, log_p, 0.0).sum()
-        count = int(valid.sum())
-        top[0].data.copy_(
-            loss / get_normalizer(self.normalization, count, self.outer_num, self.inner_num)
-        )
+        top[0].data.copy_(loss / self.valid_normalizer(valid))
         if len(top) == 2:
             top[1].share_data(self.prob)
 
@@ -92,8 +82,5 @@ class SoftmaxWithLossLayer(LossLayer):
         dx = torch.where(valid, dx, 0.0)  # an ignored position gets 0 over all classes
         # The normalizer is recomputed from backward's own count; the loss weight is
         # whatever top 0's diff holds now.
-        count = int(valid.sum())
-        scale = self.loss_weight(top) / get_normalizer(
-            self.normalization, count, self.outer_num, self.inner_num
-        )
+        scale = self.loss_weight(top) / self.valid_normalizer(valid)
         bottom[0].diff.copy_((dx * scale).reshape(bottom[0].diff.shape))

@@ -107,3 +107,15 @@ def test_cancellation_is_judged_by_the_size_of_the_terms():
     assert compare(result(blob_diff=ref_diff), result("caffe", blob_diff=caffe_diff)).agree
     caffe_diff = dict(diff, ip=np.full((2, 2), 3e-2))
     assert not compare(result(blob_diff=ref_diff), result("caffe", blob_diff=caffe_diff)).agree
+
+
+def test_solver_updates_are_judged_by_their_own_size():
+    """A wrong update rule shows even when the learning rate makes the update tiny next to w."""
+    w0 = {"ip": (np.ones((2, 3)), np.ones(2))}
+    good = ({"ip": (np.ones((2, 3)) - 1e-4, np.ones(2) - 1e-4)},)
+    bad = ({"ip": (np.ones((2, 3)) - 2e-4, np.ones(2) - 1e-4)},)
+    assert compare(result(param_history=good), result("caffe", param_history=good), w0).agree
+    c = compare(result(param_history=good), result("caffe", param_history=bad), w0)
+    assert c.first.kind == "update" and "ip param 0 update at iteration 1" in c.first.message
+    # Judged against the weights alone, the same difference would pass.
+    assert compare(result(param_history=good), result("caffe", param_history=bad)).agree
