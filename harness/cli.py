@@ -183,7 +183,7 @@ def _engines(args):
 
 
 def cmd_fuzz(args) -> int:
-    from .fuzz import CampaignOptions, run_campaign
+    from .fuzz import CampaignFailed, CampaignOptions, run_campaign
     from .report import Progress, write_report
 
     if args.examples is None and args.time is None:
@@ -196,8 +196,13 @@ def cmd_fuzz(args) -> int:
     if args.engine_cmd is None and args.engine == args.against:
         raise HarnessError(f"--engine={args.engine} --against={args.against}: an engine cannot be its own oracle")
     progress = Progress(args.examples, args.time)
-    records, interrupted = run_campaign(options, progress)
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "handler"}
+    try:
+        records, interrupted = run_campaign(options, progress)
+    except CampaignFailed as failure:
+        if args.report:  # what ran is still reported, then the failure exits 2
+            write_report(args.report, failure.records, failure.interrupted, settings)
+        raise
     summary = write_report(args.report, records, interrupted, settings) if args.report else None
     disagreements = [r for r in records if r.bundle and not r.name.startswith("corpus/")]
     disagreements += [r for r in records if r.name.startswith("corpus/") and r.verdict == "disagree"]

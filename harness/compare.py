@@ -11,8 +11,8 @@ n·6e-8 times the size of its terms, and the terms can be larger than the result
 (cancellation). So the error bound is relative to the largest magnitude in the
 array on either side, not to each element: |ref - caffe| <= atol + rtol·max(|ref|, |caffe|)
 over the whole array, where the scale also counts what went into the computation (the
-layer's inputs for forward data, its top diffs for bottom diffs, their product for param
-diffs): a result that cancels to about zero (BatchNorm's gradient of a sum, MVN of two close
+layer's inputs for forward data, the largest diff between the loss and its tops for bottom
+diffs, that times its inputs for param diffs): a result that cancels to about zero (BatchNorm's gradient of a sum, MVN of two close
 values) carries rounding of the size of those terms, not of itself. rtol grows with how
 many float32 roundings stand between the inputs and the quantity: forward data < bottom
 diffs < param diffs < solver updates (where adaptive solvers divide by square roots of
@@ -193,16 +193,24 @@ def _compare_arrays(ref: Result, other: Result, result: Comparison, initial_para
             if writer.get(top) == record.name:
                 _check_array(result, "forward", record.name, f"{record.name} top '{top}' data",
                              ref.blob_data.get(top), other.blob_data.get(top), ref.engine, other.engine, inputs)
-    # Backward runs last-to-first: blame the first layer to run whose bottom diff differs.
+    # Backward runs last-to-first: blame the first layer to run whose bottom diff differs. A
+    # gradient carries the rounding of the largest gradient on its way from the loss, so the
+    # scale of a layer's bottom diffs is the largest diff at or above its tops.
+    above: dict[str, float] = {}
+    incoming_of: dict[str, float] = {}
     for record in reversed(layers):
-        incoming = _magnitude(ref.blob_diff, record.tops)
+        incoming = max([_magnitude(ref.blob_diff, record.tops), _magnitude(other.blob_diff, record.tops)]
+                       + [above.get(t, 0.0) for t in record.tops])
+        incoming_of[record.name] = incoming
+        for bottom in record.bottoms:
+            above[bottom] = max(above.get(bottom, 0.0), incoming)
         for k, bottom in enumerate(record.bottoms):
             if _last_reader(layers, bottom) == record.name:
                 _check_array(result, "bottom_diff", record.name, f"{record.name} bottom diff {k} ('{bottom}')",
                              ref.blob_diff.get(bottom), other.blob_diff.get(bottom), ref.engine, other.engine,
                              incoming)
     for record in layers:
-        terms = _magnitude(ref.blob_diff, record.tops) * _magnitude(ref.blob_data, record.bottoms)
+        terms = incoming_of.get(record.name, 0.0) * _magnitude(ref.blob_data, record.bottoms)
         for i, (x, y) in enumerate(zip(ref.param_diff.get(record.name, ()), other.param_diff.get(record.name, ()))):
             _check_array(result, "param_diff", record.name, f"{record.name} param diff {i}", x, y,
                          ref.engine, other.engine, terms)

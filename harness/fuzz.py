@@ -239,6 +239,10 @@ def _shard(options: CampaignOptions, shard: int, events, stop_event) -> None:
                     on_record, options.strategy_options, options.shrink_seconds)
     try:
         hunter.hunt()
+    except Exception:  # noqa: BLE001 - reported to the parent, which fails the campaign with it
+        import traceback
+
+        events.put(("error", shard, traceback.format_exc()))
     finally:
         under_test.close()
         oracle.close()
@@ -272,7 +276,8 @@ def replay_corpus(options: CampaignOptions, on_record) -> None:
 
 
 def run_campaign(options: CampaignOptions, progress) -> tuple[list[CaseRecord], bool]:
-    """Run the campaign; returns every record and whether Ctrl-C cut it short.
+    """Run the campaign; returns every record and whether Ctrl-C cut it short. A shard that
+    fails (a harness bug) raises HarnessError with its traceback once the others are done.
 
     Nothing found is lost on Ctrl-C: bundles are written as they are found, and the
     cases in flight finish before the shards stop."""
@@ -295,6 +300,7 @@ def run_campaign(options: CampaignOptions, progress) -> tuple[list[CaseRecord], 
         process.start()
     running = set(range(options.jobs))
     interrupted = False
+    errors: list[str] = []
     try:
         while running:
             try:
@@ -308,6 +314,9 @@ def run_campaign(options: CampaignOptions, progress) -> tuple[list[CaseRecord], 
                 continue
             if kind == "record":
                 take(record)
+            elif kind == "error":
+                errors.append(f"shard {shard}:\n{record}")
+                progress.note(f"shard {shard} failed:\n{record}")
             else:
                 running.discard(shard)
     except KeyboardInterrupt:
@@ -332,4 +341,14 @@ def run_campaign(options: CampaignOptions, progress) -> tuple[list[CaseRecord], 
         for process in shards:
             process.join(timeout=5)
         progress.close()
+    if errors:
+        raise CampaignFailed(records, interrupted, errors)
     return records, interrupted
+
+
+class CampaignFailed(HarnessError):
+    """A shard died of a harness bug; the records of what ran are kept for the report."""
+
+    def __init__(self, records, interrupted, errors):
+        super().__init__("the campaign failed:\n" + "\n".join(errors))
+        self.records, self.interrupted = records, interrupted

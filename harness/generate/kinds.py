@@ -87,11 +87,16 @@ def layer_kind(type_name: str, valid=lambda draft, bottom: True, loss: bool = Fa
     return decorate
 
 
-@functools.cache
 def maybe(*values):
     """None (the field left unset) first, then the given values in order (cached: a
     strategy built once is validated once)."""
-    return st.sampled_from((None, *values))
+    # Keyed by type too: False == 0 == 0.0 would otherwise share one cached strategy.
+    return _maybe(tuple((type(v), v) for v in values))
+
+
+@functools.cache
+def _maybe(typed_values):
+    return st.sampled_from((None, *(v for _, v in typed_values)))
 
 
 def axes(bottom: BlobInfo, default: int = 1):

@@ -6,7 +6,7 @@ from .. import caffe_pb2
 from ..checks import fatal
 from ..layer import register_layer
 from .loss import LossLayer, label_indices
-from .neuron import legacy_shape
+from .neuron import legacy_shape, std_max
 
 
 @register_layer("HingeLoss")
@@ -28,7 +28,8 @@ class HingeLossLayer(LossLayer):
         margins = bottom[0].data.reshape(num, dim).clone()
         rows = torch.arange(num)
         margins[rows, labels] *= -1
-        margins = torch.clamp_min(1 + margins, 0)  # max(Dtype(0), 1 + .)
+        # std::max(Dtype(0), 1 + .): a NaN margin becomes 0, as std::max returns its first argument.
+        margins = std_max(torch.zeros_like(margins), 1 + margins)
         bottom[0].diff.copy_(margins.reshape(bottom[0].diff.shape))
         norm = self.param.hinge_loss_param.norm
         if norm == caffe_pb2.HingeLossParameter.L1:
