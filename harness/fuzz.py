@@ -19,6 +19,9 @@ from .errors import HarnessError
 
 CHUNK = 25  # examples per Hypothesis run between budget checks
 SHRINK_SECONDS = 60.0  # per disagreement; the smallest case found by then is bundled
+# What a default campaign generates: nets Caffe accepts, and a controlled share it refuses
+# (one in ten), so that refusals are compared too.
+DEFAULT_STRATEGY_OPTIONS = {"refusals": True}
 
 
 @dataclass
@@ -184,7 +187,7 @@ class CampaignOptions:
     runtime: str = "rootfs"
     timeout_s: float = 20.0
     shrink_seconds: float = SHRINK_SECONDS
-    strategy_options: dict = field(default_factory=dict)
+    strategy_options: dict = field(default_factory=lambda: dict(DEFAULT_STRATEGY_OPTIONS))
 
 
 def make_engine(spec: str, options: CampaignOptions, engine_cmd: str | None = None):

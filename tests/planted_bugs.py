@@ -305,7 +305,7 @@ def hunt_planted(bug: str, oracle, max_examples: int, seed: int, bundle_dir, shr
 
     Returns (examples generated before the catch or None, the bundle or None)."""
     from harness.bundle import Bundle
-    from harness.fuzz import Budget, Hunter
+    from harness.fuzz import DEFAULT_STRATEGY_OPTIONS, Budget, Hunter
 
     budget = Budget(examples=max_examples)
     found = []
@@ -317,7 +317,7 @@ def hunt_planted(bug: str, oracle, max_examples: int, seed: int, bundle_dir, shr
 
     engine = PlantedEngine(bug)
     hunter = Hunter(engine, oracle, {"under_test": f"planted:{bug}", "oracle": oracle.name}, budget, seed,
-                    bundle_dir, None, on_record, {}, shrink_seconds)
+                    bundle_dir, None, on_record, DEFAULT_STRATEGY_OPTIONS, shrink_seconds)
     hunter.hunt()
     if not found:
         return None, None
