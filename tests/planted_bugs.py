@@ -150,14 +150,14 @@ def _():
 
 @plant("SoftmaxWithLoss normalizes VALID by the batch size")
 def _():
-    original = softmax_loss.get_normalizer
+    original = softmax_loss.SoftmaxWithLossLayer.valid_normalizer
 
-    def normalizer(mode, valid_count, outer_num, inner_num):
-        if mode == caffe_pb2.LossParameter.VALID:
-            return max(1.0, float(outer_num))
-        return original(mode, valid_count, outer_num, inner_num)
+    def normalizer(self, valid):
+        if self.normalization == caffe_pb2.LossParameter.VALID:
+            return max(1.0, float(self.outer_num))
+        return original(self, valid)
 
-    return mock.patch.object(softmax_loss, "get_normalizer", normalizer)
+    return mock.patch.object(softmax_loss.SoftmaxWithLossLayer, "valid_normalizer", normalizer)
 
 
 @plant("InnerProduct weight diff overwritten instead of accumulated")

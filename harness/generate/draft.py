@@ -121,6 +121,7 @@ class NetDraft:
         default_factory=dict
     )  # Input top: (role, classes)
     kept: list[bool] = field(default_factory=list)  # per layer: does the NetState keep it?
+    focus: str | None = None  # a layer type drawn more often in this net (nets.layers), or None
     refusal: str | None = None  # the refusal drawn (nets.REFUSALS), or None
     refusal_message: str = ""  # the text Caffe's fatal line is expected to hold
 

@@ -190,11 +190,16 @@ def _add(draw, draft: NetDraft, kind: LayerKind, drawn):
 @st.composite
 def layers(draw, draft: NetDraft, train_dropout: bool):
     """One non-loss layer: a bottom by index counting back from the newest blob, then a kind
-    valid for it (simplest first, ReLU always), then the kind's fields and the common ones.
-    Shrinks towards a ReLU on the newest blob."""
+    valid for it (the net's focus kind half the time, else any, simplest first, ReLU always),
+    then the kind's fields and the common ones. Shrinks towards a ReLU on the newest blob."""
     data = draft.data_blobs()
     bottom = data[-1 - draw(st.integers(0, len(data) - 1))]
-    kind = draw(st.sampled_from([k for k in LAYER_KINDS.values() if k.valid(draft, bottom)]))
+    valid = [k for k in LAYER_KINDS.values() if k.valid(draft, bottom)]
+    focus = LAYER_KINDS.get(draft.focus)
+    if focus in valid and draw(st.booleans()):
+        kind = focus
+    else:
+        kind = draw(st.sampled_from(valid))
     if not kind.permitted(draft, train_dropout):
         # Substituted, not filtered out: the list drawn from depends on shapes only, so
         # simplifying the state (force_backward, phase) leaves every drawn index meaning
@@ -340,13 +345,17 @@ def net_drafts(
     # compared, not only those on a path from a learnable param; it keeps Accuracy, ArgMax,
     # Threshold, Embed and InfogainLoss out.
     draft.force_backward = draw(st.booleans())
+    # Swarm-style focus: in half the nets one layer type is drawn for half the layers, so that
+    # a kind's own options meet each other far more often than among forty kinds drawn evenly.
+    # Shrinks to no focus.
+    draft.focus = draw(st.none() | st.sampled_from(sorted(LAYER_KINDS)))
     batch = draw(st.integers(1, 3))
     draft.add_input(draw(input_shapes(batch)), positive=draw(st.booleans()))
     while len(draft.inputs) < 3 and draw(
         another(extra_inputs(draft, batch), 1)
     ):  # usually one data input
         pass
-    while len(draft.layers) < max_layers and draw(another(layers(draft, train_dropout), 4)):
+    while len(draft.layers) < max_layers and draw(another(layers(draft, train_dropout), 6)):
         pass
     draw(loss_layers(draft))
     losses = 1
