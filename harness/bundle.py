@@ -40,7 +40,7 @@ class Bundle:
         return directory
 
     @classmethod
-    def load(cls, directory: Path) -> "Bundle":
+    def load(cls, directory: Path) -> Bundle:
         directory = Path(directory)
         if not (directory / "bundle.json").is_file():
             raise HarnessError(f"bundle={str(directory)!r}: not a repro bundle (no bundle.json)")

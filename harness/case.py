@@ -88,7 +88,7 @@ class Case:
         }
 
     @classmethod
-    def from_parts(cls, net: str, solver: str | None, meta: dict, arrays: dict) -> "Case":
+    def from_parts(cls, net: str, solver: str | None, meta: dict, arrays: dict) -> Case:
         inputs = {k[len("input/"):]: v for k, v in arrays.items() if k.startswith("input/")}
         return cls(
             net=net,
@@ -112,7 +112,7 @@ class Case:
         (directory / "meta.json").write_text(json.dumps(self.meta(), indent=2) + "\n")
 
     @classmethod
-    def load(cls, directory: Path) -> "Case":
+    def load(cls, directory: Path) -> Case:
         directory = Path(directory)
         for name in ("net.prototxt", "meta.json", "arrays.npz"):
             if not (directory / name).is_file():
@@ -148,7 +148,7 @@ class LayerRecord:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
-    def from_json(cls, d: dict) -> "LayerRecord":
+    def from_json(cls, d: dict) -> LayerRecord:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in names})
 
@@ -192,7 +192,7 @@ class Result:
         }
 
     @classmethod
-    def from_parts(cls, meta: dict, arrays: dict) -> "Result":
+    def from_parts(cls, meta: dict, arrays: dict) -> Result:
         history = tuple(_indexed(arrays, f"iter{k}/") for k in range(1, meta.get("iterations", 0) + 1))
         return cls(
             engine=meta["engine"],
@@ -216,7 +216,7 @@ class Result:
         (directory / "result.json").write_text(json.dumps(self.meta(), indent=2) + "\n")
 
     @classmethod
-    def load(cls, directory: Path) -> "Result":
+    def load(cls, directory: Path) -> Result:
         directory = Path(directory)
         meta = json.loads((directory / "result.json").read_text())
         return cls.from_parts(meta, load_npz((directory / "arrays.npz").read_bytes()))

@@ -116,8 +116,8 @@ class Hunter:
 
     def hunt(self):
         from hypothesis import HealthCheck, Verbosity, given, seed, settings
-        from hypothesis.errors import Flaky
         from hypothesis.database import DirectoryBasedExampleDatabase
+        from hypothesis.errors import Flaky
 
         from .bundle import Bundle, describe
         from .generate import cases

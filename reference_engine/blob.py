@@ -5,7 +5,7 @@ Caffe: include/caffe/blob.hpp, src/caffe/blob.cpp.
 
 import torch
 
-from .checks import check_ge, check_lt, check_le
+from .checks import check_ge, check_le, check_lt
 
 
 class Blob:

@@ -9,8 +9,8 @@ the layer classes, so a net can be analysed without knowing any shape.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from . import caffe_pb2
 from .checks import check, check_eq, check_le, fatal
@@ -22,7 +22,7 @@ AUTOMATIC_TOP = "(automatic)"
 @dataclass
 class LayerNode:
     index: int
-    param: "caffe_pb2.LayerParameter"  # the net's copy: splits inserted, phase filled in
+    param: caffe_pb2.LayerParameter  # the net's copy: splits inserted, phase filled in
     cls: type
     bottom_ids: list[int] = field(default_factory=list)
     top_ids: list[int] = field(default_factory=list)
@@ -72,7 +72,7 @@ class SetupInfo:
 
     loss_weights: list[float]
     param_shapes: list[list[int] | None]
-    own_param: "caffe_pb2.LayerParameter"
+    own_param: caffe_pb2.LayerParameter
 
 
 @dataclass

@@ -12,16 +12,16 @@ from unittest import mock
 
 import torch
 
+from reference_engine import caffe_pb2, topology
 from reference_engine.engine import ReferenceEngine
+from reference_engine.layer import Layer
 from reference_engine.layers import eltwise, inner_product, pooling, relu, sigmoid, softmax_loss, split
 from reference_engine.layers.concat import ConcatLayer
 from reference_engine.layers.euclidean_loss import EuclideanLossLayer
 from reference_engine.layers.loss import LossLayer
-from reference_engine.layer import Layer
 from reference_engine.solvers import lr_policies, sgd
 from reference_engine.solvers.adam import AdamSolver
 from reference_engine.solvers.nesterov import NesterovSolver
-from reference_engine import caffe_pb2, topology
 
 PLANTS = {}
 

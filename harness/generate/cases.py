@@ -25,7 +25,6 @@ from .draft import NetDraft
 from .nets import net_drafts
 from .solvers import solver_params
 
-
 TIED_MAGNITUDES = np.array([0.25, 0.5, 0.75, 1.0])
 
 

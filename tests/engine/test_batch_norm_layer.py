@@ -8,7 +8,6 @@ from layer_testing import check_gradients, make_layer, run_forward
 
 from reference_engine.checks import CaffeError
 
-
 X = torch.randn(3, 2, 2, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 2 + 1
 
 

@@ -7,7 +7,6 @@ import torch
 from layer_testing import check_gradients, make_layer, run_forward
 
 
-
 def deconv(body, kind="Deconvolution"):
     return f"""type: "{kind}" convolution_param {{ {body}
       weight_filler {{ type: "gaussian" std: 0.5 }} bias_filler {{ type: "gaussian" std: 0.5 }} }}"""

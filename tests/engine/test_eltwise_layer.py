@@ -7,7 +7,6 @@ from layer_testing import check_gradients, make_layer, run_forward
 from reference_engine.checks import CaffeError
 
 
-
 def bottoms(n, seed=0):
     # Distinct values spaced apart: MAX has no ties or kinks within a finite-difference step.
     values = (

@@ -9,7 +9,6 @@ from layer_testing import check_gradients, make_layer, run_forward
 from reference_engine.checks import CaffeError
 
 
-
 def ip(body):
     return f"""type: "InnerProduct" inner_product_param {{ {body}
       weight_filler {{ type: "gaussian" std: 1 }} bias_filler {{ type: "gaussian" std: 1 }} }}"""

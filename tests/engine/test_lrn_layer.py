@@ -7,7 +7,6 @@ import torch
 from layer_testing import check_gradients, make_layer, run_forward
 
 
-
 def lrn(body=""):
     return f'type: "LRN" lrn_param {{ {body} }}'
 

@@ -4,7 +4,6 @@ import pytest
 import torch
 from layer_testing import check_gradients, make_layer, run_forward
 
-
 X = torch.randn(2, 3, 2, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 3 + 1
 
 

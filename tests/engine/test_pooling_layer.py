@@ -10,7 +10,6 @@ from reference_engine.checks import CaffeError, Unsupported
 from reference_engine.semantics import CAFFE_1_0
 
 
-
 def pool(body):
     return f'type: "Pooling" pooling_param {{ {body} }}'
 

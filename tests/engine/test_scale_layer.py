@@ -6,7 +6,6 @@ import pytest
 import torch
 from layer_testing import check_gradients, make_layer, run_forward
 
-
 G = torch.Generator().manual_seed(0)
 X = torch.randn(2, 3, 4, generator=G, dtype=torch.float64)
 
