@@ -89,11 +89,12 @@ class Hunter:
 
     def __init__(self, under_test, oracle, engines: dict[str, str], budget: Budget, seed: int,
                  bundle_dir: Path, database_dir: Path | None, on_record, strategy_options: dict,
-                 shrink_seconds: float = SHRINK_SECONDS):
+                 shrink_seconds: float = SHRINK_SECONDS, shrink_attempts: int | None = None):
         self.under_test, self.oracle, self.engines = under_test, oracle, engines
         self.budget, self.seed, self.bundle_dir = budget, seed, Path(bundle_dir)
         self.database_dir, self.on_record, self.options = database_dir, on_record, strategy_options
-        self.shrink_seconds = shrink_seconds
+        # Shrinking stops after shrink_seconds, or after shrink_attempts cases (reproducible).
+        self.shrink_seconds, self.shrink_attempts = shrink_seconds, shrink_attempts
         self.known: set[str] = set()
         self.count = 0
 
@@ -113,6 +114,11 @@ class Hunter:
             signature=signature(comparison, types) if verdict == "disagree" else None,
         )
         return record, comparison, results
+
+    def _shrink_spent(self, target: dict) -> bool:
+        if self.shrink_attempts is not None:
+            return self.count - target["attempts_at"] >= self.shrink_attempts
+        return time.monotonic() - target["since"] > self.shrink_seconds
 
     def hunt(self):
         from hypothesis import HealthCheck, Verbosity, given, seed, settings
@@ -135,7 +141,7 @@ class Hunter:
             @given(strategy)
             def probe(case):
                 shrinking = "signature" in target
-                if shrinking and time.monotonic() - target["since"] > self.shrink_seconds:
+                if shrinking and self._shrink_spent(target):
                     # Out of shrinking time: every further attempt passes, so Hypothesis stops;
                     # its final replay then passes too (Flaky) and the smallest case so far is kept.
                     return
@@ -152,6 +158,7 @@ class Hunter:
                 if target.setdefault("signature", sig) != sig:
                     return  # another bug: left for a later round, so this shrink cannot slip to it
                 target.setdefault("since", time.monotonic())
+                target.setdefault("attempts_at", self.count)
                 target.update(case=case, comparison=comparison, results=results, record=record)
                 raise Disagreement(comparison.summary())
 

@@ -300,8 +300,9 @@ def _swap_source(cls, method: str, old: str, new: str):
 
 
 
-def hunt_planted(bug: str, oracle, max_examples: int, seed: int, bundle_dir, shrink_seconds: float = 30.0):
-    """A default fuzz run against ``oracle`` with ``bug`` planted, stopped at its first bundle.
+def hunt_planted(bug: str, oracle, max_examples: int, seed: int, bundle_dir, shrink_attempts: int = 600):
+    """A default fuzz run against ``oracle`` with ``bug`` planted, stopped at its first bundle;
+    shrinking is bounded by a number of cases, so the result does not depend on the machine.
 
     Returns (examples generated before the catch or None, the bundle or None)."""
     from harness.bundle import Bundle
@@ -317,7 +318,7 @@ def hunt_planted(bug: str, oracle, max_examples: int, seed: int, bundle_dir, shr
 
     engine = PlantedEngine(bug)
     hunter = Hunter(engine, oracle, {"under_test": f"planted:{bug}", "oracle": oracle.name}, budget, seed,
-                    bundle_dir, None, on_record, DEFAULT_STRATEGY_OPTIONS, shrink_seconds)
+                    bundle_dir, None, on_record, DEFAULT_STRATEGY_OPTIONS, shrink_attempts=shrink_attempts)
     hunter.hunt()
     if not found:
         return None, None
