@@ -146,6 +146,11 @@ class PoolingLayer(Layer):
             return int(torch.floor(ratio)) + 1
         fatal("Unknown rounding mode.")
 
+    def _one_window(self) -> bool:
+        """Global pooling, or a kernel that covers the unpadded image exactly once."""
+        return (self.pooled_height, self.pooled_width, self.pad_h, self.pad_w) == (1, 1, 0, 0) and (
+            self.kernel_h, self.kernel_w) == (self.height, self.width)
+
     def _windows(self):
         """For each kernel offset (raster order): the rows/columns it reads for every output,
         and which of them lie inside the image."""
@@ -179,7 +184,7 @@ class PoolingLayer(Layer):
             top_data = torch.full(top[0].shape, -FLT_MAX, dtype=x.dtype, device=x.device)
             mask = torch.full(top[0].shape, -1, dtype=torch.long, device=x.device)
             for h, w, inside in self._windows():
-                values = x[:, :, h.clamp(0, self.height - 1)][:, :, :, w.clamp(0, self.width - 1)]
+                values = x.index_select(2, h.clamp(0, self.height - 1)).index_select(3, w.clamp(0, self.width - 1))
                 # Strict '>' in raster order: the first maximum of a window wins a tie.
                 wins = inside & (values > top_data)
                 top_data = torch.where(wins, values, top_data)
@@ -192,10 +197,13 @@ class PoolingLayer(Layer):
                 top[1].data.copy_(mask)
             else:
                 self.max_idx = mask
+        elif pool == AVE and self._one_window():
+            # One window over the whole image: the kernel-offset loop below would take H*W steps.
+            top[0].data.copy_(x.sum(dim=(2, 3), keepdim=True) / (self.height * self.width))
         elif pool == AVE:
             total = torch.zeros(top[0].shape, dtype=x.dtype, device=x.device)
             for h, w, inside in self._windows():
-                values = x[:, :, h.clamp(0, self.height - 1)][:, :, :, w.clamp(0, self.width - 1)]
+                values = x.index_select(2, h.clamp(0, self.height - 1)).index_select(3, w.clamp(0, self.width - 1))
                 total = torch.where(inside, total + values, total)
             top[0].data.copy_(total / self._pool_sizes(x.dtype))
         elif pool == STOCHASTIC:
@@ -213,6 +221,8 @@ class PoolingLayer(Layer):
         if pool == MAX:
             mask = top[1].data.long() if len(top) > 1 else self.max_idx
             self._scatter_max(dy, mask, bottom[0].diff)
+        elif pool == AVE and self._one_window():
+            bottom[0].diff.copy_((dy / (self.height * self.width)).expand_as(bottom[0].diff))
         elif pool == AVE:
             share = dy / self._pool_sizes(dy.dtype)
             # Offsets in reverse raster order add into each cell in Caffe's (ph, pw) order.
@@ -238,5 +248,6 @@ class PoolingLayer(Layer):
                 "MAX pooling backward with mask -1 in the first plane: Caffe writes "
                 "before the start of the bottom diff"
             )
-        for k in range(mask.shape[1]):
-            flat.index_add_(0, offsets + mask[:, k], dy[:, k])
+        # One index_add_ over (plane, output) in row-major order: each cell receives its adds in
+        # Caffe's (ph, pw) order.
+        flat.index_add_(0, (offsets[:, None] + mask).reshape(-1), dy.reshape(-1))

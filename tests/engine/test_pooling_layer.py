@@ -104,6 +104,21 @@ def test_ave_ceil_window_beyond_height_plus_pad_is_not_counted():
     assert y.view(-1).tolist() == [1.0, 1.0, 1.0, 1.0]
 
 
+def test_one_window_fast_path_matches_the_window_loop(monkeypatch):
+    """Global AVE pooling's fast path gives what the kernel-offset loop gives, forward and back."""
+    x = distinct([2, 3, 3, 4])
+    results = []
+    for fast in (True, False):
+        if not fast:
+            monkeypatch.setattr(type(layer), "_one_window", lambda self: False)
+        layer, bottom, top = make_layer(pool("pool: AVE global_pooling: true"), [x])
+        (y,) = run_forward(layer, bottom, top)
+        top[0].diff.copy_(distinct(list(top[0].shape)))
+        layer.backward(top, [True], bottom)
+        results.append((y, bottom[0].diff.clone()))
+    torch.testing.assert_close(results[0], results[1])
+
+
 def test_global_pooling():
     x = distinct([2, 3, 3, 4])
     layer, bottom, top = make_layer(pool("pool: AVE global_pooling: true"), [x])
@@ -122,6 +137,8 @@ def test_global_pooling():
         "pool: AVE kernel_size: 3 stride: 2",
         "pool: AVE kernel_size: 3 stride: 2 pad: 1",
         "pool: AVE kernel_h: 2 kernel_w: 3 stride_h: 1 stride_w: 2 pad_h: 1 pad_w: 1",
+        "pool: AVE global_pooling: true",
+        "pool: AVE kernel_h: 5 kernel_w: 4",
     ],
 )
 def test_gradient(body):
