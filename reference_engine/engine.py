@@ -44,7 +44,9 @@ class ReferenceEngine:
         try:
             result = self._run(case, state)
         except CaffeError as error:
-            stage = "init" if state["stage"] == "init" else error.stage if error.stage != "init" else state["stage"]
+            # The stage is the case's step (as the worker reports it): an abort inside a
+            # solver iteration's forward is at "solver", not "forward".
+            stage = state["stage"]
             outcome = Outcome.REFUSED if stage == "init" else Outcome.ABORTED
             result = Result(self.name, outcome, stage, error.message, layers=state["layers"])
         except Unsupported as error:

@@ -13,7 +13,6 @@ from google.protobuf import text_format
 from . import caffe_pb2
 from .blob import Blob
 from .checks import CaffeError
-from .fillers import fill
 from .need_backward import analyse
 from .semantics import MASTER
 from .splits import insert_splits
@@ -150,12 +149,6 @@ class Net:
     def update(self):
         for blob in self.learnable_params:
             blob.update()
-
-    def fill_params(self):
-        """Fill every owned param by its layer's filler (explain, tests); cases give params explicitly."""
-        for layer in self.layers:
-            for blob in layer.blobs:
-                fill(blob, caffe_pb2.FillerParameter(type="gaussian", std=0.1), self.generator)
 
     def _bottoms(self, node):
         return [self.blobs[b] for b in node.bottom_ids]
