@@ -171,14 +171,18 @@ def _positive(text: str) -> int:
     return value
 
 
+def _check_oracle(args):
+    if args.engine_cmd is None and args.engine == args.against:
+        raise HarnessError(f"--engine={args.engine} --against={args.against}: an engine cannot be its own oracle")
+
+
 def _engines(args):
     """The engine under test and the oracle, from --engine/--engine-cmd/--against."""
     from .fuzz import CampaignOptions, make_engine
 
     options = CampaignOptions(under_test=args.engine, oracle=args.against, runtime=args.runtime,
                               timeout_s=args.timeout)
-    if args.engine_cmd is None and args.engine == args.against:
-        raise HarnessError(f"--engine={args.engine} --against={args.against}: an engine cannot be its own oracle")
+    _check_oracle(args)
     return make_engine(args.engine, options, args.engine_cmd), make_engine(args.against, options)
 
 
@@ -193,8 +197,7 @@ def cmd_fuzz(args) -> int:
         seconds=args.time, seed=args.seed, jobs=args.jobs, report_dir=args.report, corpus_dir=args.corpus,
         runtime=args.runtime, timeout_s=args.timeout, shrink_seconds=args.shrink_time,
     )
-    if args.engine_cmd is None and args.engine == args.against:
-        raise HarnessError(f"--engine={args.engine} --against={args.against}: an engine cannot be its own oracle")
+    _check_oracle(args)
     progress = Progress(args.examples, args.time)
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "handler"}
     try:

@@ -274,10 +274,9 @@ def replay_corpus(options: CampaignOptions, on_record) -> None:
     under_test = make_engine(options.under_test, options, options.engine_cmd)
     oracle = make_engine(options.oracle, options)
     try:
+        hunter = Hunter(under_test, oracle, {}, Budget(), 0, directory, None, on_record, {})
         for path in sorted(p for p in directory.iterdir() if (p / "bundle.json").is_file()):
-            case = Bundle.load(path).case
-            hunter = Hunter(under_test, oracle, {}, Budget(), 0, directory, None, on_record, {})
-            record, _, _ = hunter.execute(case, shrinking=False)
+            record, _, _ = hunter.execute(Bundle.load(path).case, shrinking=False)
             record.name, record.bundle = f"corpus/{path.name}", str(path)
             on_record(record)
     finally:
