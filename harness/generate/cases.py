@@ -26,6 +26,7 @@ from .nets import net_drafts
 from .solvers import solver_params
 
 TIED_MAGNITUDES = np.array([0.25, 0.5, 0.75, 1.0])
+OPTIONAL_SOLVERS = st.none() | solver_params()
 
 
 def tied_values(rng, shape, positive: bool = False) -> np.ndarray:
@@ -178,7 +179,7 @@ def cases(
     draft = draw(net_drafts(max_layers, max_losses, refusals, train_dropout))
     solver, iterations = None, 0
     if solvers and draft.phase == "TRAIN":
-        solver_param = draw(st.none() | solver_params())
+        solver_param = draw(OPTIONAL_SOLVERS)
         if solver_param is not None:
             solver = text_format.MessageToString(solver_param)
             iterations = draw(st.integers(1, 3))

@@ -1,22 +1,26 @@
-"""The layer kinds the net strategy can draw: one @composite per Caffe type string.
+"""The layer kinds the net strategy can draw: one drawing function per Caffe type string.
 
-Each kind is registered by Caffe's type string, like the engine's layers, so each
-gets its own span label and the shrinker can swap spans of one kind. A kind draws
+Each kind is registered by Caffe's type string, like the engine's layers. A kind draws
 the type-specific fields and any extra bottoms for a chosen first bottom; the net
 strategy (nets.py) then draws the fields every layer has (in place, propagate_down,
-param specs, loss weights, rules). Bounds are computed from the bottom shapes, so no
-kind needs ``assume``. ``LAYER_KINDS`` and ``LOSS_KINDS`` list kinds simplest first:
-ReLU, always valid, comes first.
+param specs, loss weights, rules), all inside the one span that holds the layer.
+Bounds are computed from the bottom shapes, so no kind needs ``assume``.
+``LAYER_KINDS`` and ``LOSS_KINDS`` list kinds simplest first: ReLU, always valid,
+comes first.
 
 Every optional field is drawn with the absent value first (``maybe``), so a shrunk
-net differs from Caffe's defaults only where the failure needs it.
+net differs from Caffe's defaults only where the failure needs it. A kind is a plain
+function of ``draw``, and every choice among computed options is an index into them:
+building a strategy object per draw (a fresh ``sampled_from(list)``, a fresh
+``@composite``) costs Hypothesis a validation each time, which was most of a case's
+generation time; the strategies drawn from here are cached by Hypothesis or by us.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from hypothesis import strategies as st
@@ -43,7 +47,7 @@ class Drawn:
 @dataclass(frozen=True)
 class LayerKind:
     type: str
-    strategy: Callable[[NetDraft, BlobInfo], st.SearchStrategy]
+    fields: Callable[..., Drawn]  # fields(draw, draft, bottom)
     valid: Callable[[NetDraft, BlobInfo], bool]
     in_place: bool = False  # Caffe computes this layer correctly in place
     backward: bool = True  # Caffe implements Backward (Accuracy, ArgMax, Threshold do not)
@@ -68,23 +72,28 @@ LOSS_KINDS: dict[str, LayerKind] = {}
 
 
 def layer_kind(type_name: str, valid=lambda draft, bottom: True, loss: bool = False, **options):
-    """Register a kind's @composite strategy under Caffe's type string; a duplicate is refused."""
+    """Register a kind's drawing function under Caffe's type string; a duplicate is refused."""
 
     def decorate(fn):
         registry = LOSS_KINDS if loss else LAYER_KINDS
         if type_name in registry:
             raise ValueError(f"layer kind {type_name!r} is already registered")
-
-        @st.composite
-        def strategy(draw, draft, bottom):
-            draw(st.just(type_name))  # a kind without fields still draws, as a composite should
-            return fn(draw, draft, bottom)
-
-        strategy.__name__ = strategy.__qualname__ = fn.__name__
-        registry[type_name] = LayerKind(type_name, strategy, valid, **options)
-        return strategy
+        registry[type_name] = LayerKind(type_name, fn, valid, **options)
+        return fn
 
     return decorate
+
+
+def pick(draw, options: Sequence):
+    """One of ``options``, the first when shrunk: an index draw, whose strategy is cached
+    by the options' count."""
+    return options[draw(st.integers(0, len(options) - 1))]
+
+
+def pick_or_none(draw, options: Sequence):
+    """None first, then one of ``options`` (None only, when there are none)."""
+    index = draw(st.integers(0, len(options)))
+    return None if index == 0 else options[index - 1]
 
 
 def maybe(*values):
@@ -101,7 +110,11 @@ def _maybe(typed_values):
 
 def axes(bottom: BlobInfo, default: int = 1):
     """Axis choices: unset (Caffe's ``default``) where that axis exists, then each axis, then -1."""
-    n = bottom.num_axes
+    return _axes(bottom.num_axes, default)
+
+
+@functools.cache
+def _axes(n: int, default: int):
     return st.sampled_from(
         ([None] if default < n else []) + list(range(n)) + ([-1] if n > 0 else [])
     )
@@ -191,8 +204,8 @@ def swish_layers(draw, draft, bottom):
 def clip_layers(draw, draft, bottom):
     """Clip (Caffe master only); min and max are required, so they are always set."""
     p = LP(type="Clip")
-    p.clip_param.min = draw(st.sampled_from([-1.0, -0.5, 0.0]))
-    p.clip_param.max = draw(st.sampled_from([1.0, 0.5, 2.0]))
+    p.clip_param.min = pick(draw, (-1.0, -0.5, 0.0))
+    p.clip_param.max = pick(draw, (1.0, 0.5, 2.0))
     return Drawn(p, [bottom], bound=min(bottom.bound, 2.0))
 
 
@@ -293,7 +306,7 @@ def _operand_partners(draft, bottom):
 def _scale_or_bias(draw, draft, bottom, type_name):
     p = LP(type=type_name)
     fields = p.scale_param if type_name == "Scale" else p.bias_param
-    partner = draw(st.none() | st.sampled_from(_operand_partners(draft, bottom) or [None]))
+    partner = pick_or_none(draw, _operand_partners(draft, bottom))
     bottoms = [bottom]
     if partner is not None:
         blob, axis = partner
@@ -307,7 +320,7 @@ def _scale_or_bias(draw, draft, bottom, type_name):
         start = canonical(axis, bottom)
         room = bottom.num_axes - start
         num_axes = draw(
-            maybe(0, -1, *range(2, room + 1)) if room >= 1 else st.sampled_from([0, -1])
+            maybe(0, -1, *range(2, room + 1)) if room >= 1 else st.sampled_from((0, -1))
         )
         if num_axes is not None:
             fields.num_axes = num_axes
@@ -499,7 +512,7 @@ def embed_layers(draw, draft, bottom):
     if draw(maybe(False)) is False:
         p.embed_param.bias_term = False
     batch = draft.blobs[0].shape[0]
-    shape = draw(st.sampled_from([(batch,), (batch, 2)]))
+    shape = pick(draw, ((batch,), (batch, 2)))
     index = draft.reuse_input(shape, "index", p.embed_param.input_dim)
     if index is None or draw(st.booleans()):
         index = draft.add_input(shape, "index", p.embed_param.input_dim)
@@ -511,7 +524,7 @@ def parameter_layers(draw, draft, bottom):
     """Parameter: no bottom; its top is its param blob, shaped (batch, c) or (batch, c, h, w)."""
     p = LP(type="Parameter")
     batch = draft.blobs[0].shape[0]
-    rest = draw(st.sampled_from([1, 3]))
+    rest = pick(draw, (1, 3))
     shape = [batch] + [draw(st.integers(1, 4)) for _ in range(rest)]
     p.parameter_param.shape.dim.extend(shape)
     return Drawn(p, [], bound=1.0)
@@ -556,9 +569,7 @@ def pooling_layers(draw, draft, bottom):
 def flatten_layers(draw, draft, bottom):
     """Flatten; axis and end_axis unset first (1 and -1)."""
     p = LP(type="Flatten")
-    axis = draw(
-        st.sampled_from(([None] if bottom.num_axes >= 2 else []) + list(range(bottom.num_axes)))
-    )
+    axis = pick(draw, ([None] if bottom.num_axes >= 2 else []) + list(range(bottom.num_axes)))
     if axis is not None:
         p.flatten_param.axis = axis
     start = canonical(axis, bottom)
@@ -574,7 +585,7 @@ def reshape_layers(draw, draft, bottom):
     p = LP(type="Reshape")
     rest = bottom.count(1)
     shapes = [[0, -1], [-1], [0, -1, 1, 1]] + [[0, d, -1] for d in divisors(rest) if 1 < d < rest]
-    p.reshape_param.shape.dim.extend(draw(st.sampled_from(shapes)))
+    p.reshape_param.shape.dim.extend(pick(draw, shapes))
     return Drawn(p, [bottom], positive=bottom.positive)
 
 
@@ -633,18 +644,18 @@ def crop_layers(draw, draft, bottom):
     Shrinks towards the identity crop: the bottom twice, axis and offsets unset."""
     n = bottom.num_axes
     p = LP(type="Crop")
-    axis = draw(st.sampled_from(([None] if n > 2 else []) + list(range(n))))
+    axis = pick(draw, ([None] if n > 2 else []) + list(range(n)))
     start = 2 if axis is None else axis
     partners = [
         b
         for b in newest_first(draft.data_blobs(), bottom)
         if b.num_axes == n and all(b.shape[i] <= bottom.shape[i] for i in range(start, n))
     ]
-    partner = partners[draw(st.integers(0, len(partners) - 1))]
+    partner = pick(draw, partners)
     if axis is not None:
         p.crop_param.axis = axis
     margins = [bottom.shape[i] - partner.shape[i] for i in range(start, n)]
-    how = draw(st.sampled_from(["unset", "one", "each"]))
+    how = pick(draw, ("unset", "one", "each"))
     if how == "one":
         p.crop_param.offset.append(draw(st.integers(0, min(margins))))
     elif how == "each":
@@ -660,7 +671,7 @@ def _more_bottoms(draw, bottom, candidates, required: int, most: int):
         and candidates
         and (len(chosen) <= required or draw(st.integers(0, 2)) > 0)
     ):
-        chosen.append(candidates[draw(st.integers(0, len(candidates) - 1))])
+        chosen.append(pick(draw, candidates))
     return chosen
 
 
@@ -703,12 +714,7 @@ def eltwise_layers(draw, draft, bottom):
         p.eltwise_param.operation = op
     bound = sum(b.bound for b in bottoms)
     if op in (None, E.SUM):
-        coeff = draw(
-            st.none()
-            | st.lists(
-                st.sampled_from([1.0, -1.0, 0.5, 2.0]), min_size=len(bottoms), max_size=len(bottoms)
-            )
-        )
+        coeff = draw(_coeff_lists(len(bottoms)))
         if coeff is not None:
             p.eltwise_param.coeff.extend(coeff)
             bound *= 2
@@ -718,6 +724,17 @@ def eltwise_layers(draw, draft, bottom):
             p.eltwise_param.stable_prod_grad = False
         bound = math.prod(b.bound for b in bottoms)
     return Drawn(p, bottoms, bound=bound)
+
+
+@functools.cache
+def _coeff_lists(size: int):
+    """Eltwise SUM coefficients: unset first, else one per bottom."""
+    return st.none() | st.lists(st.sampled_from((1.0, -1.0, 0.5, 2.0)), min_size=size, max_size=size)
+
+
+@functools.cache
+def _slice_points(extent: int, count: int):
+    return st.lists(st.integers(1, extent - 1), min_size=count, max_size=count, unique=True)
 
 
 def _sliceable(draft, bottom):
@@ -731,15 +748,13 @@ def slice_layers(draw, draft, bottom):
     p = LP(type="Slice")
     choices = [None] if bottom.num_axes > 1 and bottom.shape[1] >= 2 else []
     choices += [a for a in range(bottom.num_axes) if bottom.shape[a] >= 2]
-    axis = draw(st.sampled_from(choices))
+    axis = pick(draw, choices)
     if axis is not None:
         p.slice_param.axis = axis
     extent = bottom.shape[canonical(axis, bottom)]
     tops = draw(st.integers(2, min(3, extent)))
     if extent % tops or draw(st.booleans()):
-        points = draw(
-            st.lists(st.integers(1, extent - 1), min_size=tops - 1, max_size=tops - 1, unique=True)
-        )
+        points = draw(_slice_points(extent, tops - 1))
         p.slice_param.slice_point.extend(sorted(points))
     return Drawn(p, [bottom], num_tops=tops, positive=bottom.positive)
 
@@ -792,7 +807,7 @@ def _partner_blob(draw, draft, bottom):
         for b in newest_first(draft.data_blobs(), None)
         if b.shape == bottom.shape and b is not bottom and not b.no_backward
     ]
-    partner = draw(st.none() | st.sampled_from(partners or [None]))
+    partner = pick_or_none(draw, partners)
     if partner is None:
         partner = draft.add_input(bottom.shape, "data")
     return partner

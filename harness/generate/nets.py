@@ -17,12 +17,19 @@ from reference_engine import caffe_pb2
 from reference_engine.state import layer_included
 
 from .draft import NetDraft
-from .kinds import LAYER_KINDS, LOSS_KINDS, LayerKind, maybe
+from .kinds import LAYER_KINDS, LOSS_KINDS, LayerKind, maybe, pick, pick_or_none
 
-LR_MULTS = [None, 0.0, 1.0, 0.5, 2.0]
-DECAY_MULTS = [None, 0.0, 1.0, 2.0]
-LOSS_WEIGHTS = [1.0, 0.0, 0.5, 2.0]
+LR_MULTS = (None, 0.0, 1.0, 0.5, 2.0)
+DECAY_MULTS = (None, 0.0, 1.0, 2.0)
+LOSS_WEIGHTS = (1.0, 0.0, 0.5, 2.0)
 STAGES = ("a", "b")
+# A net's stages, and a rule's stage or not_stage: none first.
+STAGE_SETS = st.lists(st.sampled_from(STAGES), unique=True, max_size=2)
+RULE_STAGES = st.lists(st.sampled_from(STAGES), unique=True, max_size=1)
+FOCUS = st.none() | st.sampled_from(tuple(sorted(LAYER_KINDS)))
+# One layer in three carries an include or exclude rule: enough for every rule to meet the
+# others, few enough that most drawn layers stay in the net.
+RULE_LISTS = (None, None, None, None, "include", "exclude")
 
 
 @functools.cache
@@ -37,7 +44,6 @@ def weight_lists(size: int):
     return st.none() | st.lists(st.sampled_from(LOSS_WEIGHTS), min_size=size, max_size=size)
 
 
-@st.composite
 def input_shapes(draw, batch: int):
     """A 4-D (batch, c, h, w) or, one time in three, 2-D (batch, c) shape: channels 1-4,
     spatial 1-6. Shrinks towards 4-D with every extent 1, which every kind accepts (2-D does
@@ -47,16 +53,14 @@ def input_shapes(draw, batch: int):
     return (batch, draw(st.integers(1, 4)), draw(st.integers(1, 6)), draw(st.integers(1, 6)))
 
 
-@st.composite
 def net_states(draw):
     """(phase, level, stages), each at Caffe's default first: TRAIN, 0, none."""
-    phase = draw(st.sampled_from(["TRAIN", "TEST"]))
-    level = draw(st.sampled_from([0, 1, 2]))
-    stages = tuple(draw(st.lists(st.sampled_from(STAGES), unique=True, max_size=2)))
+    phase = pick(draw, ("TRAIN", "TEST"))
+    level = pick(draw, (0, 1, 2))
+    stages = tuple(draw(STAGE_SETS))
     return phase, level, stages
 
 
-@st.composite
 def state_rules(draw):
     """A NetStateRule with each condition unset first."""
     rule = caffe_pb2.NetStateRule()
@@ -67,12 +71,11 @@ def state_rules(draw):
         value = draw(maybe(0, 1, 2))
         if value is not None:
             setattr(rule, name, value)
-    rule.stage.extend(draw(st.lists(st.sampled_from(STAGES), unique=True, max_size=1)))
-    rule.not_stage.extend(draw(st.lists(st.sampled_from(STAGES), unique=True, max_size=1)))
+    rule.stage.extend(draw(RULE_STAGES))
+    rule.not_stage.extend(draw(RULE_STAGES))
     return rule
 
 
-@st.composite
 def param_spec_lists(draw, draft: NetDraft, kind: LayerKind, shapes, layer_index: int):
     """ParamSpecs for the first few param blobs (often fewer than there are: missing specs
     take Caffe's defaults), lr_mult and decay_mult unset first, a share by name where an
@@ -90,17 +93,17 @@ def param_spec_lists(draw, draft: NetDraft, kind: LayerKind, shapes, layer_index
                 if r.shape == shapes.params[index]
                 and LAYER_KINDS.get(draft.layers[r.layer].type, kind).shareable
             ]
-            owner = draw(st.none() | st.sampled_from(owners or [None]))
+            owner = pick_or_none(draw, owners)
         lr_choices, decay_choices = LR_MULTS, DECAY_MULTS
         if owner is not None:
             if owner.lr_mult is not None:
-                lr_choices = [None, owner.lr_mult]
+                lr_choices = (None, owner.lr_mult)
             if owner.decay_mult is not None:
-                decay_choices = [None, owner.decay_mult]
+                decay_choices = (None, owner.decay_mult)
         if kind.fixed_lr_mult is not None:
-            lr_choices = [kind.fixed_lr_mult]
-        lr_mult = draw(st.sampled_from(lr_choices))
-        decay_mult = draw(st.sampled_from(decay_choices))
+            lr_choices = (kind.fixed_lr_mult,)
+        lr_mult = pick(draw, lr_choices)
+        decay_mult = pick(draw, decay_choices)
         if lr_mult is not None:
             spec.lr_mult = lr_mult
         if decay_mult is not None:
@@ -120,7 +123,6 @@ def param_spec_lists(draw, draft: NetDraft, kind: LayerKind, shapes, layer_index
     return specs
 
 
-@st.composite
 def common_fields(draw, draft: NetDraft, kind: LayerKind, drawn, shapes_of):
     """The fields every layer has, each unset first: in place, propagate_down, param specs,
     loss weights, include/exclude rules. Returns (in_place, kept)."""
@@ -135,6 +137,9 @@ def common_fields(draw, draft: NetDraft, kind: LayerKind, drawn, shapes_of):
         and only.readers == 0
         and not only.aliased
         and not only.weighted
+        # Input's Forward leaves its blob alone, so an in-place layer on it runs on its own
+        # output again at every solver iteration: Exp would compound to inf.
+        and not (kind.type == "Exp" and only.name in draft.input_roles)
     ):
         # Caffe refuses an in-place layer on a blob another layer read before (insert_splits).
         in_place = draw(st.booleans())
@@ -146,7 +151,7 @@ def common_fields(draw, draft: NetDraft, kind: LayerKind, drawn, shapes_of):
                 False if i in kind.label_bottoms else flag for i, flag in enumerate(propagate)
             )
     shapes = shapes_of(in_place)
-    p.param.extend(draw(param_spec_lists(draft, kind, shapes, len(draft.layers))))
+    p.param.extend(param_spec_lists(draw, draft, kind, shapes, len(draft.layers)))
     tainted = not kind.backward or any(b.no_backward for b in bottoms)
     if drawn.num_tops and not tainted and not in_place:
         if LOSS_KINDS.get(kind.type) is kind:
@@ -157,9 +162,9 @@ def common_fields(draw, draft: NetDraft, kind: LayerKind, drawn, shapes_of):
         if weights is not None:
             p.loss_weight.extend(weights)
     kept = True
-    which = draw(maybe("include", "exclude"))
+    which = pick(draw, RULE_LISTS)
     if which is not None:
-        getattr(p, which).append(draw(state_rules()))
+        getattr(p, which).append(state_rules(draw))
         kept = layer_included(p, draft.state())
     return in_place, kept, shapes
 
@@ -168,7 +173,7 @@ def _add(draw, draft: NetDraft, kind: LayerKind, drawn):
     def shapes_of(in_place):
         return draft.shapes_for(drawn.param, drawn.bottoms, drawn.num_tops, in_place)
 
-    in_place, kept, shapes = draw(common_fields(draft, kind, drawn, shapes_of))
+    in_place, kept, shapes = common_fields(draw, draft, kind, drawn, shapes_of)
     tops = draft.append(
         drawn.param,
         drawn.bottoms,
@@ -187,7 +192,6 @@ def _add(draw, draft: NetDraft, kind: LayerKind, drawn):
         top.weighted = any(w != 0 for w in drawn.param.loss_weight)
 
 
-@st.composite
 def layers(draw, draft: NetDraft, train_dropout: bool):
     """One non-loss layer: a bottom by index counting back from the newest blob, then a kind
     valid for it (the net's focus kind half the time, else any, simplest first, ReLU always),
@@ -199,16 +203,15 @@ def layers(draw, draft: NetDraft, train_dropout: bool):
     if focus in valid and draw(st.booleans()):
         kind = focus
     else:
-        kind = draw(st.sampled_from(valid))
+        kind = pick(draw, valid)
     if not kind.permitted(draft, train_dropout):
         # Substituted, not filtered out: the list drawn from depends on shapes only, so
         # simplifying the state (force_backward, phase) leaves every drawn index meaning
         # the same kind, and the shrinker can make that simplification.
         kind = LAYER_KINDS["ReLU"]
-    _add(draw, draft, kind, draw(kind.strategy(draft, bottom)))
+    _add(draw, draft, kind, kind.fields(draw, draft, bottom))
 
 
-@st.composite
 def loss_layers(draw, draft: NetDraft):
     """One loss layer (or Accuracy) on a blob that may be backpropagated through, by index
     counting back from the newest. Shrinks towards EuclideanLoss on the newest such blob."""
@@ -217,10 +220,10 @@ def loss_layers(draw, draft: NetDraft):
         # Everything readable is downstream of a layer without backward: give the loss its own input.
         eligible = [draft.add_input((draft.blobs[0].shape[0], 2), "data")]
     bottom = eligible[-1 - draw(st.integers(0, len(eligible) - 1))]
-    kind = draw(st.sampled_from([k for k in LOSS_KINDS.values() if k.valid(draft, bottom)]))
+    kind = pick(draw, [k for k in LOSS_KINDS.values() if k.valid(draft, bottom)])
     if not kind.permitted(draft, False):
         kind = LOSS_KINDS["EuclideanLoss"]  # substituted, as in layers()
-    _add(draw, draft, kind, draw(kind.strategy(draft, bottom)))
+    _add(draw, draft, kind, kind.fields(draw, draft, bottom))
 
 
 # ---- refusals: drawn last, so they shrink away -----------------------------------------------
@@ -316,20 +319,19 @@ REFUSALS = {
 
 
 @st.composite
-def another(draw, element, odds: int):
+def another(draw, add, odds: int):
     """One element of a growing collection, with the draw that decided to add it: 0 stops
-    (a shrunk collection is short), 1..odds add ``element``. Being one span, like an element
+    (a shrunk collection is short), 1..odds call ``add(draw)``. Being one span, like an element
     of Hypothesis's ListStrategy, an element can be deleted without shifting the rest."""
     if draw(st.integers(0, odds)) == 0:
         return False
-    draw(element)
+    add(draw)
     return True
 
 
-@st.composite
 def extra_inputs(draw, draft: NetDraft, batch: int):
     """Another data Input of the same batch size."""
-    draft.add_input(draw(input_shapes(batch)), positive=draw(st.booleans()))
+    draft.add_input(input_shapes(draw, batch), positive=draw(st.booleans()))
 
 
 @st.composite
@@ -339,7 +341,7 @@ def net_drafts(
     """The NetDraft behind ``nets()``; ``cases()`` reads its Input roles. ``refusals``: False,
     True (every name in REFUSALS) or a collection of those names.
     Shrinks as ``nets()`` does."""
-    phase, level, stages = draw(net_states())
+    phase, level, stages = net_states(draw)
     draft = NetDraft(phase=phase, level=level, stages=stages)
     # One net in two: force_backward computes every bottom diff, so every backward rule is
     # compared, not only those on a path from a learnable param; it keeps Accuracy, ArgMax,
@@ -348,22 +350,23 @@ def net_drafts(
     # Swarm-style focus: in half the nets one layer type is drawn for half the layers, so that
     # a kind's own options meet each other far more often than among forty kinds drawn evenly.
     # Shrinks to no focus.
-    draft.focus = draw(st.none() | st.sampled_from(sorted(LAYER_KINDS)))
+    draft.focus = draw(FOCUS)
     batch = draw(st.integers(1, 3))
-    draft.add_input(draw(input_shapes(batch)), positive=draw(st.booleans()))
-    while len(draft.inputs) < 3 and draw(
-        another(extra_inputs(draft, batch), 1)
-    ):  # usually one data input
+    draft.add_input(input_shapes(draw, batch), positive=draw(st.booleans()))
+    # usually one data input
+    while len(draft.inputs) < 3 and draw(another(lambda d: extra_inputs(d, draft, batch), 1)):
         pass
-    while len(draft.layers) < max_layers and draw(another(layers(draft, train_dropout), 6)):
+    while len(draft.layers) < max_layers and draw(
+        another(lambda d: layers(d, draft, train_dropout), 6)
+    ):
         pass
-    draw(loss_layers(draft))
+    loss_layers(draw, draft)
     losses = 1
-    while losses < max_losses and draw(another(loss_layers(draft), 1)):
+    while losses < max_losses and draw(another(lambda d: loss_layers(d, draft), 1)):
         losses += 1
     names = sorted(REFUSALS) if refusals is True else sorted(refusals or ())
     if names and draw(st.integers(0, 9)) == 9:  # about one net in ten
-        name = draw(st.sampled_from(names))
+        name = pick(draw, names)
         expected = REFUSALS[name](draw, draft)
         if expected is not None:
             draft.refusal = name

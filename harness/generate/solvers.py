@@ -13,10 +13,11 @@ from hypothesis import strategies as st
 
 from reference_engine import caffe_pb2
 
-from .kinds import maybe
+from .kinds import maybe, pick
 
-SOLVER_TYPES = ["SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam"]
-LR_POLICIES = ["fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid"]
+SOLVER_TYPES = ("SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam")
+LR_POLICIES = ("fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid")
+STEP_VALUES = st.lists(st.integers(1, 3), min_size=1, max_size=3, unique=True)
 
 
 def _set(message, name, value):
@@ -24,31 +25,28 @@ def _set(message, name, value):
         setattr(message, name, value)
 
 
-@st.composite
 def lr_policies(draw, solver):
     """lr_policy and exactly the fields its formula reads (solver.cpp, GetLearningRate).
     Shrinks towards "fixed"."""
-    policy = draw(st.sampled_from(LR_POLICIES))
+    policy = pick(draw, LR_POLICIES)
     solver.lr_policy = policy
     if policy == "step":
-        solver.gamma = draw(st.sampled_from([0.5, 0.1]))
+        solver.gamma = pick(draw, (0.5, 0.1))
         solver.stepsize = draw(st.integers(1, 2))
     elif policy == "exp":
-        solver.gamma = draw(st.sampled_from([0.9, 0.5]))
+        solver.gamma = pick(draw, (0.9, 0.5))
     elif policy == "inv":
-        solver.gamma = draw(st.sampled_from([0.1, 1.0]))
-        solver.power = draw(st.sampled_from([0.75, 1.0]))
+        solver.gamma = pick(draw, (0.1, 1.0))
+        solver.power = pick(draw, (0.75, 1.0))
     elif policy == "multistep":
-        solver.gamma = draw(st.sampled_from([0.5, 0.1]))
-        steps = draw(st.lists(st.integers(1, 3), min_size=1, max_size=3, unique=True))
+        solver.gamma = pick(draw, (0.5, 0.1))
+        steps = draw(STEP_VALUES)
         solver.stepvalue.extend(sorted(steps))
     elif policy == "poly":
-        solver.power = draw(st.sampled_from([1.0, 0.5, 2.0]))
+        solver.power = pick(draw, (1.0, 0.5, 2.0))
         solver.max_iter = draw(st.integers(4, 10))
     elif policy == "sigmoid":
-        solver.gamma = draw(
-            st.sampled_from([0.5, 2.0])
-        )  # master CHECKs gamma >= 0 for every policy
+        solver.gamma = pick(draw, (0.5, 2.0))  # master CHECKs gamma >= 0 for every policy
         solver.stepsize = draw(st.integers(1, 3))
 
 
@@ -63,10 +61,10 @@ def solver_params(draw):
     Shrinks towards SGD with base_lr 0.01, policy "fixed", and every optional field unset
     (no momentum, no weight decay, L2, iter_size 1, no clipping)."""
     solver = caffe_pb2.SolverParameter()
-    kind = draw(st.sampled_from(SOLVER_TYPES))
+    kind = pick(draw, SOLVER_TYPES)
     if kind != "SGD":
         solver.type = kind
-    solver.base_lr = draw(st.sampled_from([0.01, 0.1, 0.001]))
+    solver.base_lr = pick(draw, (0.01, 0.1, 0.001))
     if kind in ("SGD", "Nesterov"):
         _set(solver, "momentum", draw(maybe(0.9, 0.5)))
     elif kind == "AdaDelta":
@@ -81,7 +79,7 @@ def solver_params(draw):
         _set(solver, "delta", draw(maybe(1e-4, 1e-2)))
     _set(solver, "weight_decay", draw(maybe(1e-3, 0.01, 0.0)))
     _set(solver, "regularization_type", draw(maybe("L1")))
-    draw(lr_policies(solver))
+    lr_policies(draw, solver)
     _set(solver, "iter_size", draw(maybe(2, 3)))
     _set(solver, "clip_gradients", draw(maybe(1.0, 0.1)))
     return solver
