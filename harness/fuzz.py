@@ -76,12 +76,9 @@ def run_pair(case: Case, under_test, oracle) -> tuple[Comparison, dict]:
 
 
 def layer_types_of(case: Case) -> dict[str, str]:
-    from google.protobuf import text_format
+    from reference_engine.net import parse_net
 
-    from reference_engine import caffe_pb2
-
-    net = text_format.Parse(case.net, caffe_pb2.NetParameter())
-    return {layer.name: layer.type for layer in net.layer}
+    return {layer.name: layer.type for layer in parse_net(case.net).layer}
 
 
 class Hunter:

@@ -7,6 +7,8 @@ Caffe: src/caffe/net.cpp. Construction is FilterNet, InsertSplits, the wiring wa
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from google.protobuf import text_format
 
@@ -23,13 +25,27 @@ from .upgrade import upgrade_net_as_needed
 PHASES = {"TRAIN": caffe_pb2.TRAIN, "TEST": caffe_pb2.TEST}
 
 
+@functools.lru_cache(maxsize=32)
+def _parsed(text: str) -> bytes:
+    return text_format.Parse(text, caffe_pb2.NetParameter()).SerializeToString()
+
+
+def parse_net(text: str):
+    """A fresh NetParameter from prototxt text (text_format.ParseError if it is not one).
+
+    A case's net is read several times (the net, the solver's net, the harness's report), and
+    text parsing costs milliseconds where decoding the cached binary form costs microseconds;
+    each caller gets its own message to change."""
+    return caffe_pb2.NetParameter.FromString(_parsed(text))
+
+
 def read_net_param(text: str, phase: str = "TRAIN", level: int = 0, stages=()):
     """Net(file, phase, level, stages): parse, upgrade old formats, then set the state.
 
     The phase and level replace the file's; the stages are appended to its own
     (net.cpp, Net::Net). Returns (NetParameter, upgrade notes).
     """
-    param = text_format.Parse(text, caffe_pb2.NetParameter())
+    param = parse_net(text)
     notes = upgrade_net_as_needed(param)
     param.state.phase = PHASES[phase]
     param.state.level = level
@@ -43,7 +59,7 @@ def read_solver_net_param(text: str, solver_param):
     Its state starts as phase TRAIN, then merges the file's own state, then the
     solver's ``train_state`` (MergeFrom: set scalars win, stages append).
     """
-    param = text_format.Parse(text, caffe_pb2.NetParameter())
+    param = parse_net(text)
     notes = upgrade_net_as_needed(param)
     state = caffe_pb2.NetState(phase=caffe_pb2.TRAIN)
     state.MergeFrom(param.state)
