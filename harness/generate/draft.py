@@ -124,6 +124,9 @@ class NetDraft:
     focus: str | None = None  # a layer type drawn more often in this net (nets.layers), or None
     refusal: str | None = None  # the refusal drawn (nets.REFUSALS), or None
     refusal_message: str = ""  # the text Caffe's fatal line is expected to hold
+    # Kept layers with params that a later layer may copy as a twin (nets.twin_layers):
+    # (the kind, what it drew before the common fields, its bottoms' shapes then).
+    twin_sources: list = field(default_factory=list)
 
     # ---- reading ---------------------------------------------------------------------------
 
@@ -250,6 +253,15 @@ class NetDraft:
         ]
         self.blobs.extend(tops)
         return tops
+
+    def learnable_multipliers(self, record: ParamRecord) -> tuple[float | None, float | None]:
+        """The lr_mult and decay_mult the learnable behind ``record`` has so far: for each, the
+        first set among the specs that share its name, in net order (Net::AppendParam; a later
+        spec must then match it). None where no spec set it yet."""
+        same = [r for r in self.params if r is record or (record.name and r.name == record.name)]
+        lr = next((r.lr_mult for r in same if r.lr_mult is not None), None)
+        decay = next((r.decay_mult for r in same if r.decay_mult is not None), None)
+        return lr, decay
 
     def param_spec(self, layer: int, index: int):
         """The ParamSpec of param blob ``index`` of a layer, adding empty specs up to it."""

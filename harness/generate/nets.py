@@ -9,6 +9,7 @@ mutation that Caffe refuses, so the shrinker can drop it.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 from hypothesis import strategies as st
@@ -17,7 +18,7 @@ from reference_engine import caffe_pb2
 from reference_engine.state import layer_included
 
 from .draft import NetDraft
-from .kinds import LAYER_KINDS, LOSS_KINDS, LayerKind, maybe, pick, pick_or_none
+from .kinds import LAYER_KINDS, LOSS_KINDS, LP, LayerKind, maybe, pick, pick_or_none
 
 LR_MULTS = (None, 0.0, 1.0, 0.5, 2.0)
 DECAY_MULTS = (None, 0.0, 1.0, 2.0)
@@ -96,10 +97,11 @@ def param_spec_lists(draw, draft: NetDraft, kind: LayerKind, shapes, layer_index
             owner = pick_or_none(draw, owners)
         lr_choices, decay_choices = LR_MULTS, DECAY_MULTS
         if owner is not None:
-            if owner.lr_mult is not None:
-                lr_choices = (None, owner.lr_mult)
-            if owner.decay_mult is not None:
-                decay_choices = (None, owner.decay_mult)
+            lr, decay = draft.learnable_multipliers(owner)
+            if lr is not None:
+                lr_choices = (None, lr)
+            if decay is not None:
+                decay_choices = (None, decay)
         if kind.fixed_lr_mult is not None:
             lr_choices = (kind.fixed_lr_mult,)
         lr_mult = pick(draw, lr_choices)
@@ -116,9 +118,6 @@ def param_spec_lists(draw, draft: NetDraft, kind: LayerKind, shapes, layer_index
             mode = draw(maybe(caffe_pb2.ParamSpec.STRICT, caffe_pb2.ParamSpec.PERMISSIVE))
             if mode is not None:
                 spec.share_mode = mode
-            # Net::AppendParam: the first sharer to set a multiplier sets it for the learnable.
-            owner.lr_mult = owner.lr_mult if owner.lr_mult is not None else lr_mult
-            owner.decay_mult = owner.decay_mult if owner.decay_mult is not None else decay_mult
         specs.append(spec)
     return specs
 
@@ -173,7 +172,12 @@ def _add(draw, draft: NetDraft, kind: LayerKind, drawn):
     def shapes_of(in_place):
         return draft.shapes_for(drawn.param, drawn.bottoms, drawn.num_tops, in_place)
 
+    fields = LP()
+    fields.CopyFrom(drawn.param)  # before the common fields and names: what a twin copies
     in_place, kept, shapes = common_fields(draw, draft, kind, drawn, shapes_of)
+    if kept and not in_place and shapes.params and kind.shareable:
+        twin = dataclasses.replace(drawn, param=fields)
+        draft.twin_sources.append((kind, twin, [b.shape for b in drawn.bottoms]))
     tops = draft.append(
         drawn.param,
         drawn.bottoms,
@@ -192,11 +196,32 @@ def _add(draw, draft: NetDraft, kind: LayerKind, drawn):
         top.weighted = any(w != 0 for w in drawn.param.loss_weight)
 
 
+def twin_layers(draw, draft: NetDraft, sources):
+    """A copy of an earlier layer with params, on the same bottoms: a Siamese twin, whose
+    param specs then find the original's params as owners of their shape to share by name.
+    Without twins, equal param shapes (and so sharing) are rare."""
+    kind, drawn, _ = pick(draw, sources[::-1])
+    fields = LP()
+    fields.CopyFrom(drawn.param)
+    _add(draw, draft, kind, dataclasses.replace(drawn, param=fields))
+
+
 def layers(draw, draft: NetDraft, train_dropout: bool):
     """One non-loss layer: a bottom by index counting back from the newest blob, then a kind
     valid for it (the net's focus kind half the time, else any, simplest first, ReLU always),
-    then the kind's fields and the common ones. Shrinks towards a ReLU on the newest blob."""
+    then the kind's fields and the common ones. Shrinks towards a ReLU on the newest blob.
+    One layer in three, where an earlier layer with params still has its bottoms as they were,
+    is a twin of it instead (twin_layers)."""
     data = draft.data_blobs()
+    readable = {id(b): b.shape for b in data}
+    sources = [
+        source
+        for source in draft.twin_sources
+        if [readable.get(id(b)) for b in source[1].bottoms] == source[2]
+    ]
+    if sources and draw(st.integers(0, 2)) == 2:
+        twin_layers(draw, draft, sources)
+        return
     bottom = data[-1 - draw(st.integers(0, len(data) - 1))]
     valid = [k for k in LAYER_KINDS.values() if k.valid(draft, bottom)]
     focus = LAYER_KINDS.get(draft.focus)
