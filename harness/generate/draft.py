@@ -254,11 +254,13 @@ class NetDraft:
         self.blobs.extend(tops)
         return tops
 
-    def learnable_multipliers(self, record: ParamRecord) -> tuple[float | None, float | None]:
+    def learnable_multipliers(self, record: ParamRecord, pending=()) -> tuple[float | None, float | None]:
         """The lr_mult and decay_mult the learnable behind ``record`` has so far: for each, the
         first set among the specs that share its name, in net order (Net::AppendParam; a later
-        spec must then match it). None where no spec set it yet."""
-        same = [r for r in self.params if r is record or (record.name and r.name == record.name)]
+        spec must then match it), ``pending`` (the specs of the layer being drawn) last. None
+        where no spec set it yet."""
+        same = [r for r in (*self.params, *pending)
+                if r is record or (record.name and r.name == record.name)]
         lr = next((r.lr_mult for r in same if r.lr_mult is not None), None)
         decay = next((r.decay_mult for r in same if r.decay_mult is not None), None)
         return lr, decay

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from reference_engine import caffe_pb2
 from reference_engine.state import layer_included
 
-from .draft import NetDraft
+from .draft import NetDraft, ParamRecord
 from .kinds import LAYER_KINDS, LOSS_KINDS, LP, LayerKind, maybe, pick, pick_or_none
 
 LR_MULTS = (None, 0.0, 1.0, 0.5, 2.0)
@@ -82,7 +82,7 @@ def param_spec_lists(draw, draft: NetDraft, kind: LayerKind, shapes, layer_index
     take Caffe's defaults), lr_mult and decay_mult unset first, a share by name where an
     earlier param has the same shape. A sharer never contradicts the multipliers its
     learnable already has (Caffe refuses that: a refusal of its own). Shrinks towards no specs."""
-    specs = []
+    specs, pending = [], []  # pending: this layer's sharers so far, for learnable_multipliers
     while len(specs) < len(shapes.params) and draw(st.booleans()):
         index = len(specs)
         spec = caffe_pb2.ParamSpec()
@@ -97,7 +97,7 @@ def param_spec_lists(draw, draft: NetDraft, kind: LayerKind, shapes, layer_index
             owner = pick_or_none(draw, owners)
         lr_choices, decay_choices = LR_MULTS, DECAY_MULTS
         if owner is not None:
-            lr, decay = draft.learnable_multipliers(owner)
+            lr, decay = draft.learnable_multipliers(owner, pending)
             if lr is not None:
                 lr_choices = (None, lr)
             if decay is not None:
@@ -118,6 +118,8 @@ def param_spec_lists(draw, draft: NetDraft, kind: LayerKind, shapes, layer_index
             mode = draw(maybe(caffe_pb2.ParamSpec.STRICT, caffe_pb2.ParamSpec.PERMISSIVE))
             if mode is not None:
                 spec.share_mode = mode
+            pending.append(ParamRecord(layer_index, index, shapes.params[index], spec.name,
+                                       lr_mult, decay_mult))
         specs.append(spec)
     return specs
 
