@@ -25,7 +25,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .case import Case, LayerRecord, Outcome, Result, dump_npz, load_npz
+from .case import Case, LayerRecord, Outcome, Result, dump_npz, dump_raw, load_npz, load_raw
 from .errors import HarnessError
 from .runtimes import WORKER_SOURCE, Runtime, get_runtime
 
@@ -48,7 +48,8 @@ class _WorkerGone(Exception):
 
 
 class _FrameReader:
-    """Reads protocol frames (a JSON line, then npz_bytes bytes) from a pipe, with a deadline.
+    """Reads protocol frames (a JSON line, then raw_bytes or npz_bytes bytes) from a pipe, with
+    a deadline.
     The payload (hundreds of MB for a batch-32 224x224 net) is read straight into one buffer."""
 
     def __init__(self, fd: int):
@@ -74,7 +75,7 @@ class _FrameReader:
             raise HarnessError(
                 f"worker reply header {bytes(self.pending[:200])!r}: not JSON ({e})"
             ) from e
-        size = int(header.get("npz_bytes", 0))
+        size = int(header.get("raw_bytes", 0) if "arrays" in header else header.get("npz_bytes", 0))
         payload = bytearray(size)
         have = min(size, len(self.pending) - end - 1)
         payload[:have] = self.pending[end + 1 : end + 1 + have]
@@ -133,6 +134,7 @@ class CommandEngine:
         self.process: subprocess.Popen | None = None
         self.hello: dict = {}
         self.starts = 0
+        self._array_format = "npz"  # until the worker's hello offers "raw"
         self._log_dir: Path | None = None
 
     # -- how the worker starts (CaffeEngine asks its runtime instead) --
@@ -207,14 +209,21 @@ class CommandEngine:
                 f"worker hello {header!r}: expected op 'hello' with protocol {PROTOCOL_VERSION}"
             )
         self.hello = header
+        # npz is the form every engine speaks; raw only where the worker offers it.
+        self._array_format = "raw" if "raw" in header.get("array_formats", ()) else "npz"
         self.starts += 1
 
     def _send(self, header: dict, arrays: dict) -> None:
-        payload = dump_npz(arrays) if arrays else b""
-        line = json.dumps(dict(header, npz_bytes=len(payload))).encode() + b"\n"
+        if self._array_format == "raw":
+            specs, chunks = dump_raw(arrays)
+            header = dict(header, arrays=specs, raw_bytes=sum(spec["bytes"] for spec in specs))
+        else:
+            chunks = [dump_npz(arrays)] if arrays else []
+            header = dict(header, npz_bytes=sum(len(chunk) for chunk in chunks))
         try:
-            self.process.stdin.write(line)
-            self.process.stdin.write(payload)
+            self.process.stdin.write(json.dumps(header).encode() + b"\n")
+            for chunk in chunks:
+                self.process.stdin.write(chunk)
             self.process.stdin.flush()
         except (BrokenPipeError, ConnectionResetError) as e:
             raise _WorkerGone from e
@@ -280,7 +289,11 @@ class CommandEngine:
                 elif op == "built":
                     built = reply
                 elif op == "result":
-                    result = Result.from_parts(reply, load_npz(payload) if payload else {})
+                    if "arrays" in reply:
+                        arrays = load_raw(reply["arrays"], payload)
+                    else:
+                        arrays = load_npz(payload) if payload else {}
+                    result = Result.from_parts(reply, arrays)
                     return self._with_info(result, started)
                 elif op == "error":
                     raise HarnessError(
@@ -347,6 +360,7 @@ class CommandEngine:
         info.update(result.info)
         info["round_trip_s"] = info["seconds"] = time.monotonic() - started
         info["worker"] = {k: v for k, v in self.hello.items() if k not in ("op", "npz_bytes")}
+        info["array_format"] = self._array_format
         info["worker_starts"] = self.starts
         return Result(
             engine=self.name,
