@@ -4,9 +4,12 @@ CommandEngine is the protocol client for any command (`--engine-cmd`); CaffeEngi
 client, with the command given by a Caffe runtime (harness/runtimes.py) and harness/worker.py.
 
 One worker process serves case after case (`import caffe` costs about 0.75 s, a small case
-about a millisecond). A failed CHECK in Caffe kills it: the last "stage" frame it sent says
-where, glog's fatal line (read from the stage log it left behind) says why, and the next case
-starts a fresh worker. A hang is killed at the timeout.
+about a millisecond). A failed CHECK in Caffe kills the process running the case: the last
+"stage" frame it sent says where, glog's fatal line (read from the stage log it left behind)
+says why. harness/worker.py is a fork server: its serving child died, a "died" frame says so,
+and a freshly forked child serves the next case. A worker without one closes its stdout when
+it dies, and the next case starts a fresh worker. A hang is killed at the timeout, with every
+process the worker started.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from pathlib import Path
 
 from .case import Case, LayerRecord, Outcome, Result, dump_npz, dump_raw, load_npz, load_raw
 from .errors import HarnessError
-from .runtimes import WORKER_SOURCE, Runtime, get_runtime
+from .runtimes import WORKER_SOURCE, Runtime, get_runtime, kill_process_group
 
 PROTOCOL_VERSION = 1
 DEFAULT_TIMEOUT_S = 120.0
@@ -55,6 +58,10 @@ class _FrameReader:
     def __init__(self, fd: int):
         self.fd = fd
         self.pending = bytearray()  # read past the end of the previous frame
+
+    def ready(self) -> bool:
+        """Whether a frame (or EOF) has arrived that nobody asked for yet."""
+        return bool(self.pending) or bool(select.select([self.fd], [], [], 0)[0])
 
     def _wait(self, deadline: float) -> None:
         remaining = deadline - time.monotonic()
@@ -134,6 +141,8 @@ class CommandEngine:
         self.process: subprocess.Popen | None = None
         self.hello: dict = {}
         self.starts = 0
+        self.child_restarts = 0  # "died" frames: a fork-server worker replaced its serving child
+        self._stderr_offset = 0  # where the current case's part of stderr.log begins
         self._array_format = "npz"  # until the worker's hello offers "raw"
         self._log_dir: Path | None = None
 
@@ -152,9 +161,7 @@ class CommandEngine:
         return True
 
     def _stop(self, process: subprocess.Popen) -> None:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
+        kill_process_group(process)
 
     def _engine_info(self) -> dict:
         return {"command": shlex.join(self.cmd)}
@@ -175,6 +182,8 @@ class CommandEngine:
                 stdout=subprocess.PIPE,
                 stderr=self._stderr,
                 env=env,
+                # Its own process group, so that a kill reaches every process it forks.
+                start_new_session=True,
             )
         except OSError as e:
             raise HarnessError(f"worker command {shlex.join(argv)!r}: cannot start ({e})") from e
@@ -228,13 +237,16 @@ class CommandEngine:
         except (BrokenPipeError, ConnectionResetError) as e:
             raise _WorkerGone from e
 
-    def _logs(self) -> str:
-        """What the worker left behind: the last step's glog capture, then its stderr."""
+    def _logs(self, stderr_from: int = 0) -> str:
+        """What the worker left behind: the last step's glog capture, then its stderr from
+        byte stderr_from on (a long-lived worker's stderr holds every earlier case's too)."""
         parts = []
-        for name in ("stage.log", "stderr.log"):
+        for name, offset in (("stage.log", 0), ("stderr.log", stderr_from)):
             path = self._log_dir / name if self._log_dir else None
             if path is not None and path.exists():
-                parts.append(path.read_bytes().decode("utf-8", "replace"))
+                with open(path, "rb") as f:
+                    f.seek(offset)
+                    parts.append(f.read().decode("utf-8", "replace"))
         return "\n".join(parts)
 
     def _kill(self) -> None:
@@ -269,9 +281,12 @@ class CommandEngine:
     # -- one case --
 
     def run(self, case: Case) -> Result:
+        if self.process is not None and self.process.poll() is None and self._reader.ready():
+            self._between_cases()
         if self.process is None or self.process.poll() is not None:
             self._kill()
             self._start()
+        self._stderr_offset = os.fstat(self._stderr.fileno()).st_size
         meta = case.meta()
         meta.pop("has_solver")
         header = dict(meta, op="run", net=case.net, solver=case.solver)
@@ -295,6 +310,8 @@ class CommandEngine:
                         arrays = load_npz(payload) if payload else {}
                     result = Result.from_parts(reply, arrays)
                     return self._with_info(result, started)
+                elif op == "died":
+                    return self._with_info(self._death(stage, reply), started, built)
                 elif op == "error":
                     raise HarnessError(
                         f"worker could not run the case: {reply.get('message')}\n"
@@ -302,10 +319,10 @@ class CommandEngine:
                     )
                 else:
                     raise HarnessError(
-                        f"worker reply op={op!r}: expected 'stage', 'built', 'result' or 'error'"
+                        f"worker reply op={op!r}: expected 'stage', 'built', 'result', 'died' or 'error'"
                     )
         except TimeoutError:
-            log = self._logs()
+            log = self._logs(self._stderr_offset)
             self._kill()
             return self._with_info(
                 Result(
@@ -321,11 +338,32 @@ class CommandEngine:
         except _WorkerGone:
             return self._with_info(self._death(stage), started, built)
 
-    def _death(self, stage: dict) -> Result:
-        self.process.wait()
-        returncode = self.process.returncode
-        log = self._logs()
-        self._kill()
+    def _between_cases(self) -> None:
+        """Frames that came while no case ran: only a fork server's child can die then (killed
+        from outside). Read them now, so that they are not taken for the next case's answer."""
+        while self._reader.ready():
+            try:
+                frame, _ = self._reader.read(time.monotonic() + self.timeout_s)
+            except (_WorkerGone, TimeoutError):
+                self._kill()  # the next run starts a fresh worker
+                return
+            if frame.get("op") != "died":
+                self._kill()
+                raise HarnessError(f"worker sent {frame!r} while no case was running")
+            self.child_restarts += 1
+
+    def _death(self, stage: dict, died: dict | None = None) -> Result:
+        """The result of a case whose worker died: from a fork server's "died" frame (the
+        worker lives on, with a fresh child) or from the end of its stdout (it is gone)."""
+        if died is not None:
+            self.child_restarts += 1
+            returncode = -died["signal"] if died.get("signal") else died.get("status")
+            log = self._logs(self._stderr_offset)
+        else:
+            self.process.wait()  # its last words are written once it is gone
+            returncode = self.process.returncode
+            log = self._logs(self._stderr_offset)
+            self._kill()
         message = fatal_message(log)
         info = {"returncode": returncode, "step": stage["step"], "log_tail": log[-2000:]}
         if returncode is not None and returncode < 0:
@@ -362,6 +400,7 @@ class CommandEngine:
         info["worker"] = {k: v for k, v in self.hello.items() if k not in ("op", "npz_bytes")}
         info["array_format"] = self._array_format
         info["worker_starts"] = self.starts
+        info["child_restarts"] = self.child_restarts
         return Result(
             engine=self.name,
             outcome=result.outcome,

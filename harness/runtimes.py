@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -110,10 +111,20 @@ class Runtime:
         return host, str(host)
 
     def stop(self, process: subprocess.Popen) -> None:
-        """Kill a worker (a hang, or a crash half-way); the process is ours, killed by its id."""
-        if process.poll() is None:
-            process.kill()
-        process.wait()
+        """Kill a worker (a hang, or a crash half-way) and every process it started."""
+        kill_process_group(process)
+
+
+def kill_process_group(process: subprocess.Popen) -> None:
+    """SIGKILL the process group of a worker started with start_new_session=True (its id is
+    the worker's pid), then reap the worker. A fork-server worker's serving child is in that
+    group: killing the worker alone would leave it running. While any process of the group lives,
+    the kernel does not reuse its id; a group already gone is no error."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
 
 
 # ---- rootfs (chroot) -----------------------------------------------------------------------

@@ -12,6 +12,7 @@ Caffe's fatal line after the process died.
 
 from __future__ import division, print_function
 
+import errno
 import io
 import json
 import os
@@ -174,6 +175,9 @@ class LogCapture(object):
         os.ftruncate(self.fd, 0)
         os.lseek(self.fd, 0, 0)
         os.dup2(self.fd, 2)
+
+    def clear(self):
+        os.ftruncate(self.fd, 0)
 
     def stop(self):
         sys.stderr.flush()
@@ -542,7 +546,7 @@ def copy_initial_params(solver_net, initial):
                 blob.data[...] = initial[key]
 
 
-def hello(probe):
+def hello(probe, fork_server):
     return {
         "op": "hello",
         "protocol": PROTOCOL_VERSION,
@@ -554,34 +558,12 @@ def hello(probe):
         "flags_probe": probe.path if probe.lib is not None else None,
         "flags_probe_error": probe.error,
         "array_formats": ["raw", "npz"],
+        "fork_server": fork_server,
     }
 
 
-def main(argv):
-    log_dir = os.environ.get("CAFFE_CONFORMANCE_LOG_DIR")
-    probe_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "flags_probe.so")
-    args = list(argv[1:])
-    while args:
-        flag = args.pop(0)
-        if flag == "--log-dir" and args:
-            log_dir = args.pop(0)
-        elif flag == "--probe" and args:
-            probe_path = args.pop(0)
-        else:
-            sys.stderr.write(
-                "worker.py: unknown argument %r (known: --log-dir DIR, --probe PATH)\n" % flag
-            )
-            return 2
-    # Replies go through a private copy of the real stdout; fd 1 then points at stderr, so a
-    # stray print (ours or a library's) can never corrupt the protocol stream.
-    reply_fd = os.dup(1)
-    os.dup2(2, 1)
-    channel = Channel(0, reply_fd)
-    # The harness removes its log dir, so temporary net and solver files go there too.
-    work_dir = log_dir or tempfile.mkdtemp(prefix="caffe-conformance-worker-")
-    log_dir = work_dir
-    capture = LogCapture(os.path.join(log_dir, "stage.log"))
-    probe = FlagsProbe(probe_path)
+def serve(channel, capture, probe, work_dir, fork_server):
+    """Answer requests until stdin ends; returns the exit status (0)."""
     while True:
         header, arrays = channel.read()
         if header is None:
@@ -590,8 +572,10 @@ def main(argv):
         stages_runner = Stages(channel, capture)
         try:
             if op == "hello":
-                channel.write(hello(probe))
+                channel.write(hello(probe, fork_server))
             elif op == "run":
+                # A step's log from an earlier case must never be read as this case's.
+                capture.clear()
                 reply, out = run_case(header, arrays, stages_runner, probe, work_dir)
                 channel.write(reply, out)
             else:
@@ -624,6 +608,126 @@ def main(argv):
                     "traceback": traceback.format_exc(),
                 }
             )
+
+
+# A net and a solver step that touch what most cases touch (net construction, the probe, forward,
+# backward, an SGD step). See warm_up.
+WARM_UP_NET = """
+layer { name: "data" type: "Input" top: "data" top: "label"
+  input_param { shape { dim: 2 dim: 3 } shape { dim: 2 } } }
+layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip" inner_product_param { num_output: 2 } }
+layer { name: "relu" type: "ReLU" bottom: "ip" top: "ip" }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
+"""
+
+
+class Discard(object):
+    """A channel that drops every frame: the warm-up case has no reader."""
+
+    def write(self, header, arrays=None):
+        pass
+
+
+def warm_up(capture, probe, work_dir):
+    """Run one small case in the fork server before any child exists. The first case in a
+    process pays for lazy set-ups (protobuf descriptors, Caffe's and pycaffe's first calls,
+    first allocations): paid here, once, and not again in every child after an abort."""
+    header = {
+        "net": WARM_UP_NET,
+        "solver": 'type: "SGD" base_lr: 0.1 lr_policy: "fixed"',
+        "iterations": 1,
+    }
+    arrays = {
+        "input/data": np.zeros((2, 3), np.float32),
+        "input/label": np.zeros(2, np.float32),
+    }
+    run_case(header, arrays, Stages(Discard(), capture), probe, work_dir)
+    capture.clear()
+
+
+def wait_for(pid):
+    while True:
+        try:
+            return os.waitpid(pid, 0)[1]
+        except OSError as e:  # Python 2 does not retry an interrupted call itself
+            if e.errno != errno.EINTR:
+                raise
+
+
+def fork_server(serve_child, reply_fd):
+    """Run serve_child in a forked child; when a child dies (a failed CHECK aborts it), tell the
+    harness with a "died" frame and fork a fresh one, which serves the next case. This process
+    has imported caffe and loaded the probe but never runs a case, so a fork (milliseconds)
+    replaces a whole restart (chroot, python, import caffe: about half a second). It never
+    reads stdin: the children read the requests, one at a time, and the harness sends the next
+    only after the answer (or the "died" frame) to the last."""
+    while True:
+        pid = os.fork()
+        if pid == 0:
+            status = 1
+            try:
+                status = serve_child()
+            except BaseException:
+                traceback.print_exc()
+                raise  # preempted by os._exit below: a child never returns into this loop
+            finally:
+                sys.stderr.flush()
+                os._exit(status)
+        status = wait_for(pid)
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+            return 0  # stdin ended: the harness is done
+        died = {
+            "op": "died",
+            "pid": pid,
+            "status": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
+            "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
+        }
+        line = json.dumps(died).encode("utf-8") + b"\n"
+        try:
+            os.write(reply_fd, line)  # one write under PIPE_BUF bytes: never interleaved
+        except OSError as e:
+            if e.errno == errno.EPIPE:
+                return 1  # the harness is gone
+            raise
+
+
+def main(argv):
+    log_dir = os.environ.get("CAFFE_CONFORMANCE_LOG_DIR")
+    probe_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "flags_probe.so")
+    fork = hasattr(os, "fork")
+    args = list(argv[1:])
+    while args:
+        flag = args.pop(0)
+        if flag == "--log-dir" and args:
+            log_dir = args.pop(0)
+        elif flag == "--probe" and args:
+            probe_path = args.pop(0)
+        elif flag == "--no-fork":
+            fork = False
+        else:
+            sys.stderr.write(
+                "worker.py: unknown argument %r (known: --log-dir DIR, --probe PATH, --no-fork)\n"
+                % flag
+            )
+            return 2
+    # Replies go through a private copy of the real stdout; fd 1 then points at stderr, so a
+    # stray print (ours or a library's) can never corrupt the protocol stream.
+    reply_fd = os.dup(1)
+    os.dup2(2, 1)
+    # The harness removes its log dir, so temporary net and solver files go there too.
+    work_dir = log_dir or tempfile.mkdtemp(prefix="caffe-conformance-worker-")
+    # Opened once, here: a fresh child must not truncate the log its dead sibling left for the
+    # harness to read.
+    capture = LogCapture(os.path.join(work_dir, "stage.log"))
+    probe = FlagsProbe(probe_path)
+
+    def serve_child():
+        return serve(Channel(0, reply_fd), capture, probe, work_dir, fork)
+
+    if fork:
+        warm_up(capture, probe, work_dir)
+        return fork_server(serve_child, reply_fd)
+    return serve_child()
 
 
 if __name__ == "__main__":
