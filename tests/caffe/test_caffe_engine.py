@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from harness.caffe_engine import CaffeEngine
@@ -56,6 +58,14 @@ layer { name: "data" type: "Input" top: "data" top: "label"
 layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"
   param { lr_mult: 0 } param { lr_mult: 0 } inner_product_param { num_output: 4 } }
 layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
+"""
+
+
+# Big enough for OpenBLAS's threaded sgemm (im2col: 32 x 144 by 144 x 484 per image).
+CONV = """
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 2 dim: 16 dim: 24 dim: 24 } } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+  convolution_param { num_output: 32 kernel_size: 3 } }
 """
 
 
@@ -120,6 +130,7 @@ def test_tiny_net_returns_layers_flags_data_and_diffs(caffe_engine, assert_close
 
 
 def test_refused_at_init_then_next_case_served(caffe_engine, assert_close):
+    before = caffe_engine.run(tiny_case())
     refused = caffe_engine.run(tiny_case(net=PROPAGATE_DOWN_COUNT))
     assert refused.outcome == Outcome.REFUSED
     assert refused.stage == "init"
@@ -132,6 +143,53 @@ def test_refused_at_init_then_next_case_served(caffe_engine, assert_close):
     assert after.outcome == Outcome.OK, after.message
     w, b = case.params["ip"]
     assert_close(after.blob_data["ip"], case.inputs["data"] @ w.T + b, "ip data after a refusal")
+    # The worker's fork server replaced its serving child; the worker itself lived on.
+    assert after.info["worker"]["fork_server"] is True
+    assert after.info["worker_starts"] == before.info["worker_starts"]
+    assert after.info["child_restarts"] == before.info["child_restarts"] + 1
+    assert refused.info["signal"] == "SIGABRT"
+
+
+def conv_case(seed) -> Case:
+    rng = np.random.default_rng(seed)
+    return Case(
+        net=CONV,
+        inputs={"data": rng.standard_normal((2, 16, 24, 24)).astype(np.float32)},
+        params={
+            "conv": (
+                rng.standard_normal((32, 16, 3, 3)).astype(np.float32),
+                rng.standard_normal(32).astype(np.float32),
+            )
+        },
+    )
+
+
+def test_forked_children_compute_a_convolution(caffe_engine, assert_close):
+    """OpenBLAS starts its threads in the fork server; every forked child must still compute
+    right (OpenBLAS shuts its pool down before a fork, pthread_atfork)."""
+    for seed in range(2):
+        case = conv_case(seed)
+        result = caffe_engine.run(case)
+        assert result.outcome == Outcome.OK, result.message
+        x = np.lib.stride_tricks.sliding_window_view(case.inputs["data"].astype(np.float64), (3, 3), (2, 3))
+        w, b = (p.astype(np.float64) for p in case.params["conv"])
+        expected = np.einsum("ncyxij,ocij->noyx", x, w) + b[:, None, None]
+        assert_close(result.blob_data["conv"], expected, f"conv data, case {seed}", kind="forward")
+        assert caffe_engine.run(tiny_case(net=PROPAGATE_DOWN_COUNT)).outcome == Outcome.REFUSED
+
+
+def processes_in_session(sid: int) -> list[int]:
+    """Live processes whose session id is sid (field 6 of /proc/PID/stat)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
+        except OSError:
+            continue  # it ended while we looked
+        fields = stat[stat.rindex(")") + 2 :].split() if stat else ()
+        if fields and int(fields[3]) == sid and fields[0] != "Z":
+            found.append(int(entry.name))
+    return found
 
 
 def test_label_propagate_down_aborts_at_backward(caffe_engine):
@@ -144,9 +202,13 @@ def test_label_propagate_down_aborts_at_backward(caffe_engine):
 
 def test_hang_is_timeout_and_memory_bomb_is_out_of_memory(caffe_runtime):
     with CaffeEngine(caffe_runtime, timeout_s=1.0, memory_mb=4096) as engine:
+        engine.run(tiny_case())
+        worker = engine.process.pid
+        assert len(processes_in_session(worker)) == 2  # the fork server and its serving child
         slow = engine.run(Case(net=SLOW))
         assert slow.outcome == Outcome.TIMEOUT, slow.message
         assert slow.stage == "forward"
+        assert processes_in_session(worker) == []  # the whole tree was killed
         assert engine.run(tiny_case()).outcome == Outcome.OK
         bomb = engine.run(Case(net=MEMORY_BOMB))
         assert bomb.outcome == Outcome.OUT_OF_MEMORY, bomb.message
