@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -133,8 +134,18 @@ def test_death_without_a_fork_server_restarts_the_engine():
     assert after.info["child_restarts"] == 0
 
 
-def processes_in_session(sid: int) -> list[int]:
-    """Live processes whose session id is sid (field 6 of /proc/PID/stat)."""
+def processes_in_session(sid: int, settle_s: float = 0.0) -> list[int]:
+    """Live processes whose session id is sid (field 6 of /proc/PID/stat). With settle_s, wait
+    up to that long for them to go: a SIGKILLed process takes a moment to release its memory."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        found = _processes_in_session(sid)
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.01)
+
+
+def _processes_in_session(sid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -157,6 +168,6 @@ def test_timeout_kills_the_whole_process_tree():
         hung = engine.run(echo_case("HANG"))
         assert hung.outcome == Outcome.TIMEOUT
         assert hung.stage == "forward"
-        assert processes_in_session(server) == []
+        assert processes_in_session(server, settle_s=5.0) == []
         assert engine.run(echo_case()).outcome == Outcome.OK
         assert os.getsid(engine.process.pid) == engine.process.pid  # a session of its own
