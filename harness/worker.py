@@ -224,19 +224,23 @@ class Stages(object):
 
 class FlagsProbe(object):
     """harness/native/flags_probe.cpp, loaded with ctypes into this process: it links the same
-    libcaffe that pycaffe loaded, so building its Net costs about a millisecond."""
+    libcaffe (and libboost_python) that pycaffe loaded. Where it was built with ccf_flags_net
+    (live is True), it reads the flags of the pycaffe Net the case runs on, in microseconds;
+    otherwise it builds a second Net from the same file, which costs about a millisecond."""
 
     def __init__(self, path):
         self.path = path
         self.error = None
         self.lib = None
+        self.live = False
         if not os.path.isfile(path):
             self.error = "flags probe %r is missing: exact flags unavailable" % path
             return
         import ctypes
 
         try:
-            lib = ctypes.CDLL(path)
+            # PyDLL: calls keep the GIL, and a Python exception the call sets is raised.
+            lib = ctypes.PyDLL(path)
         except OSError as e:
             self.error = "flags probe %r does not load: %s" % (path, e)
             return
@@ -244,17 +248,24 @@ class FlagsProbe(object):
         lib.ccf_flags.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_int, ctypes.c_char_p]
         lib.ccf_free.argtypes = [ctypes.c_void_p]
         lib.ccf_free.restype = None
+        if hasattr(lib, "ccf_flags_net"):
+            lib.ccf_flags_net.restype = ctypes.c_void_p
+            lib.ccf_flags_net.argtypes = [ctypes.py_object]
+            self.live = True
         self.ctypes = ctypes
         self.lib = lib
 
-    def flags(self, net_path, phase, level, stages):
-        stages_text = "".join(s + "\n" for s in stages)
-        pointer = self.lib.ccf_flags(
-            net_path.encode("utf-8") if isinstance(net_path, text_type) else net_path,
-            0 if phase == "TRAIN" else 1,
-            int(level),
-            stages_text.encode("utf-8") if isinstance(stages_text, text_type) else stages_text,
-        )
+    def flags(self, net, net_path, phase, level, stages):
+        if self.live:
+            pointer = self.lib.ccf_flags_net(net)
+        else:
+            stages_text = "".join(s + "\n" for s in stages)
+            pointer = self.lib.ccf_flags(
+                net_path.encode("utf-8") if isinstance(net_path, text_type) else net_path,
+                0 if phase == "TRAIN" else 1,
+                int(level),
+                stages_text.encode("utf-8") if isinstance(stages_text, text_type) else stages_text,
+            )
         if not pointer:
             raise MemoryError("flags probe: no memory for its answer")
         try:
@@ -464,7 +475,9 @@ def run_case(header, arrays, stages_runner, probe, work_dir):
             layer["logged_need_backward"] = needs
     info = {}
     if probe.lib is not None:
-        flags, _ = stages_runner.run("init", "probe", probe.flags, net_path, phase, level, stages)
+        flags, _ = stages_runner.run(
+            "init", "probe", probe.flags, net, net_path, phase, level, stages
+        )
         for layer, found in zip(layers, flags):
             for field in (
                 "need_backward",
@@ -557,6 +570,7 @@ def hello(probe, fork_server):
         "numpy": np.__version__,
         "flags_probe": probe.path if probe.lib is not None else None,
         "flags_probe_error": probe.error,
+        "flags_probe_live": probe.live,
         "array_formats": ["raw", "npz"],
         "fork_server": fork_server,
     }

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
 
 from harness.caffe_engine import CaffeEngine
 from harness.case import Case, Outcome
+from harness.runtimes import INSTALL_DIR
+from tests.flag_nets import FLAG_NETS
 
 TINY = """
 layer { name: "data" type: "Input" top: "data" top: "label"
@@ -178,8 +185,18 @@ def test_forked_children_compute_a_convolution(caffe_engine, assert_close):
         assert caffe_engine.run(tiny_case(net=PROPAGATE_DOWN_COUNT)).outcome == Outcome.REFUSED
 
 
-def processes_in_session(sid: int) -> list[int]:
-    """Live processes whose session id is sid (field 6 of /proc/PID/stat)."""
+def processes_in_session(sid: int, settle_s: float = 0.0) -> list[int]:
+    """Live processes whose session id is sid (field 6 of /proc/PID/stat). With settle_s, wait
+    up to that long for them to go: a SIGKILLed process takes a moment to release its memory."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        found = _processes_in_session(sid)
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.01)
+
+
+def _processes_in_session(sid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
         try:
@@ -208,7 +225,7 @@ def test_hang_is_timeout_and_memory_bomb_is_out_of_memory(caffe_runtime):
         slow = engine.run(Case(net=SLOW))
         assert slow.outcome == Outcome.TIMEOUT, slow.message
         assert slow.stage == "forward"
-        assert processes_in_session(worker) == []  # the whole tree was killed
+        assert processes_in_session(worker, settle_s=5.0) == []  # the whole tree was killed
         assert engine.run(tiny_case()).outcome == Outcome.OK
         bomb = engine.run(Case(net=MEMORY_BOMB))
         assert bomb.outcome == Outcome.OUT_OF_MEMORY, bomb.message
@@ -232,3 +249,46 @@ def test_force_backward_logged_does_not_need_but_runs_backward(caffe_engine):
     assert layers["ip"].bottom_need_backward == (True,)
     assert layers["ip"].bottom_written == (True,)
     assert np.any(result.blob_diff["data"] != 0)
+
+
+# Runs inside the runtime: the probe's flags of pycaffe's own Net against those of a Net it
+# builds from the file, for each net given as (path, phase, level, stages).
+LIVE_AGAINST_FILE = f"""
+import json, sys
+sys.path.insert(0, "{INSTALL_DIR}")
+import caffe, worker
+probe = worker.FlagsProbe("{INSTALL_DIR}/flags_probe.so")
+assert probe.live, "the probe was built without ccf_flags_net"
+for path, phase, level, stages in json.load(open(sys.argv[1])):
+    net = caffe.Net(path, caffe.TRAIN if phase == "TRAIN" else caffe.TEST, level=level, stages=stages)
+    live = probe.flags(net, path, phase, level, stages)
+    probe.live = False
+    from_file = probe.flags(net, path, phase, level, stages)
+    probe.live = True
+    print(json.dumps([path, live == from_file, live, from_file]))
+"""
+
+
+def test_probe_reads_the_flags_of_pycaffes_own_net(caffe_runtime):
+    """ccf_flags_net (boost::python::extract of pycaffe's Net) against ccf_flags (a second Net
+    built from the file): the same flags for every net of tests/flag_nets.py."""
+    host, inside = caffe_runtime.new_log_dir()
+    nets = []
+    for name, net in sorted(FLAG_NETS.items()):
+        (host / f"{name}.prototxt").write_text(net.prototxt)
+        nets.append([f"{inside}/{name}.prototxt", net.phase, net.level, list(net.stages)])
+    (host / "nets.json").write_text(json.dumps(nets))
+    (host / "check.py").write_text(LIVE_AGAINST_FILE)
+    done = subprocess.run(
+        ["chroot", str(caffe_runtime.directory), "python3", f"{inside}/check.py", f"{inside}/nets.json"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, GLOG_minloglevel="2"),
+        check=False,
+    )
+    shutil.rmtree(host)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(rows) == len(nets)
+    for path, same, live, from_file in rows:
+        assert same, f"{path}: live {live} != from the file {from_file}"
