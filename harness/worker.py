@@ -23,9 +23,7 @@ import time
 import traceback
 
 PROTOCOL_VERSION = 1
-SENTINEL = (
-    -1234.5678
-)  # fills a bottom diff before its consumer's Backward, see observe_bottom_written
+SENTINEL = -1234.5678  # fills a bottom diff before its consumer's Backward: backward_observing
 NEEDS = " needs backward computation."
 DOES_NOT_NEED = " does not need backward computation."
 
@@ -202,6 +200,7 @@ class Stages(object):
         self.capture = capture
         self.caffe_s = 0.0
         self.steps_s = {}
+        self.last_s = 0.0
         self.current = None
 
     def run(self, stage, step, function, *args):
@@ -212,11 +211,17 @@ class Stages(object):
         try:
             value = function(*args)
         finally:
-            elapsed = time.time() - started
+            elapsed = self.last_s = time.time() - started
             self.caffe_s += elapsed
             self.steps_s[step] = self.steps_s.get(step, 0.0) + elapsed
             log = self.capture.stop()
         return value, log
+
+    def reassign(self, step, rest_step, step_s):
+        """Keep step_s of the last run of step under its name; the rest of it goes to rest_step."""
+        rest = self.last_s - step_s
+        self.steps_s[step] -= rest
+        self.steps_s[rest_step] = self.steps_s.get(rest_step, 0.0) + rest
 
 
 # ---- flags ---------------------------------------------------------------------------------
@@ -355,35 +360,104 @@ def param_values(net, names, which):
     return out
 
 
-def observe_bottom_written(net):
-    """Which bottom diffs does each layer's Backward write? Observed layer by layer after the
-    real backward (its values are already recorded): each non-in-place bottom diff is set to
-    SENTINEL just before its consumer's Backward, and restored if left alone, so every
-    producer below still sees the values the real pass gave it; split layers still sum their
-    tops and loss-weighted tops still hold their weight in their diff, untouched. An in-place
-    bottom is its own top, so for it "written" can only mean "changed"."""
-    blobs = net._blobs
+# Layers whose Backward may read a bottom diff before writing it: HingeLoss finishes in Backward
+# the margins its Forward left in bottom 0's diff (hinge_loss_layer.cpp), and a Python layer
+# runs any code. Every other layer of BVLC master (src/caffe/layers/*.cpp, Backward_cpu and the
+# helpers it calls) writes a bottom diff before it reads it.
+READS_BOTTOM_DIFF = ("HingeLoss", "Python")
+
+
+def backward_observing(net, need_backward):
+    """Net::BackwardFromTo(last, 0) run one layer at a time (net._backward(i, i)), observing
+    which bottom diffs each layer's Backward writes: each bottom diff that is not also the
+    layer's top is filled with SENTINEL just before the layer's Backward, and afterwards every
+    element still holding SENTINEL gets its previous value back. An in-place bottom is its own
+    top, so for it "written" can only mean "changed". need_backward: the probe's
+    layer_need_backward per layer (None where unknown); a layer without it is skipped, as
+    BackwardFromTo skips it (net.cpp), and writes nothing.
+
+    The diffs this leaves are those of one plain net._backward(last, 0), bit for bit:
+    - BackwardFromTo is exactly the loop "for i from last down to 0: if layer_need_backward[i],
+      layers[i]->Backward(top, bottom_need_backward[i], bottom)", and net._backward(i, i) is one
+      turn of it;
+    - between turns only layer i's bottom diffs are touched, and each element ends as a plain
+      pass leaves it: what the Backward wrote, or the value it had before;
+    - the fill changes no value the Backward reads: it reads no bottom diff before writing it
+      (a blob with two readers gets a Split layer, insert_splits.cpp, so no layer accumulates
+      into one), except the layers of READS_BOTTOM_DIFF, observed apart (observe_apart);
+    - a Reshape layer shares its top's diff (reshape_layer.cpp, Reshape), so the fill reaches
+      the top too, but its Backward does nothing and both get their values back; Flatten's
+      Backward points the bottom's diff at the top's (flatten_layer.cpp, ShareDiff), whatever
+      propagate_down says, so the bottom holds the top's gradient, as after a plain pass, and
+      counts as written.
+    The exception would be a Backward writing exactly SENTINEL, an improbable float32 value.
+    tests/caffe/test_caffe_engine.py compares the diffs with a plain pass on generated nets.
+
+    Returns (written: per layer, per bottom, a bool; seconds spent in the real Backward calls)."""
     written = [None] * len(net.layers)
+    caffe_s = 0.0
     for i in reversed(range(len(net.layers))):
-        tops = set(net._top_ids(i))
-        saved = {}
-        for b in net._bottom_ids(i):
-            saved[b] = blobs[b].diff.copy()
-            if b not in tops:
-                blobs[b].diff[...] = SENTINEL
+        bottoms = list(net._bottom_ids(i))
+        if need_backward[i] is False:
+            written[i] = [False] * len(bottoms)
+            continue
+        if net.layers[i].type in READS_BOTTOM_DIFF:
+            written[i] = observe_apart(net, i, bottoms)
+            started = time.time()
+            net._backward(i, i)
+            caffe_s += time.time() - started
+            continue
+        saved = fill_sentinel(net, i, bottoms)
+        started = time.time()
         net._backward(i, i)
-        flags = []
-        for b in net._bottom_ids(i):
-            diff = blobs[b].diff
-            if b in tops:
-                flags.append(not np.array_equal(diff, saved[b]))
-            else:
-                changed = bool(np.any(diff != np.float32(SENTINEL)))
-                if not changed:
-                    diff[...] = saved[b]
-                flags.append(changed)
-        written[i] = flags
-    return written
+        caffe_s += time.time() - started
+        written[i] = restore_untouched(net, i, bottoms, saved)
+    return written, caffe_s
+
+
+def fill_sentinel(net, i, bottoms):
+    """Copies of layer i's bottom diffs; the diffs that are not also its tops get SENTINEL."""
+    blobs = net._blobs
+    tops = set(net._top_ids(i))
+    saved = {}
+    for b in bottoms:
+        saved[b] = blobs[b].diff.copy()
+        if b not in tops:
+            blobs[b].diff[...] = SENTINEL
+    return saved
+
+
+def restore_untouched(net, i, bottoms, saved):
+    """Which bottom diffs layer i's Backward wrote; the elements it left get their values back."""
+    blobs = net._blobs
+    tops = set(net._top_ids(i))
+    sentinel = np.float32(SENTINEL)
+    flags = []
+    for b in bottoms:
+        diff = blobs[b].diff
+        if b in tops:
+            flags.append(not np.array_equal(diff, saved[b]))
+        else:
+            untouched = diff == sentinel
+            flags.append(not bool(untouched.all()))
+            np.copyto(diff, saved[b], where=untouched)
+    return flags
+
+
+def observe_apart(net, i, bottoms):
+    """For a layer that may read a bottom diff: observe a Backward run on the sentinels, then
+    give the bottom diffs and the layer's param diffs (which Backward accumulates into) their
+    values back, so the real Backward that follows sees what a plain pass gives it."""
+    blobs = net._blobs
+    params = [blob.diff.copy() for blob in net.layers[i].blobs]
+    saved = fill_sentinel(net, i, bottoms)
+    net._backward(i, i)
+    flags = restore_untouched(net, i, bottoms, saved)
+    for b in bottoms:
+        blobs[b].diff[...] = saved[b]
+    for blob, diff in zip(net.layers[i].blobs, params):
+        blob.diff[...] = diff
+    return flags
 
 
 DISPLAY_LINE = re.compile(r"Iteration \d+.*, loss = (\S+)")
@@ -502,14 +576,18 @@ def run_case(header, arrays, stages_runner, probe, work_dir):
         out["data/" + name] = blob.data.copy()
 
     net.clear_param_diffs()
-    stages_runner.run("backward", "backward", net._backward, last, 0)
+    need_backward = [layer.get("need_backward") for layer in layers]
+    (written, backward_s), _ = stages_runner.run(
+        "backward", "backward", backward_observing, net, need_backward
+    )
+    # Caffe's own Backward calls count as "backward", the observation's bookkeeping as "observe".
+    stages_runner.reassign("backward", "observe", backward_s)
+    for layer, flags in zip(layers, written):
+        layer["bottom_written"] = flags
     for name, blob in net.blobs.items():
         out["diff/" + name] = blob.diff.copy()
     for key, value in param_values(net, names, "diff").items():
         out["param_diff/" + key] = value
-    written, _ = stages_runner.run("backward", "observe", observe_bottom_written, net)
-    for layer, flags in zip(layers, written):
-        layer["bottom_written"] = flags
 
     losses = [float(loss)]
     if header.get("solver") is not None:

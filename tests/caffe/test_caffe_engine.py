@@ -10,9 +10,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+from hypothesis import given
 
 from harness.caffe_engine import CaffeEngine
 from harness.case import Case, Outcome
+from harness.generate.cases import cases
 from harness.runtimes import INSTALL_DIR
 from tests.flag_nets import FLAG_NETS
 
@@ -292,3 +294,86 @@ def test_probe_reads_the_flags_of_pycaffes_own_net(caffe_runtime):
     assert len(rows) == len(nets)
     for path, same, live, from_file in rows:
         assert same, f"{path}: live {live} != from the file {from_file}"
+
+
+# Runs inside the runtime: for each saved case, in a forked child (Caffe may refuse the net),
+# two nets with the same params and inputs; one runs a plain Net::BackwardFromTo, the other the
+# worker's backward_observing. Prints, per case, the blobs whose diffs differ in any bit.
+OBSERVING_AGAINST_PLAIN = f"""
+import json, os, sys
+import numpy as np
+sys.path.insert(0, "{INSTALL_DIR}")
+import caffe, worker
+probe = worker.FlagsProbe("{INSTALL_DIR}/flags_probe.so")
+
+def build(directory, meta, arrays):
+    phase = caffe.TRAIN if meta["phase"] == "TRAIN" else caffe.TEST
+    net = caffe.Net(directory + "/net.prototxt", phase, level=meta["level"], stages=meta["stages"])
+    names = list(net._layer_names)
+    params = {{}}
+    for key, value in arrays.items():
+        if key.startswith("param/"):
+            layer, index = key[len("param/"):].rsplit("/", 1)
+            params.setdefault(layer, {{}})[int(index)] = value
+    worker.set_params(net, params, names)
+    worker.set_inputs(net, dict((k[6:], v) for k, v in arrays.items() if k.startswith("input/")))
+    caffe.set_random_seed(meta["seed"])
+    net._forward(0, len(names) - 1)
+    net.clear_param_diffs()
+    return net
+
+def diffs(net):
+    out = dict((name, blob.diff.tobytes()) for name, blob in net.blobs.items())
+    for i, layer in enumerate(net.layers):
+        for j, blob in enumerate(layer.blobs):
+            out["param %d/%d" % (i, j)] = blob.diff.tobytes()
+    return out
+
+for directory in sys.argv[1:]:
+    meta = json.load(open(directory + "/meta.json"))
+    arrays = dict(np.load(directory + "/arrays.npz"))
+    pid = os.fork()
+    if pid == 0:
+        plain = build(directory, meta, arrays)
+        plain._backward(len(plain.layers) - 1, 0)
+        observed = build(directory, meta, arrays)
+        need = [layer["need_backward"] for layer in probe.flags(observed, None, None, None, None)]
+        worker.backward_observing(observed, need)
+        a, b = diffs(plain), diffs(observed)
+        print(json.dumps([directory, sorted(k for k in a if a[k] != b[k])]))
+        sys.stdout.flush()
+        os._exit(0)
+    os.waitpid(pid, 0)
+"""
+
+
+def test_observing_backward_leaves_the_diffs_of_a_plain_backward(caffe_runtime):
+    """backward_observing (the worker's one backward pass, which also sees which bottom diffs
+    each layer writes) leaves every blob diff and param diff bit for bit as a plain
+    Net::BackwardFromTo does, on generated nets."""
+    drawn = []
+
+    @given(cases(solvers=False))
+    def collect(case):
+        drawn.append(case)
+
+    collect()
+    host, inside = caffe_runtime.new_log_dir()
+    for i, case in enumerate(drawn):
+        case.save(host / str(i))
+    (host / "check.py").write_text(OBSERVING_AGAINST_PLAIN)
+    done = subprocess.run(
+        ["chroot", str(caffe_runtime.directory), "python3", f"{inside}/check.py"]
+        + [f"{inside}/{i}" for i in range(len(drawn))],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, GLOG_minloglevel="3"),
+        check=False,
+    )
+    shutil.rmtree(host)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(rows) > len(drawn) // 2, f"only {len(rows)} of {len(drawn)} nets ran: {done.stderr[-2000:]}"
+    for directory, differing in rows:
+        case = drawn[int(directory.rsplit("/", 1)[1])]
+        assert not differing, f"diffs of {differing} differ from a plain backward in:\n{case.net}"
