@@ -142,6 +142,7 @@ class CommandEngine:
         self.hello: dict = {}
         self.starts = 0
         self.child_restarts = 0  # "died" frames: a fork-server worker replaced its serving child
+        self._request_id = 0  # numbers the run requests: post-mortem files name theirs
         self._stderr_offset = 0  # where the current case's part of stderr.log begins
         self._array_format = "npz"  # until the worker's hello offers "raw"
         self._log_dir: Path | None = None
@@ -287,13 +288,13 @@ class CommandEngine:
             self._kill()
             self._start()
         self._stderr_offset = os.fstat(self._stderr.fileno()).st_size
+        self._request_id += 1
         meta = case.meta()
         meta.pop("has_solver")
-        header = dict(meta, op="run", net=case.net, solver=case.solver)
+        header = dict(meta, op="run", net=case.net, solver=case.solver, request_id=self._request_id)
         started = time.monotonic()
         deadline = started + self.timeout_s
-        stage = {"stage": "init", "step": "request"}
-        built = {}
+        stage = built = None  # the last "stage" and "built" frames, where the engine sends them
         try:
             self._send(header, case.arrays())
             while True:
@@ -311,6 +312,7 @@ class CommandEngine:
                     result = Result.from_parts(reply, arrays)
                     return self._with_info(result, started)
                 elif op == "died":
+                    stage, built = self._last_words(stage, built)
                     return self._with_info(self._death(stage, reply), started, built)
                 elif op == "error":
                     raise HarnessError(
@@ -322,6 +324,7 @@ class CommandEngine:
                         f"worker reply op={op!r}: expected 'stage', 'built', 'result', 'died' or 'error'"
                     )
         except TimeoutError:
+            stage, built = self._last_words(stage, built)
             log = self._logs(self._stderr_offset)
             self._kill()
             return self._with_info(
@@ -336,7 +339,34 @@ class CommandEngine:
                 built,
             )
         except _WorkerGone:
+            self.process.wait()  # its last words are written once it is gone
+            stage, built = self._last_words(stage, built)
             return self._with_info(self._death(stage), started, built)
+
+    def _last_words(self, stage: dict | None, built: dict | None) -> tuple[dict, dict]:
+        """Where a dead or hung engine was, and the net it had built: from its "stage" and
+        "built" frames where it sent them, else from the post-mortem files harness/worker.py
+        writes instead (<log dir>/stage, <log dir>/built.json), if they are this request's."""
+        if stage is None:
+            record = self._postmortem("stage")
+            if isinstance(record, list) and len(record) == 3 and record[0] == self._request_id:
+                stage = {"stage": record[1], "step": record[2]}
+        if built is None:
+            record = self._postmortem("built.json")
+            if isinstance(record, dict) and record.get("request_id") == self._request_id:
+                built = record
+        return stage or {"stage": "init", "step": "request"}, built or {}
+
+    def _postmortem(self, name: str):
+        """A post-mortem file's JSON; None where it is missing, empty or torn."""
+        if self._log_dir is None:
+            return None
+        try:
+            return json.loads((self._log_dir / name).read_bytes())
+        except FileNotFoundError:
+            return None
+        except ValueError:  # empty, or cut short by the death
+            return None
 
     def _between_cases(self) -> None:
         """Frames that came while no case ran: only a fork server's child can die then (killed
@@ -360,8 +390,7 @@ class CommandEngine:
             returncode = -died["signal"] if died.get("signal") else died.get("status")
             log = self._logs(self._stderr_offset)
         else:
-            self.process.wait()  # its last words are written once it is gone
-            returncode = self.process.returncode
+            returncode = self.process.wait()
             log = self._logs(self._stderr_offset)
             self._kill()
         message = fatal_message(log)

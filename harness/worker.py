@@ -4,10 +4,12 @@ Runs inside a Caffe runtime (harness/runtimes.py), so it must stay one file, val
 and 3.x, importing only the standard library, numpy and pycaffe (with protobuf, which pycaffe
 itself imports). docs/protocol.md describes the framing; harness/case.py the array keys.
 
-A failed CHECK in Caffe aborts this process. Before each step the worker writes a "stage"
-frame, and while the step runs, file descriptor 2 (where glog writes, pycaffe never calls
-InitGoogleLogging) points at <log dir>/stage.log, so the harness can read the stage and
-Caffe's fatal line after the process died.
+A failed CHECK in Caffe aborts the process running the case. The worker is a fork server
+(fork_server): the process that imported caffe forks the child that serves, and replaces it
+when it dies. Before each step the child marks the step in <log dir>/stage (Postmortem); glog
+writes to file descriptor 2 (pycaffe never calls InitGoogleLogging), which points at the
+harness's stderr log, or at <log dir>/stage.log while a step whose log is read runs. So the
+harness can read the stage and Caffe's fatal line after the child died.
 """
 
 from __future__ import division, print_function
@@ -15,6 +17,7 @@ from __future__ import division, print_function
 import errno
 import io
 import json
+import mmap
 import os
 import re
 import sys
@@ -24,8 +27,6 @@ import traceback
 
 PROTOCOL_VERSION = 1
 SENTINEL = -1234.5678  # fills a bottom diff before its consumer's Backward: backward_observing
-NEEDS = " needs backward computation."
-DOES_NOT_NEED = " does not need backward computation."
 
 # glog reads its flags from the environment when libcaffe is loaded: INFO lines to stderr.
 os.environ.setdefault("GLOG_minloglevel", "0")
@@ -192,11 +193,49 @@ class LogCapture(object):
         return b"".join(chunks).decode("utf-8", "replace")
 
 
-class Stages(object):
-    """Announces each step to the harness before running it, and times the Caffe calls."""
+class Postmortem(object):
+    """What the harness reads only after this worker died or hung, instead of a frame per step:
+    <log dir>/stage holds "<request_id> <stage> <step>" of the step running now, written
+    through a shared memory map (no system call per step; the page outlives the process);
+    <log dir>/built.json holds the net as built (its layers and flags), written once it is.
+    Opened by the fork server, so that every child writes the same files."""
 
-    def __init__(self, channel, capture):
-        self.channel = channel
+    SIZE = 256
+
+    def __init__(self, directory):
+        fd = os.open(os.path.join(directory, "stage"), os.O_RDWR | os.O_CREAT, 420)  # 0o644
+        try:
+            os.ftruncate(fd, self.SIZE)
+            self.stage_map = mmap.mmap(fd, self.SIZE)
+        finally:
+            os.close(fd)
+        self.built_fd = os.open(os.path.join(directory, "built.json"), os.O_RDWR | os.O_CREAT, 420)
+        self.request_id = None
+
+    def start_case(self, request_id):
+        self.request_id = request_id
+        self.mark("init", "request")
+
+    def mark(self, stage, step):
+        record = json.dumps([self.request_id, stage, step]).encode("utf-8")
+        self.stage_map[: self.SIZE] = record[: self.SIZE].ljust(self.SIZE)
+
+    def built(self, layers, outputs):
+        data = json.dumps(
+            {"request_id": self.request_id, "layers": layers, "outputs": outputs}
+        ).encode("utf-8")
+        os.lseek(self.built_fd, 0, 0)
+        written = 0
+        while written < len(data):
+            written += os.write(self.built_fd, data[written:])
+        os.ftruncate(self.built_fd, len(data))  # never truncated to zero: see overwrite_file
+
+
+class Stages(object):
+    """Marks each step before running it (Postmortem), and times the Caffe calls."""
+
+    def __init__(self, postmortem, capture):
+        self.postmortem = postmortem
         self.capture = capture
         self.caffe_s = 0.0
         self.steps_s = {}
@@ -205,15 +244,23 @@ class Stages(object):
 
     def run(self, stage, step, function, *args):
         self.current = stage
-        self.channel.write({"op": "stage", "stage": stage, "step": step})
-        self.capture.start()
+        self.postmortem.mark(stage, step)
         started = time.time()
         try:
-            value = function(*args)
+            return function(*args)
         finally:
             elapsed = self.last_s = time.time() - started
             self.caffe_s += elapsed
             self.steps_s[step] = self.steps_s.get(step, 0.0) + elapsed
+
+    def run_logged(self, stage, step, function, *args):
+        """run, with Caffe's log (fd 2) captured in stage.log and returned: for the steps whose
+        log is read (net construction, solver steps) or would flood stderr (a second net). A
+        fatal line of any other step goes to stderr, where the harness reads it too."""
+        self.capture.start()
+        try:
+            value = self.run(stage, step, function, *args)
+        finally:
             log = self.capture.stop()
         return value, log
 
@@ -280,17 +327,17 @@ class FlagsProbe(object):
         return json.loads(text.decode("utf-8"))["layers"]
 
 
+# glog's prefix ends at the first "] " (it differs between glog versions, so only the message
+# text after it is matched); a line without one is all message.
+NEED_BACKWARD_LINE = re.compile(
+    r"^(?:.*?\] )?(.*)( needs| does not need) backward computation\.$", re.MULTILINE
+)
+
+
 def parse_logged_need_backward(log):
     """Net::Init's reverse sweep logs one line per layer, last layer first (net.cpp, Net::Init):
-    "<layer> needs backward computation." or "... does not need ...". Matched on the message
-    text only, since the glog prefix differs between glog versions."""
-    found = []
-    for line in log.splitlines():
-        message = line.split("] ", 1)[1] if "] " in line else line
-        if message.endswith(NEEDS):
-            found.append((message[: -len(NEEDS)], True))
-        elif message.endswith(DOES_NOT_NEED):
-            found.append((message[: -len(DOES_NOT_NEED)], False))
+    "<layer> needs backward computation." or "... does not need ..."."""
+    found = [(name, verb == " needs") for name, verb in NEED_BACKWARD_LINE.findall(log)]
     found.reverse()
     return found
 
@@ -298,17 +345,29 @@ def parse_logged_need_backward(log):
 # ---- one case ------------------------------------------------------------------------------
 
 
-def layer_structure(net):
-    names = list(net._layer_names)
+class NetIndex(object):
+    """What run_case reads of a pycaffe Net more than once, read once: each pycaffe property
+    access (net.layers, layer.blobs, blob.diff) builds a new Python object."""
+
+    def __init__(self, net):
+        self.layers = list(net.layers)
+        self.names = list(net._layer_names)
+        self.types = [layer.type for layer in self.layers]
+        self.bottom_ids = [list(net._bottom_ids(i)) for i in range(len(self.layers))]
+        self.top_ids = [list(net._top_ids(i)) for i in range(len(self.layers))]
+        self.param_blobs = [list(layer.blobs) for layer in self.layers]
+
+
+def layer_structure(net, index):
     blob_names = list(net._blob_names)
     layers = []
-    for i, name in enumerate(names):
+    for i, name in enumerate(index.names):
         layers.append(
             {
                 "name": name,
-                "type": net.layers[i].type,
-                "bottoms": [blob_names[b] for b in net._bottom_ids(i)],
-                "tops": [blob_names[t] for t in net._top_ids(i)],
+                "type": index.types[i],
+                "bottoms": [blob_names[b] for b in index.bottom_ids[i]],
+                "tops": [blob_names[t] for t in index.top_ids[i]],
             }
         )
     return layers
@@ -331,13 +390,13 @@ def set_inputs(net, inputs):
         net.blobs[name].data[...] = array
 
 
-def set_params(net, params, names):
+def set_params(index, params):
     """params: {layer name: {blob index: array}}. Shared blobs alias their owner's data."""
-    index = dict((name, i) for i, name in enumerate(names))
+    position = dict((name, i) for i, name in enumerate(index.names))
     for layer, blobs in params.items():
-        if layer not in index:
+        if layer not in position:
             raise WorkerError("param/%s: the net has no layer %r" % (layer, layer))
-        caffe_blobs = net.layers[index[layer]].blobs
+        caffe_blobs = index.param_blobs[position[layer]]
         for j, array in blobs.items():
             if j >= len(caffe_blobs):
                 raise WorkerError(
@@ -352,11 +411,11 @@ def set_params(net, params, names):
             target[...] = array
 
 
-def param_values(net, names, which):
+def param_values(index, which, prefix=""):
     out = {}
-    for i, name in enumerate(names):
-        for j, blob in enumerate(net.layers[i].blobs):
-            out["%s/%d" % (name, j)] = getattr(blob, which).copy()
+    for name, blobs in zip(index.names, index.param_blobs):
+        for j, blob in enumerate(blobs):
+            out["%s%s/%d" % (prefix, name, j)] = getattr(blob, which).copy()
     return out
 
 
@@ -367,7 +426,7 @@ def param_values(net, names, which):
 READS_BOTTOM_DIFF = ("HingeLoss", "Python")
 
 
-def backward_observing(net, need_backward):
+def backward_observing(net, index, need_backward):
     """Net::BackwardFromTo(last, 0) run one layer at a time (net._backward(i, i)), observing
     which bottom diffs each layer's Backward writes: each bottom diff that is not also the
     layer's top is filled with SENTINEL just before the layer's Backward, and afterwards every
@@ -394,43 +453,43 @@ def backward_observing(net, need_backward):
     tests/caffe/test_caffe_engine.py compares the diffs with a plain pass on generated nets.
 
     Returns (written: per layer, per bottom, a bool; seconds spent in the real Backward calls)."""
-    written = [None] * len(net.layers)
+    blobs = list(net._blobs)
+    written = [None] * len(index.layers)
     caffe_s = 0.0
-    for i in reversed(range(len(net.layers))):
-        bottoms = list(net._bottom_ids(i))
+    for i in reversed(range(len(index.layers))):
+        bottoms = index.bottom_ids[i]
         if need_backward[i] is False:
             written[i] = [False] * len(bottoms)
             continue
-        if net.layers[i].type in READS_BOTTOM_DIFF:
-            written[i] = observe_apart(net, i, bottoms)
+        in_place = set(index.top_ids[i])
+        if index.types[i] in READS_BOTTOM_DIFF:
+            written[i] = observe_apart(net, i, blobs, bottoms, in_place, index.param_blobs[i])
             started = time.time()
             net._backward(i, i)
             caffe_s += time.time() - started
             continue
-        saved = fill_sentinel(net, i, bottoms)
+        saved = fill_sentinel(blobs, bottoms, in_place)
         started = time.time()
         net._backward(i, i)
         caffe_s += time.time() - started
-        written[i] = restore_untouched(net, i, bottoms, saved)
+        written[i] = restore_untouched(blobs, bottoms, in_place, saved)
     return written, caffe_s
 
 
-def fill_sentinel(net, i, bottoms):
-    """Copies of layer i's bottom diffs; the diffs that are not also its tops get SENTINEL."""
-    blobs = net._blobs
-    tops = set(net._top_ids(i))
+def fill_sentinel(blobs, bottoms, tops):
+    """Copies of a layer's bottom diffs; the diffs that are not also its tops get SENTINEL."""
     saved = {}
     for b in bottoms:
-        saved[b] = blobs[b].diff.copy()
+        diff = blobs[b].diff
+        saved[b] = diff.copy()
         if b not in tops:
-            blobs[b].diff[...] = SENTINEL
+            diff.fill(SENTINEL)
     return saved
 
 
-def restore_untouched(net, i, bottoms, saved):
-    """Which bottom diffs layer i's Backward wrote; the elements it left get their values back."""
-    blobs = net._blobs
-    tops = set(net._top_ids(i))
+def restore_untouched(blobs, bottoms, tops, saved):
+    """Which bottom diffs a layer's Backward wrote; the elements it left get their values back.
+    The diff is fetched afresh: Flatten's Backward points the bottom at another memory."""
     sentinel = np.float32(SENTINEL)
     flags = []
     for b in bottoms:
@@ -439,23 +498,26 @@ def restore_untouched(net, i, bottoms, saved):
             flags.append(not np.array_equal(diff, saved[b]))
         else:
             untouched = diff == sentinel
-            flags.append(not bool(untouched.all()))
-            np.copyto(diff, saved[b], where=untouched)
+            if untouched.all():
+                flags.append(False)
+                diff[...] = saved[b]
+            else:
+                flags.append(True)
+                np.copyto(diff, saved[b], where=untouched)
     return flags
 
 
-def observe_apart(net, i, bottoms):
+def observe_apart(net, i, blobs, bottoms, tops, param_blobs):
     """For a layer that may read a bottom diff: observe a Backward run on the sentinels, then
     give the bottom diffs and the layer's param diffs (which Backward accumulates into) their
     values back, so the real Backward that follows sees what a plain pass gives it."""
-    blobs = net._blobs
-    params = [blob.diff.copy() for blob in net.layers[i].blobs]
-    saved = fill_sentinel(net, i, bottoms)
+    params = [blob.diff.copy() for blob in param_blobs]
+    saved = fill_sentinel(blobs, bottoms, tops)
     net._backward(i, i)
-    flags = restore_untouched(net, i, bottoms, saved)
+    flags = restore_untouched(blobs, bottoms, tops, saved)
     for b in bottoms:
         blobs[b].diff[...] = saved[b]
-    for blob, diff in zip(net.layers[i].blobs, params):
+    for blob, diff in zip(param_blobs, params):
         blob.diff[...] = diff
     return flags
 
@@ -540,18 +602,22 @@ def run_case(header, arrays, stages_runner, probe, work_dir):
             return caffe.Net(net_path, caffe_phase, level=level, stages=stages)
         return caffe.Net(net_path, caffe_phase)
 
-    net, log = stages_runner.run("init", "net", build)
-    layers = layer_structure(net)
-    names = [layer["name"] for layer in layers]
+    net, log = stages_runner.run_logged("init", "net", build)
+    index = NetIndex(net)
+    layers = layer_structure(net, index)
     logged = parse_logged_need_backward(log)
-    if [name for name, _ in logged] == names:
+    if [name for name, _ in logged] == index.names:
         for layer, (_, needs) in zip(layers, logged):
             layer["logged_need_backward"] = needs
     info = {}
     if probe.lib is not None:
-        flags, _ = stages_runner.run(
-            "init", "probe", probe.flags, net, net_path, phase, level, stages
-        )
+        if probe.live:
+            flags = stages_runner.run("init", "probe", probe.flags, net, net_path, phase, level, stages)
+        else:
+            # A second Net built from the file logs all its construction: keep that off stderr.
+            flags, _ = stages_runner.run_logged(
+                "init", "probe", probe.flags, net, net_path, phase, level, stages
+            )
         for layer, found in zip(layers, flags):
             for field in (
                 "need_backward",
@@ -564,30 +630,31 @@ def run_case(header, arrays, stages_runner, probe, work_dir):
     else:
         info["flags_probe"] = probe.error
     # The net as built, before anything can abort: a later abort still reports its flags.
-    stages_runner.channel.write({"op": "built", "layers": layers, "outputs": list(net.outputs)})
+    outputs = list(net.outputs)
+    stages_runner.postmortem.built(layers, outputs)
 
-    set_params(net, params, names)
+    set_params(index, params)
     set_inputs(net, inputs)
-    initial = param_values(net, names, "data")
+    initial = param_values(index, "data") if header.get("solver") is not None else {}
+    last = len(index.layers) - 1
+    loss = stages_runner.run("forward", "forward", net._forward, 0, last)
+    blob_items = list(net.blobs.items())
     out = {}
-    last = len(net.layers) - 1
-    loss, _ = stages_runner.run("forward", "forward", net._forward, 0, last)
-    for name, blob in net.blobs.items():
+    for name, blob in blob_items:
         out["data/" + name] = blob.data.copy()
 
     net.clear_param_diffs()
     need_backward = [layer.get("need_backward") for layer in layers]
-    (written, backward_s), _ = stages_runner.run(
-        "backward", "backward", backward_observing, net, need_backward
+    written, backward_s = stages_runner.run(
+        "backward", "backward", backward_observing, net, index, need_backward
     )
     # Caffe's own Backward calls count as "backward", the observation's bookkeeping as "observe".
     stages_runner.reassign("backward", "observe", backward_s)
     for layer, flags in zip(layers, written):
         layer["bottom_written"] = flags
-    for name, blob in net.blobs.items():
+    for name, blob in blob_items:
         out["diff/" + name] = blob.diff.copy()
-    for key, value in param_values(net, names, "diff").items():
-        out["param_diff/" + key] = value
+    out.update(param_values(index, "diff", prefix="param_diff/"))
 
     losses = [float(loss)]
     if header.get("solver") is not None:
@@ -596,18 +663,18 @@ def run_case(header, arrays, stages_runner, probe, work_dir):
             solver_path, solver_text(header["solver"], net_path, level, stages).encode("utf-8")
         )
         caffe.set_random_seed(int(header.get("seed", 0)))
-        solver, _ = stages_runner.run(
+        # The solver's net logs all its construction: keep that off stderr.
+        solver, _ = stages_runner.run_logged(
             "solver", "solver_init", caffe.get_solver, native_str(solver_path)
         )
-        copy_initial_params(solver.net, initial)
+        solver_index = NetIndex(solver.net)
+        copy_initial_params(solver_index, initial)
         # Input layers' Forward does nothing (input_layer.cpp): the blobs keep what we set.
         set_inputs(solver.net, inputs)
-        solver_names = list(solver.net._layer_names)
         for k in range(1, iterations + 1):
-            _, log = stages_runner.run("solver", "step", solver.step, 1)
+            _, log = stages_runner.run_logged("solver", "step", solver.step, 1)
             losses.append(displayed_loss(log))
-            for key, value in param_values(solver.net, solver_names, "data").items():
-                out["iter%d/%s" % (k, key)] = value
+            out.update(param_values(solver_index, "data", prefix="iter%d/" % k))
 
     info["worker_s"] = time.time() - started
     info["caffe_s"] = stages_runner.caffe_s
@@ -619,7 +686,7 @@ def run_case(header, arrays, stages_runner, probe, work_dir):
         "stage": None,
         "message": "",
         "layers": layers,
-        "outputs": list(net.outputs),
+        "outputs": outputs,
         "losses": losses,
         "iterations": iterations if header.get("solver") is not None else 0,
         "info": info,
@@ -627,11 +694,10 @@ def run_case(header, arrays, stages_runner, probe, work_dir):
     return reply, out
 
 
-def copy_initial_params(solver_net, initial):
+def copy_initial_params(solver_index, initial):
     """The initial params of the case net (given, or Caffe's fillers) into the solver's own net."""
-    names = list(solver_net._layer_names)
-    for i, name in enumerate(names):
-        for j, blob in enumerate(solver_net.layers[i].blobs):
+    for name, blobs in zip(solver_index.names, solver_index.param_blobs):
+        for j, blob in enumerate(blobs):
             key = "%s/%d" % (name, j)
             if key in initial and initial[key].shape == blob.data.shape:
                 blob.data[...] = initial[key]
@@ -654,20 +720,21 @@ def hello(probe, fork_server):
     }
 
 
-def serve(channel, capture, probe, work_dir, fork_server):
+def serve(channel, capture, postmortem, probe, work_dir, fork_server):
     """Answer requests until stdin ends; returns the exit status (0)."""
     while True:
         header, arrays = channel.read()
         if header is None:
             return 0
         op = header.get("op")
-        stages_runner = Stages(channel, capture)
+        stages_runner = Stages(postmortem, capture)
         try:
             if op == "hello":
                 channel.write(hello(probe, fork_server))
             elif op == "run":
                 # A step's log from an earlier case must never be read as this case's.
                 capture.clear()
+                postmortem.start_case(header.get("request_id"))
                 reply, out = run_case(header, arrays, stages_runner, probe, work_dir)
                 channel.write(reply, out)
             else:
@@ -713,14 +780,7 @@ layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "
 """
 
 
-class Discard(object):
-    """A channel that drops every frame: the warm-up case has no reader."""
-
-    def write(self, header, arrays=None):
-        pass
-
-
-def warm_up(capture, probe, work_dir):
+def warm_up(capture, postmortem, probe, work_dir):
     """Run one small case in the fork server before any child exists. The first case in a
     process pays for lazy set-ups (protobuf descriptors, Caffe's and pycaffe's first calls,
     first allocations): paid here, once, and not again in every child after an abort."""
@@ -733,7 +793,7 @@ def warm_up(capture, probe, work_dir):
         "input/data": np.zeros((2, 3), np.float32),
         "input/label": np.zeros(2, np.float32),
     }
-    run_case(header, arrays, Stages(Discard(), capture), probe, work_dir)
+    run_case(header, arrays, Stages(postmortem, capture), probe, work_dir)
     capture.clear()
 
 
@@ -811,13 +871,14 @@ def main(argv):
     # Opened once, here: a fresh child must not truncate the log its dead sibling left for the
     # harness to read.
     capture = LogCapture(os.path.join(work_dir, "stage.log"))
+    postmortem = Postmortem(work_dir)
     probe = FlagsProbe(probe_path)
 
     def serve_child():
-        return serve(Channel(0, reply_fd), capture, probe, work_dir, fork)
+        return serve(Channel(0, reply_fd), capture, postmortem, probe, work_dir, fork)
 
     if fork:
-        warm_up(capture, probe, work_dir)
+        warm_up(capture, postmortem, probe, work_dir)
         return fork_server(serve_child, reply_fd)
     return serve_child()
 

@@ -216,6 +216,10 @@ def test_label_propagate_down_aborts_at_backward(caffe_engine):
     assert result.outcome == Outcome.ABORTED
     assert result.stage == "backward"
     assert result.message == "SoftmaxWithLoss Layer cannot backpropagate to label inputs."
+    # The net Caffe built before the abort, with its flags (the worker's built.json).
+    layers = layers_by_name(result)
+    assert list(layers) == ["data", "ip", "loss"]
+    assert layers["loss"].bottom_need_backward == (True, True)
     assert caffe_engine.run(tiny_case()).outcome == Outcome.OK
 
 
@@ -315,7 +319,7 @@ def build(directory, meta, arrays):
         if key.startswith("param/"):
             layer, index = key[len("param/"):].rsplit("/", 1)
             params.setdefault(layer, {{}})[int(index)] = value
-    worker.set_params(net, params, names)
+    worker.set_params(worker.NetIndex(net), params)
     worker.set_inputs(net, dict((k[6:], v) for k, v in arrays.items() if k.startswith("input/")))
     caffe.set_random_seed(meta["seed"])
     net._forward(0, len(names) - 1)
@@ -338,7 +342,7 @@ for directory in sys.argv[1:]:
         plain._backward(len(plain.layers) - 1, 0)
         observed = build(directory, meta, arrays)
         need = [layer["need_backward"] for layer in probe.flags(observed, None, None, None, None)]
-        worker.backward_observing(observed, need)
+        worker.backward_observing(observed, worker.NetIndex(observed), need)
         a, b = diffs(plain), diffs(observed)
         print(json.dumps([directory, sorted(k for k in a if a[k] != b[k])]))
         sys.stdout.flush()
