@@ -327,17 +327,24 @@ class FlagsProbe(object):
         return json.loads(text.decode("utf-8"))["layers"]
 
 
-# glog's prefix ends at the first "] " (it differs between glog versions, so only the message
-# text after it is matched); a line without one is all message.
-NEED_BACKWARD_LINE = re.compile(
-    r"^(?:.*?\] )?(.*)( needs| does not need) backward computation\.$", re.MULTILINE
-)
+NEEDS = " needs backward computation."
+DOES_NOT_NEED = " does not need backward computation."
 
 
 def parse_logged_need_backward(log):
     """Net::Init's reverse sweep logs one line per layer, last layer first (net.cpp, Net::Init):
-    "<layer> needs backward computation." or "... does not need ..."."""
-    found = [(name, verb == " needs") for name, verb in NEED_BACKWARD_LINE.findall(log)]
+    "<layer> needs backward computation." or "... does not need ...". Matched on the message
+    text only (after glog's prefix, which ends at the first "] " and differs between glog
+    versions)."""
+    found = []
+    for line in log.splitlines():
+        if not line.endswith(" backward computation."):
+            continue  # most lines: a cheap test first
+        message = line.split("] ", 1)[1] if "] " in line else line
+        if message.endswith(NEEDS):
+            found.append((message[: -len(NEEDS)], True))
+        elif message.endswith(DOES_NOT_NEED):
+            found.append((message[: -len(DOES_NOT_NEED)], False))
     found.reverse()
     return found
 
