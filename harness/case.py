@@ -266,10 +266,11 @@ def dump_raw(arrays: dict[str, np.ndarray]) -> tuple[list[dict], list[np.ndarray
     return specs, chunks
 
 
-def load_raw(specs: list[dict], payload: bytearray | bytes) -> dict[str, np.ndarray]:
+def load_raw(specs: list[dict], payload: bytes | bytearray | np.ndarray) -> dict[str, np.ndarray]:
     """The arrays of a raw payload. They are views into ``payload``, with no copy: writable when
-    it is a bytearray, read-only when it is bytes. An array whose offset does not suit its
-    dtype's alignment is copied (numpy would accept it, but slowly, and torch.from_numpy not)."""
+    it is (a bytearray, a uint8 array), read-only when it is bytes. An array whose offset does
+    not suit its dtype's alignment is copied (numpy would accept it, but slowly, and
+    torch.from_numpy not)."""
     out, offset = {}, 0
     for spec in specs:
         name, dtype, shape, size = spec["name"], np.dtype(spec["dtype"]), tuple(spec["shape"]), spec["bytes"]

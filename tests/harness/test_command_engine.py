@@ -63,6 +63,8 @@ def test_raw_decoding_shares_a_bytearray_and_keeps_bytes_read_only():
     decoded[0, 0] = 42.0  # writable, and no copy: the bytearray sees the write
     assert np.frombuffer(buffer, np.float32)[0] == 42.0
     assert not load_raw(specs, payload)["a"].flags.writeable
+    as_array = np.frombuffer(payload, np.uint8).copy()  # the harness reads payloads into these
+    assert load_raw(specs, as_array)["a"].flags.writeable
 
 
 def test_raw_decoding_copies_a_misaligned_array():
