@@ -431,6 +431,11 @@ def param_values(index, which, prefix=""):
 # runs any code. Every other layer of BVLC master (src/caffe/layers/*.cpp, Backward_cpu and the
 # helpers it calls) writes a bottom diff before it reads it.
 READS_BOTTOM_DIFF = ("HingeLoss", "Python")
+# Flatten's Backward writes no memory: it points its bottom's diff at its top's
+# (flatten_layer.cpp, ShareDiff). The memory it leaves may be another blob's too (a Parameter
+# layer's param diff, the bottom of a Reshape below), where a sentinel would then stay: it is
+# observed without one.
+REPOINTS_BOTTOM_DIFF = ("Flatten",)
 
 
 def backward_observing(net, index, need_backward):
@@ -451,10 +456,11 @@ def backward_observing(net, index, need_backward):
     - the fill changes no value the Backward reads: it reads no bottom diff before writing it
       (a blob with two readers gets a Split layer, insert_splits.cpp, so no layer accumulates
       into one), except the layers of READS_BOTTOM_DIFF, observed apart (observe_apart);
-    - a Reshape layer shares its top's diff (reshape_layer.cpp, Reshape), so the fill reaches
-      the top too, but its Backward does nothing and both get their values back; Flatten's
-      Backward points the bottom's diff at the top's (flatten_layer.cpp, ShareDiff), whatever
-      propagate_down says, so the bottom holds the top's gradient, as after a plain pass, and
+    - a diff may be shared by two blobs (Reshape, and Concat or Slice with one bottom or top,
+      share their top's diff with their bottom; a Parameter layer its top's with its param):
+      the fill reaches both, but every element filled gets its value back or is written;
+    - Flatten's Backward points the bottom's diff at the top's (REPOINTS_BOTTOM_DIFF): no fill
+      for it; the bottom then holds the top's gradient, whatever propagate_down says, and
       counts as written.
     The exception would be a Backward writing exactly SENTINEL, an improbable float32 value.
     tests/caffe/test_caffe_engine.py compares the diffs with a plain pass on generated nets.
@@ -469,6 +475,16 @@ def backward_observing(net, index, need_backward):
             written[i] = [False] * len(bottoms)
             continue
         in_place = set(index.top_ids[i])
+        if index.types[i] in REPOINTS_BOTTOM_DIFF:
+            before = [(data_address(blobs[b].diff), blobs[b].diff.copy()) for b in bottoms]
+            started = time.time()
+            net._backward(i, i)
+            caffe_s += time.time() - started
+            written[i] = [
+                data_address(blobs[b].diff) != address or not np.array_equal(blobs[b].diff, values)
+                for b, (address, values) in zip(bottoms, before)
+            ]
+            continue
         if index.types[i] in READS_BOTTOM_DIFF:
             written[i] = observe_apart(net, i, blobs, bottoms, in_place, index.param_blobs[i])
             started = time.time()
@@ -481,6 +497,10 @@ def backward_observing(net, index, need_backward):
         caffe_s += time.time() - started
         written[i] = restore_untouched(blobs, bottoms, in_place, saved)
     return written, caffe_s
+
+
+def data_address(array):
+    return array.__array_interface__["data"][0]
 
 
 def fill_sentinel(blobs, bottoms, tops):

@@ -351,11 +351,66 @@ for directory in sys.argv[1:]:
 """
 
 
+# Diffs shared between blobs: a Parameter layer's top and its param, a Reshape's bottom and top;
+# Flatten's Backward points its bottom's diff at its top's. Each: (net, input shapes, param shapes).
+SHARED_DIFFS = (
+    (
+        """
+layer { name: "target" type: "Input" top: "target" input_param { shape { dim: 2 dim: 3 } } }
+layer { name: "p" type: "Parameter" top: "p" parameter_param { shape { dim: 2 dim: 3 } } }
+layer { name: "flat" type: "Flatten" bottom: "p" top: "flat" }
+layer { name: "loss" type: "EuclideanLoss" bottom: "flat" bottom: "target" top: "loss" }
+""",
+        {"target": (2, 3)},
+        {"p": [(2, 3)]},
+    ),
+    (
+        """
+force_backward: true
+layer { name: "in" type: "Input" top: "data" top: "target"
+  input_param { shape { dim: 2 dim: 3 dim: 2 } shape { dim: 2 dim: 6 } } }
+layer { name: "reshape" type: "Reshape" bottom: "data" top: "r" reshape_param { shape { dim: 2 dim: 6 } } }
+layer { name: "flat" type: "Flatten" bottom: "r" top: "flat" }
+layer { name: "loss" type: "EuclideanLoss" bottom: "flat" bottom: "target" top: "loss" }
+""",
+        {"data": (2, 3, 2), "target": (2, 6)},
+        {},
+    ),
+    (
+        """
+layer { name: "target" type: "Input" top: "target" input_param { shape { dim: 3 dim: 2 } } }
+layer { name: "p" type: "Parameter" top: "p" parameter_param { shape { dim: 2 dim: 3 } } }
+layer { name: "reshape" type: "Reshape" bottom: "p" top: "r" reshape_param { shape { dim: 3 dim: 2 } } }
+layer { name: "ip" type: "InnerProduct" bottom: "r" top: "ip" inner_product_param { num_output: 2 } }
+layer { name: "loss" type: "EuclideanLoss" bottom: "ip" bottom: "target" top: "loss" }
+""",
+        {"target": (3, 2)},
+        {"p": [(2, 3)], "ip": [(2, 2), (2,)]},
+    ),
+)
+
+
+def shared_diff_cases() -> list[Case]:
+    rng = np.random.default_rng(0)
+
+    def values(shape):
+        return rng.standard_normal(shape).astype(np.float32)
+
+    return [
+        Case(
+            net=net,
+            inputs={name: values(shape) for name, shape in inputs.items()},
+            params={name: tuple(values(shape) for shape in shapes) for name, shapes in params.items()},
+        )
+        for net, inputs, params in SHARED_DIFFS
+    ]
+
+
 def test_observing_backward_leaves_the_diffs_of_a_plain_backward(caffe_runtime):
     """backward_observing (the worker's one backward pass, which also sees which bottom diffs
     each layer writes) leaves every blob diff and param diff bit for bit as a plain
-    Net::BackwardFromTo does, on generated nets."""
-    drawn = []
+    Net::BackwardFromTo does, on nets whose blobs share diffs and on generated nets."""
+    drawn = shared_diff_cases()
 
     @given(cases(solvers=False))
     def collect(case):
