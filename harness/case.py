@@ -282,7 +282,7 @@ def load_raw(specs: list[dict], payload: bytes | bytearray | np.ndarray) -> dict
             raise HarnessError(
                 f"array {name!r}: needs bytes {offset}..{offset + size}, the payload has {len(payload)}"
             )
-        array = np.frombuffer(payload, dtype, count=size // dtype.itemsize, offset=offset).reshape(shape)
+        array = np.ndarray(shape, dtype, buffer=payload, offset=offset)
         out[name] = array if offset % dtype.alignment == 0 else array.copy()
         offset += size
     if offset != len(payload):
