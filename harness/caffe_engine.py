@@ -148,7 +148,7 @@ class CommandEngine:
         self.child_restarts = 0  # "died" frames: a fork-server worker replaced its serving child
         self._request_id = 0  # numbers the run requests: post-mortem files name theirs
         self._stderr_offset = 0  # where the current case's part of stderr.log begins
-        self._array_format = "npz"  # until the worker's hello offers "raw"
+        self._array_format = "npz"
         self._log_dir: Path | None = None
 
     # -- how the worker starts (CaffeEngine asks its runtime instead) --
@@ -202,6 +202,7 @@ class CommandEngine:
         _widen_pipe(self.process.stdout.fileno())
         _widen_pipe(self.process.stdin.fileno())
         self._reader = _FrameReader(self.process.stdout.fileno())
+        self._array_format = "npz"  # until this process's hello offers "raw"
         try:
             self._send({"op": "hello"}, {})
             header, _ = self._reader.read(time.monotonic() + self.start_timeout_s)
