@@ -4,12 +4,12 @@ CommandEngine is the protocol client for any command (`--engine-cmd`); CaffeEngi
 client, with the command given by a Caffe runtime (harness/runtimes.py) and harness/worker.py.
 
 One worker process serves case after case (`import caffe` costs about 0.75 s, a small case
-about a millisecond). A failed CHECK in Caffe kills the process running the case: the last
-"stage" frame it sent says where, glog's fatal line (read from the stage log it left behind)
-says why. harness/worker.py is a fork server: its serving child died, a "died" frame says so,
-and a freshly forked child serves the next case. A worker without one closes its stdout when
-it dies, and the next case starts a fresh worker. A hang is killed at the timeout, with every
-process the worker started.
+about a millisecond). A failed CHECK in Caffe kills the process running the case: its last
+"stage" frame, or the step it marked in its post-mortem file, says where; glog's fatal line
+(in the stage log or the worker's stderr) says why. harness/worker.py is a fork server: when
+its serving child dies, a "died" frame says so, and a freshly forked child serves the next
+case. Any other engine's stdout ends when it dies, and the next case starts it again. A hang
+is killed at the timeout, with every process the worker started.
 """
 
 from __future__ import annotations
@@ -368,9 +368,7 @@ class CommandEngine:
             return None
         try:
             return json.loads((self._log_dir / name).read_bytes())
-        except FileNotFoundError:
-            return None
-        except ValueError:  # empty, or cut short by the death
+        except (FileNotFoundError, ValueError):  # not written, or cut short by the death
             return None
 
     def _between_cases(self) -> None:
@@ -390,13 +388,12 @@ class CommandEngine:
     def _death(self, stage: dict, died: dict | None = None) -> Result:
         """The result of a case whose worker died: from a fork server's "died" frame (the
         worker lives on, with a fresh child) or from the end of its stdout (it is gone)."""
+        log = self._logs(self._stderr_offset)
         if died is not None:
             self.child_restarts += 1
             returncode = -died["signal"] if died.get("signal") else died.get("status")
-            log = self._logs(self._stderr_offset)
         else:
             returncode = self.process.wait()
-            log = self._logs(self._stderr_offset)
             self._kill()
         message = fatal_message(log)
         info = {"returncode": returncode, "step": stage["step"], "log_tail": log[-2000:]}
