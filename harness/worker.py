@@ -515,8 +515,7 @@ def fill_sentinel(blobs, bottoms, tops):
 
 
 def restore_untouched(blobs, bottoms, tops, saved):
-    """Which bottom diffs a layer's Backward wrote; the elements it left get their values back.
-    The diff is fetched afresh: Flatten's Backward points the bottom at another memory."""
+    """Which bottom diffs a layer's Backward wrote; the elements it left get their values back."""
     sentinel = np.float32(SENTINEL)
     flags = []
     for b in bottoms:
