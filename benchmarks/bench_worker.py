@@ -1,11 +1,19 @@
-"""Per-case cost of running Caffe through the worker, against Caffe's own time in the worker.
+"""Per-case cost of running Caffe through the worker, against Caffe's own time.
 
     python benchmarks/bench_worker.py [--runtime rootfs] [--cases 30]
 
-"round trip" is measured by the harness (send the case, read every frame, decode the result);
-"in Caffe" is the time the worker spent inside Caffe calls (net construction, the flags probe,
-forward, backward, the bottom_written observation), measured in the worker; "fwd+bwd" is the
-forward and backward calls alone. Prints figures only; nothing is asserted.
+Columns (medians over the cases, in ms):
+- "round trip": measured by the harness: send the case, read every frame, decode the result;
+- "Caffe own": what a pycaffe user would spend on the case: net construction, forward,
+  backward, and the solver's construction and steps (the worker's steps_s);
+- "all Caffe": every Caffe call the worker makes, the flags probe and the bottom_written
+  observation's bookkeeping included;
+- "worker": the worker's run_case, from the request decoded to the reply built;
+- "trip/own": round trip over Caffe's own time.
+
+The restart lines time a net Caffe refuses followed by a good one (per pair): served by the
+fork server's fresh child, and, for comparison, by a worker started with --no-fork, which dies
+with the refusal and is started again. Prints figures only; nothing is asserted.
 """
 
 from __future__ import annotations
@@ -22,6 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.caffe_engine import CaffeEngine
 from harness.case import Case
+
+# Caffe's own work on a case (the worker's steps_s keys), as a pycaffe user would do it.
+OWN_STEPS = ("net", "forward", "backward", "solver_init", "step")
 
 SMALL = """
 layer { name: "data" type: "Input" top: "data" top: "label"
@@ -52,6 +63,21 @@ layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "
 """
 
 
+# net.cpp, Net::Init: CHECK propagate_down_size() == bottom_size() unless it is 0.
+REFUSED = """
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 4 dim: 16 } } }
+layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"
+  propagate_down: true propagate_down: false inner_product_param { num_output: 4 } }
+"""
+
+
+class NoForkCaffeEngine(CaffeEngine):
+    """The worker without its fork server: an abort ends it, and the next case starts another."""
+
+    def _argv(self, worker_log_dir: str) -> list[str]:
+        return super()._argv(worker_log_dir) + ["--no-fork"]
+
+
 def make_case(net: str, data_shape: tuple[int, ...], with_solver: bool) -> Case:
     rng = np.random.default_rng(0)
     inputs = {
@@ -80,48 +106,59 @@ def measure(engine: CaffeEngine, case: Case, repeats: int) -> dict:
                 f"benchmark case failed: {result.outcome.value} at {result.stage}: {result.message}"
             )
         steps = result.info["steps_s"]
-        rows.append(
-            (
-                wall,
-                result.info["caffe_s"],
-                steps.get("forward", 0) + steps.get("backward", 0),
-                result.info["worker_s"],
-            )
-        )
+        own = sum(steps.get(step, 0.0) for step in OWN_STEPS)
+        rows.append((wall, own, result.info["caffe_s"], result.info["worker_s"]))
     return {
         name: statistics.median(r[i] for r in rows)
-        for i, name in enumerate(("round_trip", "caffe", "fwd_bwd", "worker"))
+        for i, name in enumerate(("round_trip", "own", "caffe", "worker"))
     }
+
+
+def restart_pair(engine: CaffeEngine, good: Case, pairs: int) -> float:
+    """Median seconds for a refused net followed by a good case."""
+    engine.run(good)
+    times = []
+    for _ in range(pairs):
+        started = time.perf_counter()
+        refused = engine.run(Case(net=REFUSED))
+        after = engine.run(good)
+        times.append(time.perf_counter() - started)
+        if refused.outcome.value != "refused" or after.outcome.value != "ok":
+            raise SystemExit(f"restart pair: {refused.outcome.value}, then {after.outcome.value}")
+    return statistics.median(times)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runtime", default="rootfs")
-    parser.add_argument(
-        "--cases", type=int, default=30, help="cases per row (the big net uses a fifth)"
-    )
+    parser.add_argument("--cases", type=int, default=30, help="cases per row (the big net uses a fifth)")
+    parser.add_argument("--small-only", action="store_true", help="skip the 224x224 conv net")
     args = parser.parse_args()
+    small = make_case(SMALL, (4, 16), False)
     with CaffeEngine(args.runtime, timeout_s=600) as engine:
         print(f"runtime {args.runtime}; medians over the cases; times in ms")
         print(
-            f"{'case':<34}{'round trip':>12}{'in Caffe':>10}{'fwd+bwd':>10}{'worker':>10}{'trip/Caffe':>12}"
+            f"{'case':<40}{'round trip':>11}{'Caffe own':>11}{'all Caffe':>11}{'worker':>9}{'trip/own':>10}"
         )
-        for label, net, shape, repeats in (
-            ("small MLP, batch 4", SMALL, (4, 16), args.cases),
-            (
-                "conv net, batch 32x3x224x224",
-                BATCH32_224,
-                (32, 3, 224, 224),
-                max(3, args.cases // 5),
-            ),
-        ):
+        rows = [("small MLP, batch 4", SMALL, (4, 16), args.cases)]
+        if not args.small_only:
+            rows.append(
+                ("conv net, batch 32x3x224x224", BATCH32_224, (32, 3, 224, 224), max(3, args.cases // 5))
+            )
+        for label, net, shape, repeats in rows:
             for with_solver in (False, True):
                 m = measure(engine, make_case(net, shape, with_solver), repeats)
                 name = label + (" +1 SGD step" if with_solver else "")
                 print(
-                    f"{name:<34}{m['round_trip'] * 1e3:>12.2f}{m['caffe'] * 1e3:>10.2f}"
-                    f"{m['fwd_bwd'] * 1e3:>10.2f}{m['worker'] * 1e3:>10.2f}{m['round_trip'] / m['caffe']:>12.2f}"
+                    f"{name:<40}{m['round_trip'] * 1e3:>11.2f}{m['own'] * 1e3:>11.2f}"
+                    f"{m['caffe'] * 1e3:>11.2f}{m['worker'] * 1e3:>9.2f}{m['round_trip'] / m['own']:>10.2f}"
                 )
+        pairs = max(3, args.cases // 2)
+        forked = restart_pair(engine, small, pairs)
+    with NoForkCaffeEngine(args.runtime, timeout_s=600) as engine:
+        restarted = restart_pair(engine, small, max(3, pairs // 5))
+    print(f"{'refused net + small MLP, per pair:':<40}{'fork server':>15}{forked * 1e3:>9.2f}")
+    print(f"{'':<40}{'full restart':>15}{restarted * 1e3:>9.2f}")
 
 
 if __name__ == "__main__":

@@ -4,9 +4,12 @@ CommandEngine is the protocol client for any command (`--engine-cmd`); CaffeEngi
 client, with the command given by a Caffe runtime (harness/runtimes.py) and harness/worker.py.
 
 One worker process serves case after case (`import caffe` costs about 0.75 s, a small case
-about a millisecond). A failed CHECK in Caffe kills it: the last "stage" frame it sent says
-where, glog's fatal line (read from the stage log it left behind) says why, and the next case
-starts a fresh worker. A hang is killed at the timeout.
+about a millisecond). A failed CHECK in Caffe kills the process running the case: its last
+"stage" frame, or the step it marked in its post-mortem file, says where; glog's fatal line
+(in the stage log or the worker's stderr) says why. harness/worker.py is a fork server: when
+its serving child dies, a "died" frame says so, and a freshly forked child serves the next
+case. Any other engine's stdout ends when it dies, and the next case starts it again. A hang
+is killed at the timeout, with every process the worker started.
 """
 
 from __future__ import annotations
@@ -25,9 +28,11 @@ import subprocess
 import time
 from pathlib import Path
 
-from .case import Case, LayerRecord, Outcome, Result, dump_npz, load_npz
+import numpy as np
+
+from .case import Case, LayerRecord, Outcome, Result, dump_npz, dump_raw, load_npz, load_raw
 from .errors import HarnessError
-from .runtimes import WORKER_SOURCE, Runtime, get_runtime
+from .runtimes import WORKER_SOURCE, Runtime, get_runtime, kill_process_group
 
 PROTOCOL_VERSION = 1
 DEFAULT_TIMEOUT_S = 120.0
@@ -48,19 +53,24 @@ class _WorkerGone(Exception):
 
 
 class _FrameReader:
-    """Reads protocol frames (a JSON line, then npz_bytes bytes) from a pipe, with a deadline.
+    """Reads protocol frames (a JSON line, then raw_bytes or npz_bytes bytes) from a pipe, with
+    a deadline.
     The payload (hundreds of MB for a batch-32 224x224 net) is read straight into one buffer."""
 
     def __init__(self, fd: int):
         self.fd = fd
         self.pending = bytearray()  # read past the end of the previous frame
 
+    def ready(self) -> bool:
+        """Whether a frame (or EOF) has arrived that nobody asked for yet."""
+        return bool(self.pending) or bool(select.select([self.fd], [], [], 0)[0])
+
     def _wait(self, deadline: float) -> None:
         remaining = deadline - time.monotonic()
         if remaining <= 0 or not select.select([self.fd], [], [], remaining)[0]:
             raise TimeoutError
 
-    def read(self, deadline: float) -> tuple[dict, bytes]:
+    def read(self, deadline: float) -> tuple[dict, np.ndarray]:
         while b"\n" not in self.pending:
             self._wait(deadline)
             chunk = os.read(self.fd, 1 << 16)
@@ -74,12 +84,14 @@ class _FrameReader:
             raise HarnessError(
                 f"worker reply header {bytes(self.pending[:200])!r}: not JSON ({e})"
             ) from e
-        size = int(header.get("npz_bytes", 0))
-        payload = bytearray(size)
-        have = min(size, len(self.pending) - end - 1)
-        payload[:have] = self.pending[end + 1 : end + 1 + have]
-        del self.pending[: end + 1 + have]
+        size = int(header.get("raw_bytes", 0) if "arrays" in header else header.get("npz_bytes", 0))
+        # A uint8 array, not a bytearray: bytearray(size) zero-fills (a quarter of a second for
+        # 250 MB); the raw arrays are writable views into it (case.py, load_raw).
+        payload = np.empty(size, np.uint8)
         view = memoryview(payload)
+        have = min(size, len(self.pending) - end - 1)
+        view[:have] = self.pending[end + 1 : end + 1 + have]
+        del self.pending[: end + 1 + have]
         while have < size:
             self._wait(deadline)
             count = os.readv(self.fd, [view[have:]])
@@ -133,6 +145,10 @@ class CommandEngine:
         self.process: subprocess.Popen | None = None
         self.hello: dict = {}
         self.starts = 0
+        self.child_restarts = 0  # "died" frames: a fork-server worker replaced its serving child
+        self._request_id = 0  # numbers the run requests: post-mortem files name theirs
+        self._stderr_offset = 0  # where the current case's part of stderr.log begins
+        self._array_format = "npz"
         self._log_dir: Path | None = None
 
     # -- how the worker starts (CaffeEngine asks its runtime instead) --
@@ -150,9 +166,7 @@ class CommandEngine:
         return True
 
     def _stop(self, process: subprocess.Popen) -> None:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
+        kill_process_group(process)
 
     def _engine_info(self) -> dict:
         return {"command": shlex.join(self.cmd)}
@@ -173,6 +187,8 @@ class CommandEngine:
                 stdout=subprocess.PIPE,
                 stderr=self._stderr,
                 env=env,
+                # Its own process group, so that a kill reaches every process it forks.
+                start_new_session=True,
             )
         except OSError as e:
             raise HarnessError(f"worker command {shlex.join(argv)!r}: cannot start ({e})") from e
@@ -186,6 +202,7 @@ class CommandEngine:
         _widen_pipe(self.process.stdout.fileno())
         _widen_pipe(self.process.stdin.fileno())
         self._reader = _FrameReader(self.process.stdout.fileno())
+        self._array_format = "npz"  # until this process's hello offers "raw"
         try:
             self._send({"op": "hello"}, {})
             header, _ = self._reader.read(time.monotonic() + self.start_timeout_s)
@@ -207,25 +224,35 @@ class CommandEngine:
                 f"worker hello {header!r}: expected op 'hello' with protocol {PROTOCOL_VERSION}"
             )
         self.hello = header
+        # npz is the form every engine speaks; raw only where the worker offers it.
+        self._array_format = "raw" if "raw" in header.get("array_formats", ()) else "npz"
         self.starts += 1
 
     def _send(self, header: dict, arrays: dict) -> None:
-        payload = dump_npz(arrays) if arrays else b""
-        line = json.dumps(dict(header, npz_bytes=len(payload))).encode() + b"\n"
+        if self._array_format == "raw":
+            specs, chunks = dump_raw(arrays)
+            header = dict(header, arrays=specs, raw_bytes=sum(spec["bytes"] for spec in specs))
+        else:
+            chunks = [dump_npz(arrays)] if arrays else []
+            header = dict(header, npz_bytes=sum(len(chunk) for chunk in chunks))
         try:
-            self.process.stdin.write(line)
-            self.process.stdin.write(payload)
+            self.process.stdin.write(json.dumps(header).encode() + b"\n")
+            for chunk in chunks:
+                self.process.stdin.write(chunk)
             self.process.stdin.flush()
         except (BrokenPipeError, ConnectionResetError) as e:
             raise _WorkerGone from e
 
-    def _logs(self) -> str:
-        """What the worker left behind: the last step's glog capture, then its stderr."""
+    def _logs(self, stderr_from: int = 0) -> str:
+        """What the worker left behind: the last step's glog capture, then its stderr from
+        byte stderr_from on (a long-lived worker's stderr holds every earlier case's too)."""
         parts = []
-        for name in ("stage.log", "stderr.log"):
+        for name, offset in (("stage.log", 0), ("stderr.log", stderr_from)):
             path = self._log_dir / name if self._log_dir else None
             if path is not None and path.exists():
-                parts.append(path.read_bytes().decode("utf-8", "replace"))
+                with open(path, "rb") as f:
+                    f.seek(offset)
+                    parts.append(f.read().decode("utf-8", "replace"))
         return "\n".join(parts)
 
     def _kill(self) -> None:
@@ -260,16 +287,19 @@ class CommandEngine:
     # -- one case --
 
     def run(self, case: Case) -> Result:
+        if self.process is not None and self.process.poll() is None and self._reader.ready():
+            self._between_cases()
         if self.process is None or self.process.poll() is not None:
             self._kill()
             self._start()
+        self._stderr_offset = os.fstat(self._stderr.fileno()).st_size
+        self._request_id += 1
         meta = case.meta()
         meta.pop("has_solver")
-        header = dict(meta, op="run", net=case.net, solver=case.solver)
+        header = dict(meta, op="run", net=case.net, solver=case.solver, request_id=self._request_id)
         started = time.monotonic()
         deadline = started + self.timeout_s
-        stage = {"stage": "init", "step": "request"}
-        built = {}
+        stage = built = None  # the last "stage" and "built" frames, where the engine sends them
         try:
             self._send(header, case.arrays())
             while True:
@@ -280,8 +310,15 @@ class CommandEngine:
                 elif op == "built":
                     built = reply
                 elif op == "result":
-                    result = Result.from_parts(reply, load_npz(payload) if payload else {})
+                    if "arrays" in reply:
+                        arrays = load_raw(reply["arrays"], payload)
+                    else:
+                        arrays = load_npz(payload) if payload.size else {}
+                    result = Result.from_parts(reply, arrays)
                     return self._with_info(result, started)
+                elif op == "died":
+                    stage, built = self._last_words(stage, built)
+                    return self._with_info(self._death(stage, reply), started, built)
                 elif op == "error":
                     raise HarnessError(
                         f"worker could not run the case: {reply.get('message')}\n"
@@ -289,10 +326,11 @@ class CommandEngine:
                     )
                 else:
                     raise HarnessError(
-                        f"worker reply op={op!r}: expected 'stage', 'built', 'result' or 'error'"
+                        f"worker reply op={op!r}: expected 'stage', 'built', 'result', 'died' or 'error'"
                     )
         except TimeoutError:
-            log = self._logs()
+            stage, built = self._last_words(stage, built)
+            log = self._logs(self._stderr_offset)
             self._kill()
             return self._with_info(
                 Result(
@@ -306,13 +344,57 @@ class CommandEngine:
                 built,
             )
         except _WorkerGone:
+            self.process.wait()  # its last words are written once it is gone
+            stage, built = self._last_words(stage, built)
             return self._with_info(self._death(stage), started, built)
 
-    def _death(self, stage: dict) -> Result:
-        self.process.wait()
-        returncode = self.process.returncode
-        log = self._logs()
-        self._kill()
+    def _last_words(self, stage: dict | None, built: dict | None) -> tuple[dict, dict]:
+        """Where a dead or hung engine was, and the net it had built: from its "stage" and
+        "built" frames where it sent them, else from the post-mortem files harness/worker.py
+        writes instead (<log dir>/stage, <log dir>/built.json), if they are this request's."""
+        if stage is None:
+            record = self._postmortem("stage")
+            if isinstance(record, list) and len(record) == 3 and record[0] == self._request_id:
+                stage = {"stage": record[1], "step": record[2]}
+        if built is None:
+            record = self._postmortem("built.json")
+            if isinstance(record, dict) and record.get("request_id") == self._request_id:
+                built = record
+        return stage or {"stage": "init", "step": "request"}, built or {}
+
+    def _postmortem(self, name: str):
+        """A post-mortem file's JSON; None where it is missing, empty or torn."""
+        if self._log_dir is None:
+            return None
+        try:
+            return json.loads((self._log_dir / name).read_bytes())
+        except (FileNotFoundError, ValueError):  # not written, or cut short by the death
+            return None
+
+    def _between_cases(self) -> None:
+        """Frames that came while no case ran: only a fork server's child can die then (killed
+        from outside). Read them now, so that they are not taken for the next case's answer."""
+        while self._reader.ready():
+            try:
+                frame, _ = self._reader.read(time.monotonic() + self.timeout_s)
+            except (_WorkerGone, TimeoutError):
+                self._kill()  # the next run starts a fresh worker
+                return
+            if frame.get("op") != "died":
+                self._kill()
+                raise HarnessError(f"worker sent {frame!r} while no case was running")
+            self.child_restarts += 1
+
+    def _death(self, stage: dict, died: dict | None = None) -> Result:
+        """The result of a case whose worker died: from a fork server's "died" frame (the
+        worker lives on, with a fresh child) or from the end of its stdout (it is gone)."""
+        log = self._logs(self._stderr_offset)
+        if died is not None:
+            self.child_restarts += 1
+            returncode = -died["signal"] if died.get("signal") else died.get("status")
+        else:
+            returncode = self.process.wait()
+            self._kill()
         message = fatal_message(log)
         info = {"returncode": returncode, "step": stage["step"], "log_tail": log[-2000:]}
         if returncode is not None and returncode < 0:
@@ -347,7 +429,9 @@ class CommandEngine:
         info.update(result.info)
         info["round_trip_s"] = info["seconds"] = time.monotonic() - started
         info["worker"] = {k: v for k, v in self.hello.items() if k not in ("op", "npz_bytes")}
+        info["array_format"] = self._array_format
         info["worker_starts"] = self.starts
+        info["child_restarts"] = self.child_restarts
         return Result(
             engine=self.name,
             outcome=result.outcome,

@@ -24,6 +24,7 @@ import dataclasses
 import enum
 import io
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -241,3 +242,49 @@ def dump_npz(arrays: dict[str, np.ndarray]) -> bytes:
 def load_npz(payload: bytes) -> dict[str, np.ndarray]:
     with np.load(io.BytesIO(payload), allow_pickle=False) as archive:
         return {k: archive[k] for k in archive.files}
+
+
+# ---- the raw wire encoding (docs/protocol.md) ----------------------------------------------
+# An .npz costs a zip archive and an ast.literal_eval of each .npy header, several ms for the
+# twenty small arrays of a case. The raw form lists each array in the frame's JSON header and
+# sends the bytes back to back.
+
+
+def dump_raw(arrays: dict[str, np.ndarray]) -> tuple[list[dict], list[np.ndarray]]:
+    """Each array's header entry, and its bytes as a flat uint8 view (a copy only where the
+    array is not C-contiguous). The payload is the views concatenated, in order."""
+    specs, chunks = [], []
+    for name, value in arrays.items():
+        array = np.asarray(value)
+        if array.dtype.hasobject or array.dtype.fields is not None:
+            raise HarnessError(
+                f"array {name!r}: dtype {array.dtype} cannot travel raw (numbers and bools only)"
+            )
+        flat = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+        specs.append({"name": name, "dtype": array.dtype.str, "shape": list(array.shape), "bytes": flat.size})
+        chunks.append(flat)
+    return specs, chunks
+
+
+def load_raw(specs: list[dict], payload: bytes | bytearray | np.ndarray) -> dict[str, np.ndarray]:
+    """The arrays of a raw payload. They are views into ``payload``, with no copy: writable when
+    it is (a bytearray, a uint8 array), read-only when it is bytes. An array whose offset does
+    not suit its dtype's alignment is copied (numpy would accept it, but slowly, and
+    torch.from_numpy not)."""
+    out, offset = {}, 0
+    for spec in specs:
+        name, dtype, shape, size = spec["name"], np.dtype(spec["dtype"]), tuple(spec["shape"]), spec["bytes"]
+        if dtype.hasobject or size != dtype.itemsize * math.prod(shape):
+            raise HarnessError(
+                f"array {name!r}: {size} bytes do not hold a {dtype.str} array of shape {shape}"
+            )
+        if offset + size > len(payload):
+            raise HarnessError(
+                f"array {name!r}: needs bytes {offset}..{offset + size}, the payload has {len(payload)}"
+            )
+        array = np.ndarray(shape, dtype, buffer=payload, offset=offset)
+        out[name] = array if offset % dtype.alignment == 0 else array.copy()
+        offset += size
+    if offset != len(payload):
+        raise HarnessError(f"raw payload: {len(payload)} bytes, the arrays take {offset}")
+    return out

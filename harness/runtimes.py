@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -54,8 +55,11 @@ BULLSEYE_PACKAGES = (
     "libhdf5-dev",
     "libopenblas-dev",
     "protobuf-compiler",
+    # Python's and boost::python's headers: the probe reads pycaffe's own Net (ccf_flags_net).
+    "libpython3-dev",
+    "libboost-python-dev",
 )
-ROOTFS_FORMAT = 1  # bump when the root file system's content changes: old trees become stale
+ROOTFS_FORMAT = 2  # bump when the root file system's content changes: old trees become stale
 STAMP_NAME = ".caffe-conformance-stamp.json"
 # debootstrap's per-package log verbs, grouped into the phases a user sees.
 PHASES = {
@@ -110,10 +114,20 @@ class Runtime:
         return host, str(host)
 
     def stop(self, process: subprocess.Popen) -> None:
-        """Kill a worker (a hang, or a crash half-way); the process is ours, killed by its id."""
-        if process.poll() is None:
-            process.kill()
-        process.wait()
+        """Kill a worker (a hang, or a crash half-way) and every process it started."""
+        kill_process_group(process)
+
+
+def kill_process_group(process: subprocess.Popen) -> None:
+    """SIGKILL the process group of a worker started with start_new_session=True (its id is
+    the worker's pid), then reap the worker. A fork-server worker's serving child is in that
+    group: killing the worker alone would leave it running. While any process of the group lives,
+    the kernel does not reuse its id; a group already gone is no error."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
 
 
 # ---- rootfs (chroot) -----------------------------------------------------------------------
@@ -269,11 +283,13 @@ class RootfsRuntime(Runtime):
             root,
             "python3",
             "-c",
-            f"import caffe, ctypes; print(ctypes.CDLL('{inside}/flags_probe.so').ccf_version())",
+            f"import caffe, ctypes; print(ctypes.PyDLL('{inside}/flags_probe.so').ccf_version())",
         )
-        if loads.returncode != 0 or loads.stdout.strip() != "1":
+        # Version 2 has ccf_flags_net, which this tree's packages always allow.
+        if loads.returncode != 0 or loads.stdout.strip() != "2":
             raise RuntimeUnavailable(
-                f"runtime 'rootfs': the flags probe does not load: {loads.stderr[-2000:]}"
+                f"runtime 'rootfs': the flags probe does not load, or lacks ccf_flags_net (version "
+                f"{loads.stdout.strip()!r}): {loads.stderr[-2000:]}{built.stderr[-1000:]}"
             )
         hash_file.write_text(source_hash)
 

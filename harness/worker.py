@@ -4,16 +4,20 @@ Runs inside a Caffe runtime (harness/runtimes.py), so it must stay one file, val
 and 3.x, importing only the standard library, numpy and pycaffe (with protobuf, which pycaffe
 itself imports). docs/protocol.md describes the framing; harness/case.py the array keys.
 
-A failed CHECK in Caffe aborts this process. Before each step the worker writes a "stage"
-frame, and while the step runs, file descriptor 2 (where glog writes, pycaffe never calls
-InitGoogleLogging) points at <log dir>/stage.log, so the harness can read the stage and
-Caffe's fatal line after the process died.
+A failed CHECK in Caffe aborts the process running the case. The worker is a fork server
+(fork_server): the process that imported caffe forks the child that serves, and replaces it
+when it dies. Before each step the child marks the step in <log dir>/stage (Postmortem); glog
+writes to file descriptor 2 (pycaffe never calls InitGoogleLogging), which points at the
+harness's stderr log, or at <log dir>/stage.log while a step whose log is read runs. So the
+harness can read the stage and Caffe's fatal line after the child died.
 """
 
 from __future__ import division, print_function
 
+import errno
 import io
 import json
+import mmap
 import os
 import re
 import sys
@@ -22,11 +26,7 @@ import time
 import traceback
 
 PROTOCOL_VERSION = 1
-SENTINEL = (
-    -1234.5678
-)  # fills a bottom diff before its consumer's Backward, see observe_bottom_written
-NEEDS = " needs backward computation."
-DOES_NOT_NEED = " does not need backward computation."
+SENTINEL = -1234.5678  # fills a bottom diff before its consumer's Backward: backward_observing
 
 # glog reads its flags from the environment when libcaffe is loaded: INFO lines to stderr.
 os.environ.setdefault("GLOG_minloglevel", "0")
@@ -67,43 +67,97 @@ class WorkerError(Exception):
 
 
 class Channel(object):
-    """One JSON header line, then exactly header["npz_bytes"] bytes of an .npz archive."""
+    """One JSON header line, then the payload: exactly header["raw_bytes"] bytes of arrays back
+    to back when the header lists them in "arrays" (the raw form), else header["npz_bytes"]
+    bytes of an .npz archive. A reply takes the form of the last request."""
 
     def __init__(self, read_fd, write_fd):
         self.reader = os.fdopen(read_fd, "rb")
         self.writer = os.fdopen(write_fd, "wb")
+        self.reply_format = "npz"
 
     def read(self):
         line = self.reader.readline()
         if not line:
             return None, None
         header = json.loads(line.decode("utf-8"))
-        size = int(header.get("npz_bytes", 0))
+        raw = "arrays" in header
+        key = "raw_bytes" if raw else "npz_bytes"
+        size = int(header.get(key, 0))
         payload = self.reader.read(size) if size else b""
         if len(payload) != size:
-            raise WorkerError(
-                "npz_bytes=%d: the stream ended after %d bytes" % (size, len(payload))
-            )
+            raise WorkerError("%s=%d: the stream ended after %d bytes" % (key, size, len(payload)))
+        self.reply_format = "raw" if raw else "npz"
+        if raw:
+            return header, load_raw(header["arrays"], payload)
         arrays = {}
         if size:
             archive = np.load(io.BytesIO(payload), allow_pickle=False)
-            for key in archive.files:
-                arrays[key] = archive[key]
+            for name in archive.files:
+                arrays[name] = archive[name]
             archive.close()
         return header, arrays
 
     def write(self, header, arrays=None):
+        header = dict(header)
+        if self.reply_format == "raw" and header.get("op") == "result":
+            specs, chunks = dump_raw(arrays or {})
+            header["arrays"] = specs
+            header["raw_bytes"] = sum(spec["bytes"] for spec in specs)
+            self.writer.write(json.dumps(header).encode("utf-8") + b"\n")
+            for chunk in chunks:
+                self.writer.write(chunk)
+            self.writer.flush()
+            return
         payload = b""
         if arrays:
             buffer = io.BytesIO()
             np.savez(buffer, **dict((native_str(k), v) for k, v in arrays.items()))
             payload = buffer.getvalue()
-        header = dict(header)
         header["npz_bytes"] = len(payload)
         self.writer.write(json.dumps(header).encode("utf-8") + b"\n")
         if payload:
             self.writer.write(payload)
         self.writer.flush()
+
+
+def dump_raw(arrays):
+    """The raw form's header entries and byte chunks (harness/case.py, dump_raw, is the twin)."""
+    specs = []
+    chunks = []
+    for name, value in arrays.items():
+        flat = np.ascontiguousarray(value).reshape(-1).view(np.uint8)
+        specs.append(
+            {"name": name, "dtype": value.dtype.str, "shape": list(value.shape), "bytes": flat.size}
+        )
+        # Python 3's file objects take any buffer; Python 2's take a str.
+        chunks.append(flat if sys.version_info[0] >= 3 else flat.tostring())
+    return specs, chunks
+
+
+def load_raw(specs, payload):
+    """Read-only views into the payload: the worker only copies them into Caffe's blobs."""
+    arrays = {}
+    offset = 0
+    for spec in specs:
+        dtype = np.dtype(str(spec["dtype"]))
+        size = int(spec["bytes"])
+        shape = tuple(int(d) for d in spec["shape"])
+        count = 1
+        for d in shape:
+            count *= d
+        if dtype.hasobject or size != count * dtype.itemsize or offset + size > len(payload):
+            raise WorkerError(
+                "array %r: %d bytes at offset %d do not hold a %s array of shape %s in %d bytes"
+                % (spec["name"], size, offset, dtype.str, shape, len(payload))
+            )
+        if count:
+            array = np.frombuffer(payload, dtype, count=count, offset=offset).reshape(shape)
+        else:
+            array = np.zeros(shape, dtype)
+        arrays[spec["name"]] = array
+        offset += size
+    return arrays
 
 
 class LogCapture(object):
@@ -121,6 +175,9 @@ class LogCapture(object):
         os.lseek(self.fd, 0, 0)
         os.dup2(self.fd, 2)
 
+    def clear(self):
+        os.ftruncate(self.fd, 0)
+
     def stop(self):
         sys.stderr.flush()
         os.dup2(self.saved, 2)
@@ -136,29 +193,82 @@ class LogCapture(object):
         return b"".join(chunks).decode("utf-8", "replace")
 
 
-class Stages(object):
-    """Announces each step to the harness before running it, and times the Caffe calls."""
+class Postmortem(object):
+    """What the harness reads only after this worker died or hung, instead of a frame per step:
+    <log dir>/stage holds "<request_id> <stage> <step>" of the step running now, written
+    through a shared memory map (no system call per step; the page outlives the process);
+    <log dir>/built.json holds the net as built (its layers and flags), written once it is.
+    Opened by the fork server, so that every child writes the same files."""
 
-    def __init__(self, channel, capture):
-        self.channel = channel
+    SIZE = 256
+
+    def __init__(self, directory):
+        fd = os.open(os.path.join(directory, "stage"), os.O_RDWR | os.O_CREAT, 420)  # 0o644
+        try:
+            os.ftruncate(fd, self.SIZE)
+            self.stage_map = mmap.mmap(fd, self.SIZE)
+        finally:
+            os.close(fd)
+        self.built_fd = os.open(os.path.join(directory, "built.json"), os.O_RDWR | os.O_CREAT, 420)
+        self.request_id = None
+
+    def start_case(self, request_id):
+        self.request_id = request_id
+        self.mark("init", "request")
+
+    def mark(self, stage, step):
+        record = json.dumps([self.request_id, stage, step]).encode("utf-8")
+        self.stage_map[: self.SIZE] = record[: self.SIZE].ljust(self.SIZE)
+
+    def built(self, layers, outputs):
+        data = json.dumps(
+            {"request_id": self.request_id, "layers": layers, "outputs": outputs}
+        ).encode("utf-8")
+        os.lseek(self.built_fd, 0, 0)
+        written = 0
+        while written < len(data):
+            written += os.write(self.built_fd, data[written:])
+        os.ftruncate(self.built_fd, len(data))  # never truncated to zero: see overwrite_file
+
+
+class Stages(object):
+    """Marks each step before running it (Postmortem), and times the Caffe calls."""
+
+    def __init__(self, postmortem, capture):
+        self.postmortem = postmortem
         self.capture = capture
         self.caffe_s = 0.0
         self.steps_s = {}
+        self.last_s = 0.0
         self.current = None
 
     def run(self, stage, step, function, *args):
         self.current = stage
-        self.channel.write({"op": "stage", "stage": stage, "step": step})
-        self.capture.start()
+        self.postmortem.mark(stage, step)
         started = time.time()
         try:
-            value = function(*args)
+            return function(*args)
         finally:
-            elapsed = time.time() - started
+            elapsed = self.last_s = time.time() - started
             self.caffe_s += elapsed
             self.steps_s[step] = self.steps_s.get(step, 0.0) + elapsed
+
+    def run_logged(self, stage, step, function, *args):
+        """run, with Caffe's log (fd 2) captured in stage.log and returned: for the steps whose
+        log is read (net construction, solver steps) or would flood stderr (a second net). A
+        fatal line of any other step goes to stderr, where the harness reads it too."""
+        self.capture.start()
+        try:
+            value = self.run(stage, step, function, *args)
+        finally:
             log = self.capture.stop()
         return value, log
+
+    def reassign(self, step, rest_step, step_s):
+        """Keep step_s of the last run of step under its name; the rest of it goes to rest_step."""
+        rest = self.last_s - step_s
+        self.steps_s[step] -= rest
+        self.steps_s[rest_step] = self.steps_s.get(rest_step, 0.0) + rest
 
 
 # ---- flags ---------------------------------------------------------------------------------
@@ -166,19 +276,23 @@ class Stages(object):
 
 class FlagsProbe(object):
     """harness/native/flags_probe.cpp, loaded with ctypes into this process: it links the same
-    libcaffe that pycaffe loaded, so building its Net costs about a millisecond."""
+    libcaffe (and libboost_python) that pycaffe loaded. Where it was built with ccf_flags_net
+    (live is True), it reads the flags of the pycaffe Net the case runs on, in microseconds;
+    otherwise it builds a second Net from the same file, which costs about a millisecond."""
 
     def __init__(self, path):
         self.path = path
         self.error = None
         self.lib = None
+        self.live = False
         if not os.path.isfile(path):
             self.error = "flags probe %r is missing: exact flags unavailable" % path
             return
         import ctypes
 
         try:
-            lib = ctypes.CDLL(path)
+            # PyDLL: calls keep the GIL, and a Python exception the call sets is raised.
+            lib = ctypes.PyDLL(path)
         except OSError as e:
             self.error = "flags probe %r does not load: %s" % (path, e)
             return
@@ -186,17 +300,24 @@ class FlagsProbe(object):
         lib.ccf_flags.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_int, ctypes.c_char_p]
         lib.ccf_free.argtypes = [ctypes.c_void_p]
         lib.ccf_free.restype = None
+        if hasattr(lib, "ccf_flags_net"):
+            lib.ccf_flags_net.restype = ctypes.c_void_p
+            lib.ccf_flags_net.argtypes = [ctypes.py_object]
+            self.live = True
         self.ctypes = ctypes
         self.lib = lib
 
-    def flags(self, net_path, phase, level, stages):
-        stages_text = "".join(s + "\n" for s in stages)
-        pointer = self.lib.ccf_flags(
-            net_path.encode("utf-8") if isinstance(net_path, text_type) else net_path,
-            0 if phase == "TRAIN" else 1,
-            int(level),
-            stages_text.encode("utf-8") if isinstance(stages_text, text_type) else stages_text,
-        )
+    def flags(self, net, net_path, phase, level, stages):
+        if self.live:
+            pointer = self.lib.ccf_flags_net(net)
+        else:
+            stages_text = "".join(s + "\n" for s in stages)
+            pointer = self.lib.ccf_flags(
+                net_path.encode("utf-8") if isinstance(net_path, text_type) else net_path,
+                0 if phase == "TRAIN" else 1,
+                int(level),
+                stages_text.encode("utf-8") if isinstance(stages_text, text_type) else stages_text,
+            )
         if not pointer:
             raise MemoryError("flags probe: no memory for its answer")
         try:
@@ -206,12 +327,19 @@ class FlagsProbe(object):
         return json.loads(text.decode("utf-8"))["layers"]
 
 
+NEEDS = " needs backward computation."
+DOES_NOT_NEED = " does not need backward computation."
+
+
 def parse_logged_need_backward(log):
     """Net::Init's reverse sweep logs one line per layer, last layer first (net.cpp, Net::Init):
     "<layer> needs backward computation." or "... does not need ...". Matched on the message
-    text only, since the glog prefix differs between glog versions."""
+    text only (after glog's prefix, which ends at the first "] " and differs between glog
+    versions)."""
     found = []
     for line in log.splitlines():
+        if not line.endswith(" backward computation."):
+            continue  # most lines: a cheap test first
         message = line.split("] ", 1)[1] if "] " in line else line
         if message.endswith(NEEDS):
             found.append((message[: -len(NEEDS)], True))
@@ -224,17 +352,29 @@ def parse_logged_need_backward(log):
 # ---- one case ------------------------------------------------------------------------------
 
 
-def layer_structure(net):
-    names = list(net._layer_names)
+class NetIndex(object):
+    """What run_case reads of a pycaffe Net more than once, read once: each pycaffe property
+    access (net.layers, layer.blobs, blob.diff) builds a new Python object."""
+
+    def __init__(self, net):
+        self.layers = list(net.layers)
+        self.names = list(net._layer_names)
+        self.types = [layer.type for layer in self.layers]
+        self.bottom_ids = [list(net._bottom_ids(i)) for i in range(len(self.layers))]
+        self.top_ids = [list(net._top_ids(i)) for i in range(len(self.layers))]
+        self.param_blobs = [list(layer.blobs) for layer in self.layers]
+
+
+def layer_structure(net, index):
     blob_names = list(net._blob_names)
     layers = []
-    for i, name in enumerate(names):
+    for i, name in enumerate(index.names):
         layers.append(
             {
                 "name": name,
-                "type": net.layers[i].type,
-                "bottoms": [blob_names[b] for b in net._bottom_ids(i)],
-                "tops": [blob_names[t] for t in net._top_ids(i)],
+                "type": index.types[i],
+                "bottoms": [blob_names[b] for b in index.bottom_ids[i]],
+                "tops": [blob_names[t] for t in index.top_ids[i]],
             }
         )
     return layers
@@ -257,13 +397,13 @@ def set_inputs(net, inputs):
         net.blobs[name].data[...] = array
 
 
-def set_params(net, params, names):
+def set_params(index, params):
     """params: {layer name: {blob index: array}}. Shared blobs alias their owner's data."""
-    index = dict((name, i) for i, name in enumerate(names))
+    position = dict((name, i) for i, name in enumerate(index.names))
     for layer, blobs in params.items():
-        if layer not in index:
+        if layer not in position:
             raise WorkerError("param/%s: the net has no layer %r" % (layer, layer))
-        caffe_blobs = net.layers[index[layer]].blobs
+        caffe_blobs = index.param_blobs[position[layer]]
         for j, array in blobs.items():
             if j >= len(caffe_blobs):
                 raise WorkerError(
@@ -278,43 +418,134 @@ def set_params(net, params, names):
             target[...] = array
 
 
-def param_values(net, names, which):
+def param_values(index, which, prefix=""):
     out = {}
-    for i, name in enumerate(names):
-        for j, blob in enumerate(net.layers[i].blobs):
-            out["%s/%d" % (name, j)] = getattr(blob, which).copy()
+    for name, blobs in zip(index.names, index.param_blobs):
+        for j, blob in enumerate(blobs):
+            out["%s%s/%d" % (prefix, name, j)] = getattr(blob, which).copy()
     return out
 
 
-def observe_bottom_written(net):
-    """Which bottom diffs does each layer's Backward write? Observed layer by layer after the
-    real backward (its values are already recorded): each non-in-place bottom diff is set to
-    SENTINEL just before its consumer's Backward, and restored if left alone, so every
-    producer below still sees the values the real pass gave it; split layers still sum their
-    tops and loss-weighted tops still hold their weight in their diff, untouched. An in-place
-    bottom is its own top, so for it "written" can only mean "changed"."""
-    blobs = net._blobs
-    written = [None] * len(net.layers)
-    for i in reversed(range(len(net.layers))):
-        tops = set(net._top_ids(i))
-        saved = {}
-        for b in net._bottom_ids(i):
-            saved[b] = blobs[b].diff.copy()
-            if b not in tops:
-                blobs[b].diff[...] = SENTINEL
+# Layers whose Backward may read a bottom diff before writing it: HingeLoss finishes in Backward
+# the margins its Forward left in bottom 0's diff (hinge_loss_layer.cpp), and a Python layer
+# runs any code. Every other layer of BVLC master (src/caffe/layers/*.cpp, Backward_cpu and the
+# helpers it calls) writes a bottom diff before it reads it.
+READS_BOTTOM_DIFF = ("HingeLoss", "Python")
+# Flatten's Backward writes no memory: it points its bottom's diff at its top's
+# (flatten_layer.cpp, ShareDiff). The memory it leaves may be another blob's too (a Parameter
+# layer's param diff, the bottom of a Reshape below), where a sentinel would then stay: it is
+# observed without one.
+REPOINTS_BOTTOM_DIFF = ("Flatten",)
+
+
+def backward_observing(net, index, need_backward):
+    """Net::BackwardFromTo(last, 0) run one layer at a time (net._backward(i, i)), observing
+    which bottom diffs each layer's Backward writes: each bottom diff that is not also the
+    layer's top is filled with SENTINEL just before the layer's Backward, and afterwards every
+    element still holding SENTINEL gets its previous value back. An in-place bottom is its own
+    top, so for it "written" can only mean "changed". need_backward: the probe's
+    layer_need_backward per layer (None where unknown); a layer without it is skipped, as
+    BackwardFromTo skips it (net.cpp), and writes nothing.
+
+    The diffs this leaves are those of one plain net._backward(last, 0), bit for bit:
+    - BackwardFromTo is exactly the loop "for i from last down to 0: if layer_need_backward[i],
+      layers[i]->Backward(top, bottom_need_backward[i], bottom)", and net._backward(i, i) is one
+      turn of it;
+    - between turns only layer i's bottom diffs are touched, and each element ends as a plain
+      pass leaves it: what the Backward wrote, or the value it had before;
+    - the fill changes no value the Backward reads: it reads no bottom diff before writing it
+      (a blob with two readers gets a Split layer, insert_splits.cpp, so no layer accumulates
+      into one), except the layers of READS_BOTTOM_DIFF, observed apart (observe_apart);
+    - a diff may be shared by two blobs (Reshape, and Concat or Slice with one bottom or top,
+      share their top's diff with their bottom; a Parameter layer its top's with its param):
+      the fill reaches both, but every element filled gets its value back or is written;
+    - Flatten's Backward points the bottom's diff at the top's (REPOINTS_BOTTOM_DIFF): no fill
+      for it; the bottom then holds the top's gradient, whatever propagate_down says, and
+      counts as written.
+    The exception would be a Backward writing exactly SENTINEL, an improbable float32 value.
+    tests/caffe/test_caffe_engine.py compares the diffs with a plain pass on generated nets.
+
+    Returns (written: per layer, per bottom, a bool; seconds spent in the real Backward calls)."""
+    blobs = list(net._blobs)
+    written = [None] * len(index.layers)
+    caffe_s = 0.0
+    for i in reversed(range(len(index.layers))):
+        bottoms = index.bottom_ids[i]
+        if need_backward[i] is False:
+            written[i] = [False] * len(bottoms)
+            continue
+        in_place = set(index.top_ids[i])
+        if index.types[i] in REPOINTS_BOTTOM_DIFF:
+            before = [(data_address(blobs[b].diff), blobs[b].diff.copy()) for b in bottoms]
+            started = time.time()
+            net._backward(i, i)
+            caffe_s += time.time() - started
+            written[i] = [
+                data_address(blobs[b].diff) != address or not np.array_equal(blobs[b].diff, values)
+                for b, (address, values) in zip(bottoms, before)
+            ]
+            continue
+        if index.types[i] in READS_BOTTOM_DIFF:
+            written[i] = observe_apart(net, i, blobs, bottoms, in_place, index.param_blobs[i])
+            started = time.time()
+            net._backward(i, i)
+            caffe_s += time.time() - started
+            continue
+        saved = fill_sentinel(blobs, bottoms, in_place)
+        started = time.time()
         net._backward(i, i)
-        flags = []
-        for b in net._bottom_ids(i):
-            diff = blobs[b].diff
-            if b in tops:
-                flags.append(not np.array_equal(diff, saved[b]))
+        caffe_s += time.time() - started
+        written[i] = restore_untouched(blobs, bottoms, in_place, saved)
+    return written, caffe_s
+
+
+def data_address(array):
+    return array.__array_interface__["data"][0]
+
+
+def fill_sentinel(blobs, bottoms, tops):
+    """Copies of a layer's bottom diffs; the diffs that are not also its tops get SENTINEL."""
+    saved = {}
+    for b in bottoms:
+        diff = blobs[b].diff
+        saved[b] = diff.copy()
+        if b not in tops:
+            diff.fill(SENTINEL)
+    return saved
+
+
+def restore_untouched(blobs, bottoms, tops, saved):
+    """Which bottom diffs a layer's Backward wrote; the elements it left get their values back."""
+    sentinel = np.float32(SENTINEL)
+    flags = []
+    for b in bottoms:
+        diff = blobs[b].diff
+        if b in tops:
+            flags.append(not np.array_equal(diff, saved[b]))
+        else:
+            untouched = diff == sentinel
+            if untouched.all():
+                flags.append(False)
+                diff[...] = saved[b]
             else:
-                changed = bool(np.any(diff != np.float32(SENTINEL)))
-                if not changed:
-                    diff[...] = saved[b]
-                flags.append(changed)
-        written[i] = flags
-    return written
+                flags.append(True)
+                np.copyto(diff, saved[b], where=untouched)
+    return flags
+
+
+def observe_apart(net, i, blobs, bottoms, tops, param_blobs):
+    """For a layer that may read a bottom diff: observe a Backward run on the sentinels, then
+    give the bottom diffs and the layer's param diffs (which Backward accumulates into) their
+    values back, so the real Backward that follows sees what a plain pass gives it."""
+    params = [blob.diff.copy() for blob in param_blobs]
+    saved = fill_sentinel(blobs, bottoms, tops)
+    net._backward(i, i)
+    flags = restore_untouched(blobs, bottoms, tops, saved)
+    for b in bottoms:
+        blobs[b].diff[...] = saved[b]
+    for blob, diff in zip(param_blobs, params):
+        blob.diff[...] = diff
+    return flags
 
 
 DISPLAY_LINE = re.compile(r"Iteration \d+.*, loss = (\S+)")
@@ -353,6 +584,20 @@ def solver_text(solver, net_path, level, stages):
     return text_format.MessageToString(param)
 
 
+def overwrite_file(path, data):
+    """Write data over the file's old content, then cut it to length. Not open(path, "wb"): on
+    ext4 (auto_da_alloc) a file truncated to zero and rewritten is flushed to disk when closed,
+    which costs milliseconds per case for the net and solver files."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 420)  # 0o644
+    try:
+        written = 0
+        while written < len(data):
+            written += os.write(fd, data[written:])
+        os.ftruncate(fd, len(data))
+    finally:
+        os.close(fd)
+
+
 def run_case(header, arrays, stages_runner, probe, work_dir):
     started = time.time()
     phase = header.get("phase", "TRAIN")
@@ -373,8 +618,7 @@ def run_case(header, arrays, stages_runner, probe, work_dir):
             )
 
     net_path = os.path.join(work_dir, "net.prototxt")
-    with open(net_path, "wb") as f:
-        f.write(header["net"].encode("utf-8"))
+    overwrite_file(net_path, header["net"].encode("utf-8"))
     net_path = native_str(net_path)
     caffe.set_random_seed(int(header.get("seed", 0)))
     caffe_phase = caffe.TRAIN if phase == "TRAIN" else caffe.TEST
@@ -384,16 +628,22 @@ def run_case(header, arrays, stages_runner, probe, work_dir):
             return caffe.Net(net_path, caffe_phase, level=level, stages=stages)
         return caffe.Net(net_path, caffe_phase)
 
-    net, log = stages_runner.run("init", "net", build)
-    layers = layer_structure(net)
-    names = [layer["name"] for layer in layers]
+    net, log = stages_runner.run_logged("init", "net", build)
+    index = NetIndex(net)
+    layers = layer_structure(net, index)
     logged = parse_logged_need_backward(log)
-    if [name for name, _ in logged] == names:
+    if [name for name, _ in logged] == index.names:
         for layer, (_, needs) in zip(layers, logged):
             layer["logged_need_backward"] = needs
     info = {}
     if probe.lib is not None:
-        flags, _ = stages_runner.run("init", "probe", probe.flags, net_path, phase, level, stages)
+        if probe.live:
+            flags = stages_runner.run("init", "probe", probe.flags, net, net_path, phase, level, stages)
+        else:
+            # A second Net built from the file logs all its construction: keep that off stderr.
+            flags, _ = stages_runner.run_logged(
+                "init", "probe", probe.flags, net, net_path, phase, level, stages
+            )
         for layer, found in zip(layers, flags):
             for field in (
                 "need_backward",
@@ -406,45 +656,51 @@ def run_case(header, arrays, stages_runner, probe, work_dir):
     else:
         info["flags_probe"] = probe.error
     # The net as built, before anything can abort: a later abort still reports its flags.
-    stages_runner.channel.write({"op": "built", "layers": layers, "outputs": list(net.outputs)})
+    outputs = list(net.outputs)
+    stages_runner.postmortem.built(layers, outputs)
 
-    set_params(net, params, names)
+    set_params(index, params)
     set_inputs(net, inputs)
-    initial = param_values(net, names, "data")
+    initial = param_values(index, "data") if header.get("solver") is not None else {}
+    last = len(index.layers) - 1
+    loss = stages_runner.run("forward", "forward", net._forward, 0, last)
+    blob_items = list(net.blobs.items())
     out = {}
-    last = len(net.layers) - 1
-    loss, _ = stages_runner.run("forward", "forward", net._forward, 0, last)
-    for name, blob in net.blobs.items():
+    for name, blob in blob_items:
         out["data/" + name] = blob.data.copy()
 
     net.clear_param_diffs()
-    stages_runner.run("backward", "backward", net._backward, last, 0)
-    for name, blob in net.blobs.items():
-        out["diff/" + name] = blob.diff.copy()
-    for key, value in param_values(net, names, "diff").items():
-        out["param_diff/" + key] = value
-    written, _ = stages_runner.run("backward", "observe", observe_bottom_written, net)
+    need_backward = [layer.get("need_backward") for layer in layers]
+    written, backward_s = stages_runner.run(
+        "backward", "backward", backward_observing, net, index, need_backward
+    )
+    # Caffe's own Backward calls count as "backward", the observation's bookkeeping as "observe".
+    stages_runner.reassign("backward", "observe", backward_s)
     for layer, flags in zip(layers, written):
         layer["bottom_written"] = flags
+    for name, blob in blob_items:
+        out["diff/" + name] = blob.diff.copy()
+    out.update(param_values(index, "diff", prefix="param_diff/"))
 
     losses = [float(loss)]
     if header.get("solver") is not None:
         solver_path = os.path.join(work_dir, "solver.prototxt")
-        with open(solver_path, "w") as f:
-            f.write(solver_text(header["solver"], net_path, level, stages))
+        overwrite_file(
+            solver_path, solver_text(header["solver"], net_path, level, stages).encode("utf-8")
+        )
         caffe.set_random_seed(int(header.get("seed", 0)))
-        solver, _ = stages_runner.run(
+        # The solver's net logs all its construction: keep that off stderr.
+        solver, _ = stages_runner.run_logged(
             "solver", "solver_init", caffe.get_solver, native_str(solver_path)
         )
-        copy_initial_params(solver.net, initial)
+        solver_index = NetIndex(solver.net)
+        copy_initial_params(solver_index, initial)
         # Input layers' Forward does nothing (input_layer.cpp): the blobs keep what we set.
         set_inputs(solver.net, inputs)
-        solver_names = list(solver.net._layer_names)
         for k in range(1, iterations + 1):
-            _, log = stages_runner.run("solver", "step", solver.step, 1)
+            _, log = stages_runner.run_logged("solver", "step", solver.step, 1)
             losses.append(displayed_loss(log))
-            for key, value in param_values(solver.net, solver_names, "data").items():
-                out["iter%d/%s" % (k, key)] = value
+            out.update(param_values(solver_index, "data", prefix="iter%d/" % k))
 
     info["worker_s"] = time.time() - started
     info["caffe_s"] = stages_runner.caffe_s
@@ -456,7 +712,7 @@ def run_case(header, arrays, stages_runner, probe, work_dir):
         "stage": None,
         "message": "",
         "layers": layers,
-        "outputs": list(net.outputs),
+        "outputs": outputs,
         "losses": losses,
         "iterations": iterations if header.get("solver") is not None else 0,
         "info": info,
@@ -464,17 +720,16 @@ def run_case(header, arrays, stages_runner, probe, work_dir):
     return reply, out
 
 
-def copy_initial_params(solver_net, initial):
+def copy_initial_params(solver_index, initial):
     """The initial params of the case net (given, or Caffe's fillers) into the solver's own net."""
-    names = list(solver_net._layer_names)
-    for i, name in enumerate(names):
-        for j, blob in enumerate(solver_net.layers[i].blobs):
+    for name, blobs in zip(solver_index.names, solver_index.param_blobs):
+        for j, blob in enumerate(blobs):
             key = "%s/%d" % (name, j)
             if key in initial and initial[key].shape == blob.data.shape:
                 blob.data[...] = initial[key]
 
 
-def hello(probe):
+def hello(probe, fork_server):
     return {
         "op": "hello",
         "protocol": PROTOCOL_VERSION,
@@ -485,44 +740,27 @@ def hello(probe):
         "numpy": np.__version__,
         "flags_probe": probe.path if probe.lib is not None else None,
         "flags_probe_error": probe.error,
+        "flags_probe_live": probe.live,
+        "array_formats": ["raw", "npz"],
+        "fork_server": fork_server,
     }
 
 
-def main(argv):
-    log_dir = os.environ.get("CAFFE_CONFORMANCE_LOG_DIR")
-    probe_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "flags_probe.so")
-    args = list(argv[1:])
-    while args:
-        flag = args.pop(0)
-        if flag == "--log-dir" and args:
-            log_dir = args.pop(0)
-        elif flag == "--probe" and args:
-            probe_path = args.pop(0)
-        else:
-            sys.stderr.write(
-                "worker.py: unknown argument %r (known: --log-dir DIR, --probe PATH)\n" % flag
-            )
-            return 2
-    # Replies go through a private copy of the real stdout; fd 1 then points at stderr, so a
-    # stray print (ours or a library's) can never corrupt the protocol stream.
-    reply_fd = os.dup(1)
-    os.dup2(2, 1)
-    channel = Channel(0, reply_fd)
-    # The harness removes its log dir, so temporary net and solver files go there too.
-    work_dir = log_dir or tempfile.mkdtemp(prefix="caffe-conformance-worker-")
-    log_dir = work_dir
-    capture = LogCapture(os.path.join(log_dir, "stage.log"))
-    probe = FlagsProbe(probe_path)
+def serve(channel, capture, postmortem, probe, work_dir, fork_server):
+    """Answer requests until stdin ends; returns the exit status (0)."""
     while True:
         header, arrays = channel.read()
         if header is None:
             return 0
         op = header.get("op")
-        stages_runner = Stages(channel, capture)
+        stages_runner = Stages(postmortem, capture)
         try:
             if op == "hello":
-                channel.write(hello(probe))
+                channel.write(hello(probe, fork_server))
             elif op == "run":
+                # A step's log from an earlier case must never be read as this case's.
+                capture.clear()
+                postmortem.start_case(header.get("request_id"))
                 reply, out = run_case(header, arrays, stages_runner, probe, work_dir)
                 channel.write(reply, out)
             else:
@@ -555,6 +793,120 @@ def main(argv):
                     "traceback": traceback.format_exc(),
                 }
             )
+
+
+# A net and a solver step that touch what most cases touch (net construction, the probe, forward,
+# backward, an SGD step). See warm_up.
+WARM_UP_NET = """
+layer { name: "data" type: "Input" top: "data" top: "label"
+  input_param { shape { dim: 2 dim: 3 } shape { dim: 2 } } }
+layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip" inner_product_param { num_output: 2 } }
+layer { name: "relu" type: "ReLU" bottom: "ip" top: "ip" }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
+"""
+
+
+def warm_up(capture, postmortem, probe, work_dir):
+    """Run one small case in the fork server before any child exists. The first case in a
+    process pays for lazy set-ups (protobuf descriptors, Caffe's and pycaffe's first calls,
+    first allocations): paid here, once, and not again in every child after an abort."""
+    header = {
+        "net": WARM_UP_NET,
+        "solver": 'type: "SGD" base_lr: 0.1 lr_policy: "fixed"',
+        "iterations": 1,
+    }
+    arrays = {
+        "input/data": np.zeros((2, 3), np.float32),
+        "input/label": np.zeros(2, np.float32),
+    }
+    run_case(header, arrays, Stages(postmortem, capture), probe, work_dir)
+    capture.clear()
+
+
+def wait_for(pid):
+    while True:
+        try:
+            return os.waitpid(pid, 0)[1]
+        except OSError as e:  # Python 2 does not retry an interrupted call itself
+            if e.errno != errno.EINTR:
+                raise
+
+
+def fork_server(serve_child, reply_fd):
+    """Run serve_child in a forked child; when a child dies (a failed CHECK aborts it), tell the
+    harness with a "died" frame and fork a fresh one, which serves the next case. This process
+    has imported caffe and loaded the probe but never runs a case, so a fork (milliseconds)
+    replaces a whole restart (chroot, python, import caffe: about half a second). It never
+    reads stdin: the children read the requests, one at a time, and the harness sends the next
+    only after the answer (or the "died" frame) to the last."""
+    while True:
+        pid = os.fork()
+        if pid == 0:
+            status = 1
+            try:
+                status = serve_child()
+            except BaseException:
+                traceback.print_exc()
+                raise  # preempted by os._exit below: a child never returns into this loop
+            finally:
+                sys.stderr.flush()
+                os._exit(status)
+        status = wait_for(pid)
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+            return 0  # stdin ended: the harness is done
+        died = {
+            "op": "died",
+            "pid": pid,
+            "status": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
+            "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
+        }
+        line = json.dumps(died).encode("utf-8") + b"\n"
+        try:
+            os.write(reply_fd, line)  # one write under PIPE_BUF bytes: never interleaved
+        except OSError as e:
+            if e.errno == errno.EPIPE:
+                return 1  # the harness is gone
+            raise
+
+
+def main(argv):
+    log_dir = os.environ.get("CAFFE_CONFORMANCE_LOG_DIR")
+    probe_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "flags_probe.so")
+    fork = hasattr(os, "fork")
+    args = list(argv[1:])
+    while args:
+        flag = args.pop(0)
+        if flag == "--log-dir" and args:
+            log_dir = args.pop(0)
+        elif flag == "--probe" and args:
+            probe_path = args.pop(0)
+        elif flag == "--no-fork":
+            fork = False
+        else:
+            sys.stderr.write(
+                "worker.py: unknown argument %r (known: --log-dir DIR, --probe PATH, --no-fork)\n"
+                % flag
+            )
+            return 2
+    # Replies go through a private copy of the real stdout; fd 1 then points at stderr, so a
+    # stray print (ours or a library's) can never corrupt the protocol stream.
+    reply_fd = os.dup(1)
+    os.dup2(2, 1)
+    # The harness removes its log dir, so temporary net and solver files go there too.
+    work_dir = log_dir or tempfile.mkdtemp(prefix="caffe-conformance-worker-")
+    # Opened once, here: a fresh child must not truncate the log its dead sibling left for the
+    # harness to read.
+    capture = LogCapture(os.path.join(work_dir, "stage.log"))
+    postmortem = Postmortem(work_dir)
+    probe = FlagsProbe(probe_path)
+
+    def serve_child():
+        return serve(Channel(0, reply_fd), capture, postmortem, probe, work_dir, fork)
+
+    if fork:
+        warm_up(capture, postmortem, probe, work_dir)
+        return fork_server(serve_child, reply_fd)
+    return serve_child()
 
 
 if __name__ == "__main__":

@@ -27,7 +27,22 @@ open(sys.argv[1], "wb").write(descriptors.SerializeToString())
 PY
   protoc --descriptor_set_in="$out/caffe.desc" --cpp_out="$CAFFE_PB_INCLUDE" caffe/proto/caffe.proto
 fi
+# ccf_flags_net reads the flags of pycaffe's own Net through boost::python: it needs Python's
+# headers and the libboost_python that pycaffe's _caffe.so links (its soname, from ldd).
+# Without them the probe still builds, with the file-based ccf_flags only.
+python_include=$("$python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+boost_python=$("$python" -c 'import caffe._caffe as m; print(m.__file__)' | xargs ldd \
+  | sed -n 's/^[[:space:]]*\(libboost_python[^ ]*\) =>.*/\1/p' | head -n 1)
+live=""
+if [ -f "$python_include/Python.h" ] && [ -n "$boost_python" ]; then
+  live="-DFLAGS_PROBE_PYTHON -I$python_include"
+  boost_python="-l:$boost_python"
+else
+  echo "build_probe.sh: no Python.h in $python_include or no libboost_python under pycaffe:" \
+    "ccf_flags_net left out, the flags come from a second Net built from the file" >&2
+  boost_python=""
+fi
 # -I order matters: the regenerated header must shadow the shipped one.
-g++ -shared -fPIC -O1 -DCPU_ONLY -I"$CAFFE_PB_INCLUDE" ${CAFFE_CXXFLAGS:-} "$src" \
-  -o "$out/flags_probe.so.tmp" ${CAFFE_LDFLAGS:-} -lcaffe -lglog -lboost_system -lprotobuf
+g++ -shared -fPIC -O1 -DCPU_ONLY $live -I"$CAFFE_PB_INCLUDE" ${CAFFE_CXXFLAGS:-} "$src" \
+  -o "$out/flags_probe.so.tmp" ${CAFFE_LDFLAGS:-} -lcaffe -lglog -lboost_system -lprotobuf $boost_python
 mv "$out/flags_probe.so.tmp" "$out/flags_probe.so"

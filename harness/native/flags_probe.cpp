@@ -2,13 +2,20 @@
 //
 // Built as a shared library inside a Caffe runtime (see harness/runtimes.py) and loaded by
 // harness/worker.py through ctypes, so it shares the libcaffe, glog and protobuf that pycaffe
-// already loaded. Also builds as a command (-DFLAGS_PROBE_MAIN) for manual use:
+// already loaded. With -DFLAGS_PROBE_PYTHON (build_probe.sh adds it where Python's and
+// boost::python's headers are installed) it reads the flags of the very Net that pycaffe built,
+// given the pycaffe object: ccf_flags_net. Otherwise, and always through ccf_flags, it builds
+// its own Net from the prototxt file. Also builds as a command (-DFLAGS_PROBE_MAIN) for manual use:
 //     flags_probe NET.prototxt TRAIN|TEST [LEVEL [STAGE...]]
 //
 // For each layer it reports what Net::Init (src/caffe/net.cpp) finally decided, after the
 // reverse sweep and force_backward: layer_need_backward(), bottom_need_backward(), each param
 // blob's param_propagate_down(j), and the multipliers of the learnable param behind that blob
 // (params_lr() / params_weight_decay(), after sharing, resolved through param_owners()).
+
+#ifdef FLAGS_PROBE_PYTHON
+#include <boost/python.hpp>  // first: it includes Python.h, which must precede system headers
+#endif
 
 #include <cstdlib>
 #include <cstring>
@@ -49,8 +56,7 @@ string json_string(const string& s) {
 
 const char* json_bool(bool b) { return b ? "true" : "false"; }
 
-string describe(const string& net_path, int phase, int level, const vector<string>& stages) {
-  Net<float> net(net_path, phase == 0 ? caffe::TRAIN : caffe::TEST, level, &stages);
+string describe(const Net<float>& net) {
   const vector<shared_ptr<Layer<float> > >& layers = net.layers();
   const vector<shared_ptr<Blob<float> > >& params = net.params();
   const vector<Blob<float>*>& learnable = net.learnable_params();
@@ -100,6 +106,17 @@ string describe(const string& net_path, int phase, int level, const vector<strin
   return out.str();
 }
 
+string describe(const string& net_path, int phase, int level, const vector<string>& stages) {
+  Net<float> net(net_path, phase == 0 ? caffe::TRAIN : caffe::TEST, level, &stages);
+  return describe(net);
+}
+
+char* malloc_copy(const string& text) {
+  char* buffer = static_cast<char*>(std::malloc(text.size() + 1));
+  if (buffer) std::memcpy(buffer, text.c_str(), text.size() + 1);
+  return buffer;
+}
+
 vector<string> split_lines(const char* text) {
   vector<string> out;
   std::istringstream in(text ? text : "");
@@ -117,15 +134,33 @@ extern "C" {
 // aborts the process here exactly as it does in pycaffe (glog CHECK), so the worker builds the
 // pycaffe Net first and calls this only for nets Caffe accepted.
 char* ccf_flags(const char* net_path, int phase, int level, const char* stages_newline_separated) {
-  const string json = describe(net_path, phase, level, split_lines(stages_newline_separated));
-  char* buffer = static_cast<char*>(std::malloc(json.size() + 1));
-  if (buffer) std::memcpy(buffer, json.c_str(), json.size() + 1);
-  return buffer;
+  return malloc_copy(describe(net_path, phase, level, split_lines(stages_newline_separated)));
 }
+
+#ifdef FLAGS_PROBE_PYTHON
+// The flags of the Net behind a pycaffe caffe.Net object. pycaffe registers Net<float> with
+// boost::python's converter registry (_caffe.cpp, class_<Net<Dtype>, shared_ptr<...> >), which
+// lives in the libboost_python that _caffe.so and this library share, so extract finds the
+// C++ object. Call it with the GIL held (ctypes.PyDLL). On a foreign object it sets TypeError
+// and returns NULL; NULL without an exception means no memory.
+char* ccf_flags_net(PyObject* net_object) {
+  boost::python::extract<Net<float>&> net(net_object);
+  if (!net.check()) {
+    PyErr_SetString(PyExc_TypeError, "ccf_flags_net: the argument is not a pycaffe Net (float)");
+    return NULL;
+  }
+  return malloc_copy(describe(net()));
+}
+#endif
 
 void ccf_free(char* p) { std::free(p); }
 
+// 2: ccf_flags_net is there too.
+#ifdef FLAGS_PROBE_PYTHON
+int ccf_version() { return 2; }
+#else
 int ccf_version() { return 1; }
+#endif
 
 }  // extern "C"
 

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
 import numpy as np
+from hypothesis import given
 
 from harness.caffe_engine import CaffeEngine
 from harness.case import Case, Outcome
+from harness.generate.cases import cases
+from harness.runtimes import INSTALL_DIR
+from tests.flag_nets import FLAG_NETS
 
 TINY = """
 layer { name: "data" type: "Input" top: "data" top: "label"
@@ -56,6 +67,14 @@ layer { name: "data" type: "Input" top: "data" top: "label"
 layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"
   param { lr_mult: 0 } param { lr_mult: 0 } inner_product_param { num_output: 4 } }
 layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
+"""
+
+
+# Big enough for OpenBLAS's threaded sgemm (im2col: 32 x 144 by 144 x 484 per image).
+CONV = """
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 2 dim: 16 dim: 24 dim: 24 } } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+  convolution_param { num_output: 32 kernel_size: 3 } }
 """
 
 
@@ -120,6 +139,7 @@ def test_tiny_net_returns_layers_flags_data_and_diffs(caffe_engine, assert_close
 
 
 def test_refused_at_init_then_next_case_served(caffe_engine, assert_close):
+    before = caffe_engine.run(tiny_case())
     refused = caffe_engine.run(tiny_case(net=PROPAGATE_DOWN_COUNT))
     assert refused.outcome == Outcome.REFUSED
     assert refused.stage == "init"
@@ -132,6 +152,63 @@ def test_refused_at_init_then_next_case_served(caffe_engine, assert_close):
     assert after.outcome == Outcome.OK, after.message
     w, b = case.params["ip"]
     assert_close(after.blob_data["ip"], case.inputs["data"] @ w.T + b, "ip data after a refusal")
+    # The worker's fork server replaced its serving child; the worker itself lived on.
+    assert after.info["worker"]["fork_server"] is True
+    assert after.info["worker_starts"] == before.info["worker_starts"]
+    assert after.info["child_restarts"] == before.info["child_restarts"] + 1
+    assert refused.info["signal"] == "SIGABRT"
+
+
+def conv_case(seed) -> Case:
+    rng = np.random.default_rng(seed)
+    return Case(
+        net=CONV,
+        inputs={"data": rng.standard_normal((2, 16, 24, 24)).astype(np.float32)},
+        params={
+            "conv": (
+                rng.standard_normal((32, 16, 3, 3)).astype(np.float32),
+                rng.standard_normal(32).astype(np.float32),
+            )
+        },
+    )
+
+
+def test_forked_children_compute_a_convolution(caffe_engine, assert_close):
+    """OpenBLAS starts its threads in the fork server; every forked child must still compute
+    right (OpenBLAS shuts its pool down before a fork, pthread_atfork)."""
+    for seed in range(2):
+        case = conv_case(seed)
+        result = caffe_engine.run(case)
+        assert result.outcome == Outcome.OK, result.message
+        x = np.lib.stride_tricks.sliding_window_view(case.inputs["data"].astype(np.float64), (3, 3), (2, 3))
+        w, b = (p.astype(np.float64) for p in case.params["conv"])
+        expected = np.einsum("ncyxij,ocij->noyx", x, w) + b[:, None, None]
+        assert_close(result.blob_data["conv"], expected, f"conv data, case {seed}", kind="forward")
+        assert caffe_engine.run(tiny_case(net=PROPAGATE_DOWN_COUNT)).outcome == Outcome.REFUSED
+
+
+def processes_in_session(sid: int, settle_s: float = 0.0) -> list[int]:
+    """Live processes whose session id is sid (field 6 of /proc/PID/stat). With settle_s, wait
+    up to that long for them to go: a SIGKILLed process takes a moment to release its memory."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        found = _processes_in_session(sid)
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.01)
+
+
+def _processes_in_session(sid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
+        except OSError:
+            continue  # it ended while we looked
+        fields = stat[stat.rindex(")") + 2 :].split() if stat else ()
+        if fields and int(fields[3]) == sid and fields[0] != "Z":
+            found.append(int(entry.name))
+    return found
 
 
 def test_label_propagate_down_aborts_at_backward(caffe_engine):
@@ -139,14 +216,22 @@ def test_label_propagate_down_aborts_at_backward(caffe_engine):
     assert result.outcome == Outcome.ABORTED
     assert result.stage == "backward"
     assert result.message == "SoftmaxWithLoss Layer cannot backpropagate to label inputs."
+    # The net Caffe built before the abort, with its flags (the worker's built.json).
+    layers = layers_by_name(result)
+    assert list(layers) == ["data", "ip", "loss"]
+    assert layers["loss"].bottom_need_backward == (True, True)
     assert caffe_engine.run(tiny_case()).outcome == Outcome.OK
 
 
 def test_hang_is_timeout_and_memory_bomb_is_out_of_memory(caffe_runtime):
     with CaffeEngine(caffe_runtime, timeout_s=1.0, memory_mb=4096) as engine:
+        engine.run(tiny_case())
+        worker = engine.process.pid
+        assert len(processes_in_session(worker)) == 2  # the fork server and its serving child
         slow = engine.run(Case(net=SLOW))
         assert slow.outcome == Outcome.TIMEOUT, slow.message
         assert slow.stage == "forward"
+        assert processes_in_session(worker, settle_s=5.0) == []  # the whole tree was killed
         assert engine.run(tiny_case()).outcome == Outcome.OK
         bomb = engine.run(Case(net=MEMORY_BOMB))
         assert bomb.outcome == Outcome.OUT_OF_MEMORY, bomb.message
@@ -170,3 +255,184 @@ def test_force_backward_logged_does_not_need_but_runs_backward(caffe_engine):
     assert layers["ip"].bottom_need_backward == (True,)
     assert layers["ip"].bottom_written == (True,)
     assert np.any(result.blob_diff["data"] != 0)
+
+
+# Runs inside the runtime: the probe's flags of pycaffe's own Net against those of a Net it
+# builds from the file, for each net given as (path, phase, level, stages).
+LIVE_AGAINST_FILE = f"""
+import json, sys
+sys.path.insert(0, "{INSTALL_DIR}")
+import caffe, worker
+probe = worker.FlagsProbe("{INSTALL_DIR}/flags_probe.so")
+assert probe.live, "the probe was built without ccf_flags_net"
+for path, phase, level, stages in json.load(open(sys.argv[1])):
+    net = caffe.Net(path, caffe.TRAIN if phase == "TRAIN" else caffe.TEST, level=level, stages=stages)
+    live = probe.flags(net, path, phase, level, stages)
+    probe.live = False
+    from_file = probe.flags(net, path, phase, level, stages)
+    probe.live = True
+    print(json.dumps([path, live == from_file, live, from_file]))
+"""
+
+
+def test_probe_reads_the_flags_of_pycaffes_own_net(caffe_runtime):
+    """ccf_flags_net (boost::python::extract of pycaffe's Net) against ccf_flags (a second Net
+    built from the file): the same flags for every net of tests/flag_nets.py."""
+    host, inside = caffe_runtime.new_log_dir()
+    nets = []
+    for name, net in sorted(FLAG_NETS.items()):
+        (host / f"{name}.prototxt").write_text(net.prototxt)
+        nets.append([f"{inside}/{name}.prototxt", net.phase, net.level, list(net.stages)])
+    (host / "nets.json").write_text(json.dumps(nets))
+    (host / "check.py").write_text(LIVE_AGAINST_FILE)
+    done = subprocess.run(
+        ["chroot", str(caffe_runtime.directory), "python3", f"{inside}/check.py", f"{inside}/nets.json"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, GLOG_minloglevel="2"),
+        check=False,
+    )
+    shutil.rmtree(host)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(rows) == len(nets)
+    for path, same, live, from_file in rows:
+        assert same, f"{path}: live {live} != from the file {from_file}"
+
+
+# Runs inside the runtime: for each saved case, in a forked child (Caffe may refuse the net),
+# two nets with the same params and inputs; one runs a plain Net::BackwardFromTo, the other the
+# worker's backward_observing. Prints, per case, the blobs whose diffs differ in any bit.
+OBSERVING_AGAINST_PLAIN = f"""
+import json, os, sys
+import numpy as np
+sys.path.insert(0, "{INSTALL_DIR}")
+import caffe, worker
+probe = worker.FlagsProbe("{INSTALL_DIR}/flags_probe.so")
+
+def build(directory, meta, arrays):
+    phase = caffe.TRAIN if meta["phase"] == "TRAIN" else caffe.TEST
+    net = caffe.Net(directory + "/net.prototxt", phase, level=meta["level"], stages=meta["stages"])
+    names = list(net._layer_names)
+    params = {{}}
+    for key, value in arrays.items():
+        if key.startswith("param/"):
+            layer, index = key[len("param/"):].rsplit("/", 1)
+            params.setdefault(layer, {{}})[int(index)] = value
+    worker.set_params(worker.NetIndex(net), params)
+    worker.set_inputs(net, dict((k[6:], v) for k, v in arrays.items() if k.startswith("input/")))
+    caffe.set_random_seed(meta["seed"])
+    net._forward(0, len(names) - 1)
+    net.clear_param_diffs()
+    return net
+
+def diffs(net):
+    out = dict((name, blob.diff.tobytes()) for name, blob in net.blobs.items())
+    for i, layer in enumerate(net.layers):
+        for j, blob in enumerate(layer.blobs):
+            out["param %d/%d" % (i, j)] = blob.diff.tobytes()
+    return out
+
+for directory in sys.argv[1:]:
+    meta = json.load(open(directory + "/meta.json"))
+    arrays = dict(np.load(directory + "/arrays.npz"))
+    pid = os.fork()
+    if pid == 0:
+        plain = build(directory, meta, arrays)
+        plain._backward(len(plain.layers) - 1, 0)
+        observed = build(directory, meta, arrays)
+        need = [layer["need_backward"] for layer in probe.flags(observed, None, None, None, None)]
+        worker.backward_observing(observed, worker.NetIndex(observed), need)
+        a, b = diffs(plain), diffs(observed)
+        print(json.dumps([directory, sorted(k for k in a if a[k] != b[k])]))
+        sys.stdout.flush()
+        os._exit(0)
+    os.waitpid(pid, 0)
+"""
+
+
+# Diffs shared between blobs: a Parameter layer's top and its param, a Reshape's bottom and top;
+# Flatten's Backward points its bottom's diff at its top's. Each: (net, input shapes, param shapes).
+SHARED_DIFFS = (
+    (
+        """
+layer { name: "target" type: "Input" top: "target" input_param { shape { dim: 2 dim: 3 } } }
+layer { name: "p" type: "Parameter" top: "p" parameter_param { shape { dim: 2 dim: 3 } } }
+layer { name: "flat" type: "Flatten" bottom: "p" top: "flat" }
+layer { name: "loss" type: "EuclideanLoss" bottom: "flat" bottom: "target" top: "loss" }
+""",
+        {"target": (2, 3)},
+        {"p": [(2, 3)]},
+    ),
+    (
+        """
+force_backward: true
+layer { name: "in" type: "Input" top: "data" top: "target"
+  input_param { shape { dim: 2 dim: 3 dim: 2 } shape { dim: 2 dim: 6 } } }
+layer { name: "reshape" type: "Reshape" bottom: "data" top: "r" reshape_param { shape { dim: 2 dim: 6 } } }
+layer { name: "flat" type: "Flatten" bottom: "r" top: "flat" }
+layer { name: "loss" type: "EuclideanLoss" bottom: "flat" bottom: "target" top: "loss" }
+""",
+        {"data": (2, 3, 2), "target": (2, 6)},
+        {},
+    ),
+    (
+        """
+layer { name: "target" type: "Input" top: "target" input_param { shape { dim: 3 dim: 2 } } }
+layer { name: "p" type: "Parameter" top: "p" parameter_param { shape { dim: 2 dim: 3 } } }
+layer { name: "reshape" type: "Reshape" bottom: "p" top: "r" reshape_param { shape { dim: 3 dim: 2 } } }
+layer { name: "ip" type: "InnerProduct" bottom: "r" top: "ip" inner_product_param { num_output: 2 } }
+layer { name: "loss" type: "EuclideanLoss" bottom: "ip" bottom: "target" top: "loss" }
+""",
+        {"target": (3, 2)},
+        {"p": [(2, 3)], "ip": [(2, 2), (2,)]},
+    ),
+)
+
+
+def shared_diff_cases() -> list[Case]:
+    rng = np.random.default_rng(0)
+
+    def values(shape):
+        return rng.standard_normal(shape).astype(np.float32)
+
+    return [
+        Case(
+            net=net,
+            inputs={name: values(shape) for name, shape in inputs.items()},
+            params={name: tuple(values(shape) for shape in shapes) for name, shapes in params.items()},
+        )
+        for net, inputs, params in SHARED_DIFFS
+    ]
+
+
+def test_observing_backward_leaves_the_diffs_of_a_plain_backward(caffe_runtime):
+    """backward_observing (the worker's one backward pass, which also sees which bottom diffs
+    each layer writes) leaves every blob diff and param diff bit for bit as a plain
+    Net::BackwardFromTo does, on nets whose blobs share diffs and on generated nets."""
+    drawn = shared_diff_cases()
+
+    @given(cases(solvers=False))
+    def collect(case):
+        drawn.append(case)
+
+    collect()
+    host, inside = caffe_runtime.new_log_dir()
+    for i, case in enumerate(drawn):
+        case.save(host / str(i))
+    (host / "check.py").write_text(OBSERVING_AGAINST_PLAIN)
+    done = subprocess.run(
+        ["chroot", str(caffe_runtime.directory), "python3", f"{inside}/check.py"]
+        + [f"{inside}/{i}" for i in range(len(drawn))],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, GLOG_minloglevel="3"),
+        check=False,
+    )
+    shutil.rmtree(host)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(rows) > len(drawn) // 2, f"only {len(rows)} of {len(drawn)} nets ran: {done.stderr[-2000:]}"
+    for directory, differing in rows:
+        case = drawn[int(directory.rsplit("/", 1)[1])]
+        assert not differing, f"diffs of {differing} differ from a plain backward in:\n{case.net}"
