@@ -30,14 +30,30 @@ def reference_within(x, size, alpha, beta):
 X = torch.randn(2, 7, 3, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
 
 
-@pytest.mark.parametrize(
-    "body,args",
-    [("", (5, 1.0, 0.75, 1.0)), ("local_size: 3 alpha: 0.5 beta: 0.6 k: 2", (3, 0.5, 0.6, 2.0))],
-)
+ACROSS = [
+    ("", (5, 1.0, 0.75, 1.0)),
+    ("local_size: 3 alpha: 0.5 beta: 0.6 k: 2", (3, 0.5, 0.6, 2.0)),
+    ("local_size: 1 alpha: 0.5 beta: 0.6 k: 2", (1, 0.5, 0.6, 2.0)),  # each channel alone
+    ("local_size: 13 alpha: 2 beta: 1.5 k: 0.5", (13, 2.0, 1.5, 0.5)),  # wider than 7 channels
+]
+
+
+@pytest.mark.parametrize("body,args", ACROSS)
 def test_across_channels_forward(body, args):
     layer, bottom, top = make_layer(lrn(body), [X])
     (y,) = run_forward(layer, bottom, top)
     torch.testing.assert_close(y, reference_across(X, *args))
+
+
+@pytest.mark.parametrize("body,args", ACROSS)
+def test_across_channels_float32_and_a_second_call(body, args):
+    """float32 stays within rounding of the float64 formula, and a second forward over
+    different values (the layer's kept buffers) gives that input's result."""
+    layer, bottom, top = make_layer(lrn(body), [X * 3], dtype=torch.float32)
+    run_forward(layer, bottom, top)
+    bottom[0].data.copy_(X)
+    (y,) = run_forward(layer, bottom, top)
+    torch.testing.assert_close(y, reference_across(X, *args).float())
 
 
 def test_within_channel_forward_ignores_k():
@@ -53,6 +69,8 @@ def test_within_channel_forward_ignores_k():
     [
         "",
         "local_size: 3 beta: 0.6 k: 2",
+        "local_size: 1 alpha: 0.5 k: 2",
+        "local_size: 9 alpha: 2 beta: 1.5",
         "norm_region: WITHIN_CHANNEL local_size: 3",
         "norm_region: WITHIN_CHANNEL local_size: 5 alpha: 0.2 beta: 2",
     ],
