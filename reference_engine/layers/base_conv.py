@@ -1,8 +1,9 @@
 """What Convolution and Deconvolution share: parameters, param blobs, shapes.
 
 Caffe: src/caffe/layers/base_conv_layer.cpp (BaseConvolutionLayer::LayerSetUp, Reshape).
-The arithmetic uses torch's convolutions on an explicitly padded input instead of
-im2col + gemm; the result is the same up to summation order.
+The arithmetic uses torch's convolutions instead of im2col + gemm, with torch's own zero
+padding (the image is padded explicitly only where the last window overhangs the padded
+image); the result is the same up to summation order.
 """
 
 import torch.nn.functional as F
@@ -206,15 +207,33 @@ class BaseConvolutionLayer(Layer):
             pads += [self.pad[i], self.pad[i] + overhang]
         return pads
 
-    def conv_forward(self, image, image_spatial, columns_spatial):
-        """Convolve an image (im2col + gemm): `columns_spatial` positions, weights as conv weights."""
-        padded = F.pad(image, self.conv_padding(image_spatial, columns_spatial))
+    def _torch_pads(self, image_spatial, columns_spatial):
+        """`pad` for torch's own zero padding where that is the whole border; otherwise None,
+        and the image is padded explicitly (an overhanging last window)."""
+        pads = self.conv_padding(image_spatial, columns_spatial)
+        if all(pads[2 * i] == pads[2 * i + 1] for i in range(self.num_spatial_axes)):
+            return list(self.pad)
+        return None
+
+    def conv_forward(self, image, image_spatial, columns_spatial, bias=None):
+        """Convolve an image (im2col + gemm): `columns_spatial` positions, weights as conv weights;
+        `bias` is added to every position of its output channel."""
+        pad = self._torch_pads(image_spatial, columns_spatial)
+        if pad is None:
+            image, pad = F.pad(image, self.conv_padding(image_spatial, columns_spatial)), 0
         return _CONV[self.num_spatial_axes](
-            padded, self.blobs[0].data, None, self.stride, 0, self.dilation, self.group
+            image, self.blobs[0].data, bias, self.stride, pad, self.dilation, self.group
         )
 
     def conv_backward_data(self, columns, image_spatial, columns_spatial):
         """The adjoint of conv_forward (gemm into columns, then col2im): what lands on the image."""
+        shape = [columns.shape[0], self.blobs[0].shape[1] * self.group]
+        pad = self._torch_pads(image_spatial, columns_spatial)
+        if pad is not None:
+            return _CONV_INPUT[self.num_spatial_axes](
+                shape + list(image_spatial), self.blobs[0].data, columns, self.stride, pad,
+                self.dilation, self.group,
+            )
         pads = self.conv_padding(image_spatial, columns_spatial)
         padded_spatial = [
             image_spatial[i]
@@ -222,9 +241,9 @@ class BaseConvolutionLayer(Layer):
             + pads[2 * (self.num_spatial_axes - 1 - i) + 1]
             for i in range(self.num_spatial_axes)
         ]
-        padded_shape = [columns.shape[0], self.blobs[0].shape[1] * self.group] + padded_spatial
         padded = _CONV_INPUT[self.num_spatial_axes](
-            padded_shape, self.blobs[0].data, columns, self.stride, 0, self.dilation, self.group
+            shape + padded_spatial, self.blobs[0].data, columns, self.stride, 0, self.dilation,
+            self.group,
         )
         index = [slice(None), slice(None)] + [
             slice(self.pad[i], self.pad[i] + image_spatial[i]) for i in range(self.num_spatial_axes)
@@ -233,9 +252,11 @@ class BaseConvolutionLayer(Layer):
 
     def conv_weight_diff(self, image, columns, image_spatial, columns_spatial):
         """Σ over the batch of columns ⊗ im2col(image): the weight gradient of conv_forward."""
-        padded = F.pad(image, self.conv_padding(image_spatial, columns_spatial))
+        pad = self._torch_pads(image_spatial, columns_spatial)
+        if pad is None:
+            image, pad = F.pad(image, self.conv_padding(image_spatial, columns_spatial)), 0
         return _CONV_WEIGHT[self.num_spatial_axes](
-            padded, self.blobs[0].shape, columns, self.stride, 0, self.dilation, self.group
+            image, self.blobs[0].shape, columns, self.stride, pad, self.dilation, self.group
         )
 
     def add_bias(self, output):
