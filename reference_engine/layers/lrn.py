@@ -81,15 +81,18 @@ class LRNLayer(Layer):
         self.scale = scale
         # powx into the top, then multiply by the bottom: in place, the bottom is already gone.
         torch.pow(scale, -self._scalar(self.beta, x), out=top.data)
+        # Backward needs scale^-beta again: Caffe recomputes it, a copy is cheaper than pow.
+        self.scale_power = self.scratch("scale_power", x.shape)
+        self.scale_power.copy_(top.data)
         top.data.mul_(bottom.data)
 
     def _cross_channel_backward(self, top, bottom):
         n, c, h, w = self.scale.shape
-        beta = self._scalar(self.beta, self.scale)
         cache_ratio = float(self._scalar(2.0 * self.alpha * self.beta / self.size, self.scale))
         inverse_pre_pad = self.size - (self.size + 1) // 2
         bottom_diff = bottom.diff
-        torch.pow(self.scale, -beta, out=bottom_diff)
+        # powx into the bottom diff, then times the top diff: in place, the top diff is gone.
+        bottom_diff.copy_(self.scale_power)
         bottom_diff.mul_(top.diff)
         # top_diff * top_data / scale, zero-padded on the channel axis (pads never written).
         padded_ratio = self.scratch("padded_ratio", (n, c + self.size - 1, h, w))

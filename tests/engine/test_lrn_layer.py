@@ -91,3 +91,33 @@ def test_across_channels_writes_bottom_diff_without_propagate_down():
     top[0].diff.fill_(1)
     layer.backward(top, [False], bottom)
     assert bool((bottom[0].diff == 0).all())
+
+
+def test_across_channels_in_place_follows_caffes_order_of_writes():
+    """In place, Caffe writes scale^-beta into the top (the bottom) before multiplying by the
+    bottom, and into the bottom diff (the top diff) before multiplying by the top diff: both
+    products square the power, and backward reads the overwritten blob."""
+    from google.protobuf import text_format
+
+    from reference_engine import caffe_pb2
+    from reference_engine.blob import Blob
+    from reference_engine.layers.lrn import LRNLayer
+
+    size, alpha, beta, k = 3, 0.5, 0.6, 2.0
+    param = text_format.Parse(lrn(f"local_size: {size} alpha: {alpha} beta: {beta} k: {k}"),
+                              caffe_pb2.LayerParameter())
+    layer = LRNLayer(param, caffe_pb2.TRAIN, torch.float64, "cpu")
+    blob = Blob(X.shape, dtype=torch.float64)
+    blob.data.copy_(X)
+    layer.setup([blob], [blob])
+    layer.forward_layer([blob], [blob])
+    pad = (size - 1) // 2
+    sq = torch.nn.functional.pad(X * X, (0, 0, 0, 0, pad, pad))
+    scale = k + alpha / size * sum(sq[:, j : j + X.shape[1]] for j in range(size))
+    y = scale ** (-2 * beta)
+    torch.testing.assert_close(blob.data, y)
+    blob.diff.fill_(1.0)
+    layer.backward([blob], [True], [blob])
+    ratio = torch.nn.functional.pad(y * y / scale, (0, 0, 0, 0, pad, pad))
+    window = sum(ratio[:, j : j + X.shape[1]] for j in range(size))
+    torch.testing.assert_close(blob.diff, y - 2 * alpha * beta / size * y * window)
