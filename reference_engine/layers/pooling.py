@@ -312,9 +312,17 @@ class PoolingLayer(Layer):
         # arithmetic does; before the first plane Caffe writes outside the blob.
         planes = self.num * self.channels
         flat = bottom_diff.view(-1)
-        offsets = torch.arange(planes, device=dy.device) * (self.height * self.width)
+        plane_size = self.height * self.width
         mask = mask.reshape(planes, -1)
         dy = dy.reshape(planes, -1)
+        if mask.numel() == 0:
+            return
+        low, high = torch.aminmax(mask)
+        if 0 <= int(low) and int(high) < plane_size:
+            # Every index inside its own plane: one scatter_add_ per plane, each in (ph, pw) order.
+            bottom_diff.view(planes, -1).scatter_add_(1, mask, dy)
+            return
+        offsets = torch.arange(planes, device=dy.device) * plane_size
         if planes and bool((mask[0] < 0).any()):
             raise Unsupported(
                 "MAX pooling backward with mask -1 in the first plane: Caffe writes "

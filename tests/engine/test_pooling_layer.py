@@ -259,3 +259,19 @@ def test_in_place_is_refused():
     blob = Blob([1, 1, 4, 4], dtype=torch.float64)
     with pytest.raises(Unsupported):
         layer.setup([blob], [blob])
+
+
+def test_max_backward_of_mask_minus_one_lands_on_the_previous_plane():
+    """Caffe adds top_diff at bottom_diff + plane offset + mask: a -1 from an all -inf window
+    reaches the previous plane's last cell; in the first plane it would write before the blob."""
+    inf = float("inf")
+    x = torch.tensor([[[[1.0, 3.0], [2.0, 0.0]], [[-inf, -inf], [-inf, -inf]]]], dtype=torch.float64)
+    layer, bottom, top = make_layer(pool("pool: MAX kernel_size: 2 stride: 2"), [x])
+    run_forward(layer, bottom, top)
+    top[0].diff.copy_(torch.tensor([5.0, 7.0]).view(1, 2, 1, 1))
+    layer.backward(top, [True], bottom)
+    assert bottom[0].diff.view(-1).tolist() == [0.0, 5.0, 0.0, 7.0, 0.0, 0.0, 0.0, 0.0]
+    layer, bottom, top = make_layer(pool("pool: MAX kernel_size: 2 stride: 2"), [x.flip(1)])
+    run_forward(layer, bottom, top)
+    with pytest.raises(Unsupported, match="first plane"):
+        layer.backward(top, [True], bottom)
