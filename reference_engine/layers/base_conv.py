@@ -20,6 +20,11 @@ _CONV_TRANSPOSE = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_trans
 _CONV_INPUT = {1: conv_grad.conv1d_input, 2: conv_grad.conv2d_input, 3: conv_grad.conv3d_input}
 _CONV_WEIGHT = {1: conv_grad.conv1d_weight, 2: conv_grad.conv2d_weight, 3: conv_grad.conv3d_weight}
 
+# Caffe convolves one image at a time (forward_cpu_gemm per n). torch takes groups of images
+# whose tensors stay under this size: a larger result is a fresh mapping from the system that
+# faults in page by page on every call, and a group this small stays in cache.
+GROUP_BYTES = 16 << 20
+
 
 class BaseConvolutionLayer(Layer):
     min_bottom_blobs = 1
@@ -188,6 +193,16 @@ class BaseConvolutionLayer(Layer):
         for t in top:
             t.reshape(top_shape)
 
+    def image_groups(self):
+        """Slices of the batch (the `num` axis of `batched` views), in order, each a group of
+        images whose input and output stay under GROUP_BYTES."""
+        image = max(self.channels * _count(self.input_spatial),
+                    self.num_output * _count(self.output_spatial))
+        image *= self.blobs[0].data.element_size()
+        groups = max(1, min(self.num, -(-self.num * image // GROUP_BYTES)))
+        size = -(-self.num // groups)
+        return [slice(start, min(start + size, self.num)) for start in range(0, self.num, size)]
+
     def kernel_extent(self, i):
         return self.dilation[i] * (self.kernel[i] - 1) + 1
 
@@ -265,6 +280,13 @@ class BaseConvolutionLayer(Layer):
     def bias_diff(self, top_diff):
         """backward_cpu_bias over every image: Σ over batch and spatial positions."""
         return top_diff.sum(dim=[0] + list(range(2, 2 + self.num_spatial_axes)))
+
+
+def _count(shape):
+    count = 1
+    for d in shape:
+        count *= d
+    return count
 
 
 def _shape_string(shape):
