@@ -21,8 +21,9 @@ _CONV_INPUT = {1: conv_grad.conv1d_input, 2: conv_grad.conv2d_input, 3: conv_gra
 _CONV_WEIGHT = {1: conv_grad.conv1d_weight, 2: conv_grad.conv2d_weight, 3: conv_grad.conv3d_weight}
 
 # Caffe convolves one image at a time (forward_cpu_gemm per n). torch takes groups of images
-# whose tensors stay under this size: a larger result is a fresh mapping from the system that
-# faults in page by page on every call, and a group this small stays in cache.
+# whose tensors stay under this size: glibc serves a block past its mmap threshold (32 MB at
+# most) as a fresh mapping that faults in page by page on every call, and a group this small
+# also stays in cache.
 GROUP_BYTES = 16 << 20
 
 

@@ -72,7 +72,7 @@ class LRNLayer(Layer):
         middle = padded[:, self.pre_pad : self.pre_pad + c]
         torch.mul(x, x, out=middle)
         middle.mul_(alpha_over_size)
-        # k + the window's terms in channel order: channel 0's sum is Caffe's to the bit; Caffe
+        # k + the window's terms in channel order, as Caffe sums channel 0's window; Caffe then
         # slides that window along (add the head, subtract the tail), which rounds differently.
         scale = self.scratch("scale", x.shape)
         scale.fill_(self.k)

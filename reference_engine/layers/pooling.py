@@ -244,7 +244,7 @@ class PoolingLayer(Layer):
         """torch's max_pool2d written into the top; returns the mask (h * W + w, long).
 
         It runs on a channels-last copy: there torch's kernel is vectorised over channels,
-        with the same scan and comparison per window (ten times faster than on NCHW)."""
+        with the same scan and comparison per window (several times faster than on NCHW)."""
         n, c, h, w = x.shape
         pooled_h, pooled_w = self.pooled_height, self.pooled_width
         image = self.scratch("image", (n, h, w, c)).permute(0, 3, 1, 2)
