@@ -6,12 +6,15 @@ The net is inception-style: a stem (conv, pool, LRN), one inception block (1x1, 
 branches and a pool projection, joined by Concat) and a classifier with SoftmaxWithLoss.
 Caffe's time is measured inside the worker around Net::Forward and Net::Backward (its own
 CPU build, float32); the reference engine's around Net.forward and Net.backward in this
-process, in float32 and float64, with torch's default threads. Prints figures only.
+process, in float32 and float64. Both get --threads threads (OPENBLAS_NUM_THREADS for
+Caffe's gemms, torch.set_num_threads for ours). The engines take turns, one run each per
+round, and each prints its median. Prints figures only.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -22,9 +25,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.caffe_engine import CaffeEngine  # noqa: E402
-from harness.case import Case  # noqa: E402
-from reference_engine.engine import ReferenceEngine  # noqa: E402
+from harness.caffe_engine import CaffeEngine
+from harness.case import Case
+from reference_engine.engine import ReferenceEngine
 
 INCEPTION = """
 layer { name: "data" type: "Input" top: "data" top: "label"
@@ -66,33 +69,38 @@ def case(batch: int, size: int) -> Case:
     )
 
 
-def reference_seconds(the_case: Case, dtype: str, device: str, repeat: int) -> float:
-    engine = ReferenceEngine(dtype=dtype, device=device, threads=None)
-    net = engine._net(the_case)
-    times = []
-    for _ in range(repeat + 1):  # the first run warms up allocations
-        if device == "cuda":
+class ReferenceRunner:
+    """One reference net, built once; each call times one Net.forward + Net.backward."""
+
+    def __init__(self, the_case: Case, dtype: str, device: str, threads: int):
+        self.device = device
+        self.net = ReferenceEngine(dtype=dtype, device=device, threads=threads)._net(the_case)
+        self()  # the first run makes the kept buffers and warms the allocator
+
+    def __call__(self) -> float:
+        if self.device == "cuda":
             torch.cuda.synchronize()
         started = time.perf_counter()
-        net.forward()
-        net.backward()
-        if device == "cuda":
+        self.net.forward()
+        self.net.backward()
+        if self.device == "cuda":
             torch.cuda.synchronize()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times[1:])
+        return time.perf_counter() - started
 
 
-def caffe_seconds(the_case: Case, repeat: int) -> float:
-    engine = CaffeEngine(timeout_s=600)
-    try:
-        times = []
-        for _ in range(repeat):
-            result = engine.run(the_case)
-            steps = result.info["steps_s"]
-            times.append(steps["forward"] + steps["backward"])
-        return statistics.median(times)
-    finally:
-        engine.close()
+class CaffeRunner:
+    """Real Caffe's worker; each call runs the case and reads Caffe's own forward + backward time."""
+
+    def __init__(self, the_case: Case):
+        self.case = the_case
+        self.engine = CaffeEngine(timeout_s=600)
+
+    def __call__(self) -> float:
+        steps = self.engine.run(self.case).info["steps_s"]
+        return steps["forward"] + steps["backward"]
+
+    def close(self):
+        self.engine.close()
 
 
 def main():
@@ -100,18 +108,34 @@ def main():
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=os.cpu_count(),
+                        help="for torch and for Caffe's OpenBLAS alike (default: one per core)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--no-caffe", action="store_true", help="reference engine only (e.g. on a GPU host)")
     args = parser.parse_args()
+    # The worker inherits this environment: Caffe's gemms get the same number of threads.
+    os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
     the_case = case(args.batch, args.size)
-    print(f"inception-style net, batch {args.batch}, {args.size}x{args.size}, torch threads {torch.get_num_threads()}")
-    caffe = None if args.no_caffe else caffe_seconds(the_case, args.repeat)
-    if caffe is not None:
-        print(f"{'Caffe (CPU, float32)':<32} {caffe * 1000:9.1f} ms")
+    print(f"inception-style net, batch {args.batch}, {args.size}x{args.size}, "
+          f"{args.threads} threads (torch, and Caffe's OpenBLAS)")
+    runners = {} if args.no_caffe else {"Caffe (CPU, float32)": CaffeRunner(the_case)}
     for dtype in ("float32", "float64"):
-        ours = reference_seconds(the_case, dtype, args.device, args.repeat)
-        ratio = f"  Caffe/reference = {caffe / ours:.2f}x" if caffe is not None else ""
-        print(f"{'reference (' + args.device + ', ' + dtype + ')':<32} {ours * 1000:9.1f} ms{ratio}")
+        runners[f"reference ({args.device}, {dtype})"] = ReferenceRunner(the_case, dtype, args.device, args.threads)
+    # Round-robin, so that a neighbour's load on a shared machine falls on every engine alike.
+    times = {name: [] for name in runners}
+    try:
+        for _ in range(args.repeat):
+            for name, run in runners.items():
+                times[name].append(run())
+    finally:
+        for run in runners.values():
+            if isinstance(run, CaffeRunner):
+                run.close()
+    caffe = statistics.median(times["Caffe (CPU, float32)"]) if not args.no_caffe else None
+    for name, seconds in times.items():
+        ours = statistics.median(seconds)
+        ratio = f"  Caffe/reference = {caffe / ours:.2f}x" if caffe is not None and name.startswith("reference") else ""
+        print(f"{name:<32} {ours * 1000:9.1f} ms{ratio}")
 
 
 if __name__ == "__main__":

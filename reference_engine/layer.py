@@ -175,3 +175,17 @@ class Layer:
 
         return Blob(shape, dtype=self.dtype, device=self.device)
 
+    def scratch(self, name: str, shape, dtype=None):
+        """A buffer the layer keeps between calls, as Caffe's layers keep theirs (max_idx_,
+        scale_, col_buffer_): zero-filled when first made or when its shape changes, otherwise
+        holding whatever the layer last wrote. Reusing it spares a large allocation per call."""
+        import torch
+
+        dtype = self.dtype if dtype is None else dtype
+        shape = tuple(int(d) for d in shape)
+        buffers = self.__dict__.setdefault("_scratch", {})
+        buffer = buffers.get(name)
+        if buffer is None or tuple(buffer.shape) != shape or buffer.dtype != dtype:
+            buffer = buffers[name] = torch.zeros(shape, dtype=dtype, device=self.device)
+        return buffer
+

@@ -8,6 +8,7 @@ that nothing outside the tests can switch them on.
 
 from __future__ import annotations
 
+import contextlib
 from unittest import mock
 
 import torch
@@ -125,7 +126,11 @@ def _():
 
 @plant("MAX pooling tie-breaking reversed")
 def _():
-    return _swap_source(pooling.PoolingLayer, "forward", "(values > top_data)", "(values >= top_data)")
+    # The offset loop spells the rule out; torch's max_pool2d, which keeps it too, is bypassed.
+    return _together(
+        mock.patch.object(pooling.PoolingLayer, "_torch_max_pool_agrees", lambda self, x: False),
+        _swap_source(pooling.PoolingLayer, "_max_pool_by_offsets", "(values > maximum)", "(values >= maximum)"),
+    )
 
 
 @plant("ReLU negative_slope ignored in backward")
@@ -282,6 +287,15 @@ def _():
         return original(param, it + 1, current_step, dtype, checks)
 
     return mock.patch.dict(lr_policies.LR_POLICIES, {"step": step})
+
+
+@contextlib.contextmanager
+def _together(*plants):
+    """Several patches that make one plant, active together."""
+    with contextlib.ExitStack() as stack:
+        for planted in plants:
+            stack.enter_context(planted)
+        yield
 
 
 def _swap_source(cls, method: str, old: str, new: str):

@@ -1,8 +1,9 @@
 """What Convolution and Deconvolution share: parameters, param blobs, shapes.
 
 Caffe: src/caffe/layers/base_conv_layer.cpp (BaseConvolutionLayer::LayerSetUp, Reshape).
-The arithmetic uses torch's convolutions on an explicitly padded input instead of
-im2col + gemm; the result is the same up to summation order.
+The arithmetic uses torch's convolutions instead of im2col + gemm, with torch's own zero
+padding (the image is padded explicitly only where the last window overhangs the padded
+image); the result is the same up to summation order.
 """
 
 import torch.nn.functional as F
@@ -18,6 +19,12 @@ _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CONV_TRANSPOSE = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 _CONV_INPUT = {1: conv_grad.conv1d_input, 2: conv_grad.conv2d_input, 3: conv_grad.conv3d_input}
 _CONV_WEIGHT = {1: conv_grad.conv1d_weight, 2: conv_grad.conv2d_weight, 3: conv_grad.conv3d_weight}
+
+# Caffe convolves one image at a time (forward_cpu_gemm per n). torch takes groups of images
+# whose tensors stay under this size: glibc serves a block past its mmap threshold (32 MB at
+# most) as a fresh mapping that faults in page by page on every call, and a group this small
+# also stays in cache.
+GROUP_BYTES = 16 << 20
 
 
 class BaseConvolutionLayer(Layer):
@@ -187,6 +194,16 @@ class BaseConvolutionLayer(Layer):
         for t in top:
             t.reshape(top_shape)
 
+    def image_groups(self):
+        """Slices of the batch (the `num` axis of `batched` views), in order, each a group of
+        images whose input and output stay under GROUP_BYTES."""
+        image = max(self.channels * _count(self.input_spatial),
+                    self.num_output * _count(self.output_spatial))
+        image *= self.blobs[0].data.element_size()
+        groups = max(1, min(self.num, -(-self.num * image // GROUP_BYTES)))
+        size = -(-self.num // groups)
+        return [slice(start, min(start + size, self.num)) for start in range(0, self.num, size)]
+
     def kernel_extent(self, i):
         return self.dilation[i] * (self.kernel[i] - 1) + 1
 
@@ -206,15 +223,33 @@ class BaseConvolutionLayer(Layer):
             pads += [self.pad[i], self.pad[i] + overhang]
         return pads
 
-    def conv_forward(self, image, image_spatial, columns_spatial):
-        """Convolve an image (im2col + gemm): `columns_spatial` positions, weights as conv weights."""
-        padded = F.pad(image, self.conv_padding(image_spatial, columns_spatial))
+    def _torch_pads(self, image_spatial, columns_spatial):
+        """`pad` for torch's own zero padding where that is the whole border; otherwise None,
+        and the image is padded explicitly (an overhanging last window)."""
+        pads = self.conv_padding(image_spatial, columns_spatial)
+        if all(pads[2 * i] == pads[2 * i + 1] for i in range(self.num_spatial_axes)):
+            return list(self.pad)
+        return None
+
+    def conv_forward(self, image, image_spatial, columns_spatial, bias=None):
+        """Convolve an image (im2col + gemm): `columns_spatial` positions, weights as conv weights;
+        `bias` is added to every position of its output channel."""
+        pad = self._torch_pads(image_spatial, columns_spatial)
+        if pad is None:
+            image, pad = F.pad(image, self.conv_padding(image_spatial, columns_spatial)), 0
         return _CONV[self.num_spatial_axes](
-            padded, self.blobs[0].data, None, self.stride, 0, self.dilation, self.group
+            image, self.blobs[0].data, bias, self.stride, pad, self.dilation, self.group
         )
 
     def conv_backward_data(self, columns, image_spatial, columns_spatial):
         """The adjoint of conv_forward (gemm into columns, then col2im): what lands on the image."""
+        shape = [columns.shape[0], self.blobs[0].shape[1] * self.group]
+        pad = self._torch_pads(image_spatial, columns_spatial)
+        if pad is not None:
+            return _CONV_INPUT[self.num_spatial_axes](
+                shape + list(image_spatial), self.blobs[0].data, columns, self.stride, pad,
+                self.dilation, self.group,
+            )
         pads = self.conv_padding(image_spatial, columns_spatial)
         padded_spatial = [
             image_spatial[i]
@@ -222,9 +257,9 @@ class BaseConvolutionLayer(Layer):
             + pads[2 * (self.num_spatial_axes - 1 - i) + 1]
             for i in range(self.num_spatial_axes)
         ]
-        padded_shape = [columns.shape[0], self.blobs[0].shape[1] * self.group] + padded_spatial
         padded = _CONV_INPUT[self.num_spatial_axes](
-            padded_shape, self.blobs[0].data, columns, self.stride, 0, self.dilation, self.group
+            shape + padded_spatial, self.blobs[0].data, columns, self.stride, 0, self.dilation,
+            self.group,
         )
         index = [slice(None), slice(None)] + [
             slice(self.pad[i], self.pad[i] + image_spatial[i]) for i in range(self.num_spatial_axes)
@@ -233,9 +268,11 @@ class BaseConvolutionLayer(Layer):
 
     def conv_weight_diff(self, image, columns, image_spatial, columns_spatial):
         """Σ over the batch of columns ⊗ im2col(image): the weight gradient of conv_forward."""
-        padded = F.pad(image, self.conv_padding(image_spatial, columns_spatial))
+        pad = self._torch_pads(image_spatial, columns_spatial)
+        if pad is None:
+            image, pad = F.pad(image, self.conv_padding(image_spatial, columns_spatial)), 0
         return _CONV_WEIGHT[self.num_spatial_axes](
-            padded, self.blobs[0].shape, columns, self.stride, 0, self.dilation, self.group
+            image, self.blobs[0].shape, columns, self.stride, pad, self.dilation, self.group
         )
 
     def add_bias(self, output):
@@ -244,6 +281,13 @@ class BaseConvolutionLayer(Layer):
     def bias_diff(self, top_diff):
         """backward_cpu_bias over every image: Σ over batch and spatial positions."""
         return top_diff.sum(dim=[0] + list(range(2, 2 + self.num_spatial_axes)))
+
+
+def _count(shape):
+    count = 1
+    for d in shape:
+        count *= d
+    return count
 
 
 def _shape_string(shape):

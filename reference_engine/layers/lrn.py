@@ -1,8 +1,9 @@
 """LRN. Caffe: src/caffe/layers/lrn_layer.cpp.
 
-ACROSS_CHANNELS sums squares with Caffe's running window (add the head channel,
-subtract the tail), which rounds differently from a direct sum. WITHIN_CHANNEL is
-the sub-layer chain Caffe builds (Split, Power 2, AVE Pooling, Power, Eltwise PROD),
+ACROSS_CHANNELS sums each channel's window of squares directly, vectorised over the
+channels; Caffe keeps a running window (add the head channel, subtract the tail), which
+rounds differently: the two differ by float rounding of the window's terms. WITHIN_CHANNEL
+is the sub-layer chain Caffe builds (Split, Power 2, AVE Pooling, Power, Eltwise PROD),
 written out with each sub-layer's operations in its order; `k` plays no part there.
 The steps write into the blobs' own tensors, so in-place use computes what Caffe does.
 """
@@ -65,41 +66,46 @@ class LRNLayer(Layer):
         x = bottom.data
         n, c, h, w = x.shape
         alpha_over_size = self._scalar(self.alpha, x) / self.size
-        padded_square = torch.zeros((n, c + self.size - 1, h, w), dtype=x.dtype, device=x.device)
-        padded_square[:, self.pre_pad : self.pre_pad + c] = x * x
-        scale = torch.empty_like(x)
-        first = torch.full((n, h, w), self.k, dtype=x.dtype, device=x.device)
+        # alpha_over_size * x², zero-padded by pre_pad channels on each side: the pads are never
+        # written, so they stay zero.
+        padded = self.scratch("padded", (n, c + self.size - 1, h, w))
+        middle = padded[:, self.pre_pad : self.pre_pad + c]
+        torch.mul(x, x, out=middle)
+        middle.mul_(alpha_over_size)
+        # k + the window's terms in channel order, as Caffe sums channel 0's window; Caffe then
+        # slides that window along (add the head, subtract the tail), which rounds differently.
+        scale = self.scratch("scale", x.shape)
+        scale.fill_(self.k)
         for j in range(self.size):
-            first = first + alpha_over_size * padded_square[:, j]
-        scale[:, 0] = first
-        for j in range(1, c):
-            running = scale[:, j - 1] + alpha_over_size * padded_square[:, j + self.size - 1]
-            scale[:, j] = running - alpha_over_size * padded_square[:, j - 1]
+            scale.add_(padded[:, j : j + c])
         self.scale = scale
         # powx into the top, then multiply by the bottom: in place, the bottom is already gone.
         torch.pow(scale, -self._scalar(self.beta, x), out=top.data)
+        # Backward needs scale^-beta again: Caffe recomputes it, a copy is cheaper than pow.
+        self.scale_power = self.scratch("scale_power", x.shape)
+        self.scale_power.copy_(top.data)
         top.data.mul_(bottom.data)
 
     def _cross_channel_backward(self, top, bottom):
         n, c, h, w = self.scale.shape
-        dtype = self.scale.dtype
-        beta = self._scalar(self.beta, self.scale)
-        cache_ratio = self._scalar(2.0 * self.alpha * self.beta / self.size, self.scale)
+        cache_ratio = float(self._scalar(2.0 * self.alpha * self.beta / self.size, self.scale))
         inverse_pre_pad = self.size - (self.size + 1) // 2
         bottom_diff = bottom.diff
-        torch.pow(self.scale, -beta, out=bottom_diff)
+        # powx into the bottom diff, then times the top diff: in place, the top diff is gone.
+        bottom_diff.copy_(self.scale_power)
         bottom_diff.mul_(top.diff)
-        padded_ratio = torch.zeros(
-            (n, c + self.size - 1, h, w), dtype=dtype, device=self.scale.device
-        )
-        padded_ratio[:, inverse_pre_pad : inverse_pre_pad + c] = top.diff * top.data / self.scale
-        accum = torch.zeros((n, h, w), dtype=dtype, device=self.scale.device)
-        for j in range(self.size - 1):
-            accum = accum + padded_ratio[:, j]
-        for j in range(c):
-            accum = accum + padded_ratio[:, j + self.size - 1]
-            bottom_diff[:, j] += -cache_ratio * (bottom.data[:, j] * accum)
-            accum = accum - padded_ratio[:, j]
+        # top_diff * top_data / scale, zero-padded on the channel axis (pads never written).
+        padded_ratio = self.scratch("padded_ratio", (n, c + self.size - 1, h, w))
+        middle = padded_ratio[:, inverse_pre_pad : inverse_pre_pad + c]
+        torch.mul(top.diff, top.data, out=middle)
+        middle.div_(self.scale)
+        # Each channel's window of ratios (Caffe slides it as a running sum), times the bottom.
+        accum = self.scratch("accum", self.scale.shape)
+        accum.copy_(padded_ratio[:, 0:c])
+        for j in range(1, self.size):
+            accum.add_(padded_ratio[:, j : j + c])
+        accum.mul_(bottom.data)
+        bottom_diff.add_(accum, alpha=-cache_ratio)
 
     # ---- WITHIN_CHANNEL ----------------------------------------------------------------------
 

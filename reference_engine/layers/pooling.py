@@ -3,6 +3,13 @@
 Windows are visited one kernel offset at a time, vectorised over every output,
 so each output sees its window cells in Caffe's raster order (first maximum wins,
 sums in Caffe's order). STOCHASTIC is NOT_IMPLEMENTED on the CPU, as in Caffe.
+
+MAX pooling hands the common case to torch's max_pool2d, whose CPU kernel applies
+Caffe's rule: windows start at ``p * stride - pad`` and are clipped to the image, the
+scan is row-major with a strict ``>`` (the first maximum wins), and the index is
+``h * W + w`` in the plane. It differs from Caffe only where torch cannot express
+the window layout (Caffe's output size, pad > kernel / 2) or where Caffe's start
+value -FLT_MAX matters (NaN, values at or below -FLT_MAX); those go to the offset loop.
 """
 
 import torch
@@ -136,6 +143,7 @@ class PoolingLayer(Layer):
         top[0].reshape(shape)
         if len(top) > 1:
             top[1].reshape(shape)
+        self.torch_ceil_mode = self._torch_ceil_mode()
 
     def _pooled_size(self, size, kernel, pad, stride):
         # Caffe divides in float, then rounds: ceil (CEIL, and always in 1.0) or floor.
@@ -145,6 +153,31 @@ class PoolingLayer(Layer):
         if self.round_mode == FLOOR:
             return int(torch.floor(ratio)) + 1
         fatal("Unknown rounding mode.")
+
+    def _torch_ceil_mode(self):
+        """The ceil_mode for which torch's max_pool2d lays out Caffe's windows, or None.
+
+        torch: out = (size + 2 pad - kernel + (stride - 1 if ceil)) // stride + 1, then with
+        ceil the last window must start inside image + pad (aten/src/ATen/native/Pool.h,
+        pooling_output_shape). Where that matches Caffe's size on both axes, every window
+        is Caffe's; torch also wants pad <= kernel / 2 and at least one output."""
+        if 2 * self.pad_h > self.kernel_h or 2 * self.pad_w > self.kernel_w:
+            return None
+        if self.pooled_height < 1 or self.pooled_width < 1:
+            return None
+
+        def size(size, kernel, pad, stride, ceil):
+            out = (size + 2 * pad - kernel + (stride - 1 if ceil else 0)) // stride + 1
+            if ceil and (out - 1) * stride >= size + pad:
+                out -= 1
+            return out
+
+        for ceil in (True, False):
+            if (size(self.height, self.kernel_h, self.pad_h, self.stride_h, ceil),
+                    size(self.width, self.kernel_w, self.pad_w, self.stride_w, ceil)) == (
+                    self.pooled_height, self.pooled_width):
+                return ceil
+        return None
 
     def _one_window(self) -> bool:
         """Global pooling, or a kernel that covers the unpadded image exactly once."""
@@ -181,18 +214,10 @@ class PoolingLayer(Layer):
         pool = self.param.pooling_param.pool
         x = bottom[0].data
         if pool == MAX:
-            top_data = torch.full(top[0].shape, -FLT_MAX, dtype=x.dtype, device=x.device)
-            mask = torch.full(top[0].shape, -1, dtype=torch.long, device=x.device)
-            for h, w, inside in self._windows():
-                values = x.index_select(2, h.clamp(0, self.height - 1)).index_select(3, w.clamp(0, self.width - 1))
-                # Strict '>' in raster order: the first maximum of a window wins a tie.
-                wins = inside & (values > top_data)
-                top_data = torch.where(wins, values, top_data)
-                index = (h.clamp(min=0)[:, None] * self.width + w.clamp(min=0)[None, :]).expand_as(
-                    mask
-                )
-                mask = torch.where(wins, index, mask)
-            top[0].data.copy_(top_data)
+            if self._torch_max_pool_agrees(x):
+                mask = self._torch_max_pool(x, top[0].data)
+            else:
+                mask = self._max_pool_by_offsets(x, top[0].data)
             if len(top) > 1:
                 top[1].data.copy_(mask)
             else:
@@ -210,6 +235,53 @@ class PoolingLayer(Layer):
             not_implemented()
         else:
             fatal("Unknown pooling method.")
+
+    def _torch_max_pool_agrees(self, x) -> bool:
+        # NaN, -inf and -FLT_MAX fail the comparison: Caffe's -FLT_MAX start keeps them out.
+        return self.torch_ceil_mode is not None and x.numel() > 0 and bool(x.amin() > -FLT_MAX)
+
+    def _torch_max_pool(self, x, top_data):
+        """torch's max_pool2d written into the top; returns the mask (h * W + w, long).
+
+        It runs on a channels-last copy: there torch's kernel is vectorised over channels,
+        with the same scan and comparison per window (several times faster than on NCHW)."""
+        n, c, h, w = x.shape
+        pooled_h, pooled_w = self.pooled_height, self.pooled_width
+        image = self.scratch("image", (n, h, w, c)).permute(0, 3, 1, 2)
+        pooled = self.scratch("pooled", (n, pooled_h, pooled_w, c)).permute(0, 3, 1, 2)
+        argmax = self.scratch("argmax", (n, pooled_h, pooled_w, c), torch.long).permute(0, 3, 1, 2)
+        image.copy_(x)
+        torch.ops.aten.max_pool2d_with_indices.out(
+            image, self._kernel(), self._stride(), self._pad(), [1, 1], self.torch_ceil_mode,
+            out=pooled, indices=argmax,
+        )
+        top_data.copy_(pooled)
+        mask = self.scratch("mask", top_data.shape, torch.long)
+        mask.copy_(argmax)
+        return mask
+
+    def _max_pool_by_offsets(self, x, top_data):
+        """Caffe's loop, one kernel offset at a time over every output; returns the mask."""
+        maximum = torch.full(top_data.shape, -FLT_MAX, dtype=x.dtype, device=x.device)
+        mask = torch.full(top_data.shape, -1, dtype=torch.long, device=x.device)
+        for h, w, inside in self._windows():
+            values = x.index_select(2, h.clamp(0, self.height - 1)).index_select(3, w.clamp(0, self.width - 1))
+            # Strict '>' in raster order: the first maximum of a window wins a tie.
+            wins = inside & (values > maximum)
+            maximum = torch.where(wins, values, maximum)
+            index = (h.clamp(min=0)[:, None] * self.width + w.clamp(min=0)[None, :]).expand_as(mask)
+            mask = torch.where(wins, index, mask)
+        top_data.copy_(maximum)
+        return mask
+
+    def _kernel(self):
+        return [self.kernel_h, self.kernel_w]
+
+    def _stride(self):
+        return [self.stride_h, self.stride_w]
+
+    def _pad(self):
+        return [self.pad_h, self.pad_w]
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
@@ -240,9 +312,17 @@ class PoolingLayer(Layer):
         # arithmetic does; before the first plane Caffe writes outside the blob.
         planes = self.num * self.channels
         flat = bottom_diff.view(-1)
-        offsets = torch.arange(planes, device=dy.device) * (self.height * self.width)
+        plane_size = self.height * self.width
         mask = mask.reshape(planes, -1)
         dy = dy.reshape(planes, -1)
+        if mask.numel() == 0:
+            return
+        low, high = torch.aminmax(mask)
+        if 0 <= int(low) and int(high) < plane_size:
+            # Every index inside its own plane: one scatter_add_ per plane, each in (ph, pw) order.
+            bottom_diff.view(planes, -1).scatter_add_(1, mask, dy)
+            return
+        offsets = torch.arange(planes, device=dy.device) * plane_size
         if planes and bool((mask[0] < 0).any()):
             raise Unsupported(
                 "MAX pooling backward with mask -1 in the first plane: Caffe writes "

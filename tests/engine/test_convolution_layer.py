@@ -9,6 +9,7 @@ import torch
 from layer_testing import check_gradients, make_layer, run_forward
 
 from reference_engine.checks import CaffeError
+from reference_engine.layers import base_conv
 
 # Tiny tensors: one thread avoids pool contention that slows every op a hundredfold here.
 
@@ -137,6 +138,33 @@ def test_param_diffs_accumulate_and_bottom_diff_is_overwritten():
     torch.testing.assert_close(layer.blobs[0].diff, 2 * first[0])
     torch.testing.assert_close(layer.blobs[1].diff, 2 * first[1])
     torch.testing.assert_close(bottom[0].diff, first[2])
+
+
+@pytest.mark.parametrize("group_bytes", [1, 700])
+def test_image_groups_give_the_whole_batch_result(group_bytes, monkeypatch):
+    """Forward, bottom diffs and accumulated param diffs are the same whether the batch is
+    convolved at once or in groups of images (one image per group, or uneven groups of two);
+    with the channel axis at 2 the batch is every leading axis, and two bottoms share weights."""
+    g = torch.Generator().manual_seed(17)
+    bottoms = [torch.randn(5, 2, 2, 5, 5, generator=g, dtype=torch.float64) for _ in range(2)]
+    proto = conv_proto("num_output: 3 kernel_size: 3 stride: 2 pad: 1 axis: 2")
+    results, weights = [], None
+    for bytes_ in (base_conv.GROUP_BYTES, group_bytes):
+        monkeypatch.setattr(base_conv, "GROUP_BYTES", bytes_)
+        layer, bottom, top = make_layer(proto, bottoms, num_tops=2)
+        weights = weights or [p.data.clone() for p in layer.blobs]
+        for p, w in zip(layer.blobs, weights):
+            p.data.copy_(w)
+        layer.param_propagate_down = [True, True]
+        groups = layer.image_groups()
+        ys = run_forward(layer, bottom, top)
+        for t in top:
+            t.diff.copy_(torch.randn(t.diff.shape, generator=torch.Generator().manual_seed(19), dtype=torch.float64))
+        layer.backward(top, [True, True], bottom)
+        results.append((groups, ys + [b.diff.clone() for b in bottom] + [p.diff.clone() for p in layer.blobs]))
+    (whole, expected), (split, got) = results
+    assert len(whole) == 1 and len(split) > 2
+    torch.testing.assert_close(got, expected)
 
 
 def test_propagate_down_and_param_propagate_down_are_honoured():

@@ -30,14 +30,30 @@ def reference_within(x, size, alpha, beta):
 X = torch.randn(2, 7, 3, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
 
 
-@pytest.mark.parametrize(
-    "body,args",
-    [("", (5, 1.0, 0.75, 1.0)), ("local_size: 3 alpha: 0.5 beta: 0.6 k: 2", (3, 0.5, 0.6, 2.0))],
-)
+ACROSS = [
+    ("", (5, 1.0, 0.75, 1.0)),
+    ("local_size: 3 alpha: 0.5 beta: 0.6 k: 2", (3, 0.5, 0.6, 2.0)),
+    ("local_size: 1 alpha: 0.5 beta: 0.6 k: 2", (1, 0.5, 0.6, 2.0)),  # each channel alone
+    ("local_size: 13 alpha: 2 beta: 1.5 k: 0.5", (13, 2.0, 1.5, 0.5)),  # wider than 7 channels
+]
+
+
+@pytest.mark.parametrize("body,args", ACROSS)
 def test_across_channels_forward(body, args):
     layer, bottom, top = make_layer(lrn(body), [X])
     (y,) = run_forward(layer, bottom, top)
     torch.testing.assert_close(y, reference_across(X, *args))
+
+
+@pytest.mark.parametrize("body,args", ACROSS)
+def test_across_channels_float32_and_a_second_call(body, args):
+    """float32 stays within rounding of the float64 formula, and a second forward over
+    different values (the layer's kept buffers) gives that input's result."""
+    layer, bottom, top = make_layer(lrn(body), [X * 3], dtype=torch.float32)
+    run_forward(layer, bottom, top)
+    bottom[0].data.copy_(X)
+    (y,) = run_forward(layer, bottom, top)
+    torch.testing.assert_close(y, reference_across(X, *args).float())
 
 
 def test_within_channel_forward_ignores_k():
@@ -53,6 +69,8 @@ def test_within_channel_forward_ignores_k():
     [
         "",
         "local_size: 3 beta: 0.6 k: 2",
+        "local_size: 1 alpha: 0.5 k: 2",
+        "local_size: 9 alpha: 2 beta: 1.5",
         "norm_region: WITHIN_CHANNEL local_size: 3",
         "norm_region: WITHIN_CHANNEL local_size: 5 alpha: 0.2 beta: 2",
     ],
@@ -73,3 +91,33 @@ def test_across_channels_writes_bottom_diff_without_propagate_down():
     top[0].diff.fill_(1)
     layer.backward(top, [False], bottom)
     assert bool((bottom[0].diff == 0).all())
+
+
+def test_across_channels_in_place_follows_caffes_order_of_writes():
+    """In place, Caffe writes scale^-beta into the top (the bottom) before multiplying by the
+    bottom, and into the bottom diff (the top diff) before multiplying by the top diff: both
+    products square the power, and backward reads the overwritten blob."""
+    from google.protobuf import text_format
+
+    from reference_engine import caffe_pb2
+    from reference_engine.blob import Blob
+    from reference_engine.layers.lrn import LRNLayer
+
+    size, alpha, beta, k = 3, 0.5, 0.6, 2.0
+    param = text_format.Parse(lrn(f"local_size: {size} alpha: {alpha} beta: {beta} k: {k}"),
+                              caffe_pb2.LayerParameter())
+    layer = LRNLayer(param, caffe_pb2.TRAIN, torch.float64, "cpu")
+    blob = Blob(X.shape, dtype=torch.float64)
+    blob.data.copy_(X)
+    layer.setup([blob], [blob])
+    layer.forward_layer([blob], [blob])
+    pad = (size - 1) // 2
+    sq = torch.nn.functional.pad(X * X, (0, 0, 0, 0, pad, pad))
+    scale = k + alpha / size * sum(sq[:, j : j + X.shape[1]] for j in range(size))
+    y = scale ** (-2 * beta)
+    torch.testing.assert_close(blob.data, y)
+    blob.diff.fill_(1.0)
+    layer.backward([blob], [True], [blob])
+    ratio = torch.nn.functional.pad(y * y / scale, (0, 0, 0, 0, pad, pad))
+    window = sum(ratio[:, j : j + X.shape[1]] for j in range(size))
+    torch.testing.assert_close(blob.diff, y - 2 * alpha * beta / size * y * window)

@@ -71,6 +71,43 @@ def test_relu_minus_infinity_gives_nan_as_caffe_sum_does():
     assert math.isnan(y[0]) and y[1] == 1.0
 
 
+SPECIAL = [-math.inf, -2.0, -1e-30, -0.0, 0.0, 1e-30, 3.0, math.inf, math.nan]
+
+
+def same_bits(a: float, b: float) -> bool:
+    """Equal including the sign of a zero; any NaN meets any NaN."""
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("slope", [0.0, 0.25, -0.5, 1e-20, math.inf])
+def test_relu_is_caffes_arithmetic_element_by_element(slope, dtype):
+    """max(x, 0) + slope * min(x, 0) and dy * ((x > 0) + slope * (x <= 0)) as relu_layer.cpp
+    computes them, one element at a time in the blob's type: NaN, infinities, the sign of a
+    zero (slope 0 turns -2 into +0 but keeps -0), an underflowing product. 67 elements, so
+    that both torch's vectorised loop and its scalar tail see every value."""
+    x = torch.tensor(SPECIAL * 8, dtype=dtype)[:67]
+    dy = torch.tensor([1.5, -math.inf, 0.5, 2.0, -3.0, math.nan, 7.0] * 10, dtype=dtype)[:67]
+    layer, bottom, top = make_layer(f'type: "ReLU" relu_param {{ negative_slope: {slope} }}', [x], dtype=dtype)
+    (y,) = run_forward(layer, bottom, top)
+    top[0].diff.copy_(dy)
+    layer.backward(top, [True], bottom)
+
+    def as_dtype(v):
+        return torch.tensor(v, dtype=dtype)
+
+    s = as_dtype(float(torch.tensor(slope, dtype=torch.float32)))  # a proto float, then Dtype
+    for i, (xi, dyi) in enumerate(zip(x, dy)):
+        high = as_dtype(0.0) if xi < 0 else xi  # std::max(x, 0): (x < 0) ? 0 : x
+        low = as_dtype(0.0) if 0 < xi else xi  # std::min(x, 0): (0 < x) ? 0 : x
+        expected_y = high + s * low
+        expected_dx = dyi * (as_dtype(float(xi > 0)) + s * as_dtype(float(xi <= 0)))
+        assert same_bits(float(y[i]), float(expected_y)), f"y[{i}] for x={float(xi)}: {float(y[i])} vs {float(expected_y)}"
+        assert same_bits(float(bottom[0].diff[i]), float(expected_dx)), f"dx[{i}] for x={float(xi)}"
+
+
 def test_relu_in_place_reads_the_output_in_backward():
     x = torch.tensor([-2.0, 3.0])
     layer, blob = in_place('type: "ReLU" relu_param { negative_slope: -0.5 }', x)

@@ -7,6 +7,7 @@ import torch
 from layer_testing import check_gradients, make_layer, run_forward
 
 from reference_engine.checks import CaffeError, Unsupported
+from reference_engine.layers.pooling import FLT_MAX, PoolingLayer
 from reference_engine.semantics import CAFFE_1_0
 
 
@@ -72,6 +73,74 @@ def test_max_forward_first_maximum_wins_and_mask():
     assert bottom[0].diff.view(-1).tolist() == [0, 3, 0, 4, 0, 0, 0, 8, 0]
 
 
+# (kernel, stride, pad) per axis and the round mode: overlapping and gapped windows, pad up to
+# kernel / 2, ceil windows that hang past the image, non-square. Each has torch's layout.
+TORCH_LAYOUTS = [
+    "kernel_size: 3 stride: 2",
+    "kernel_size: 3 stride: 1 pad: 1",
+    "kernel_size: 2 stride: 2 pad: 1",
+    "kernel_size: 3 stride: 2 pad: 1 round_mode: FLOOR",
+    "kernel_h: 2 kernel_w: 3 stride: 3",
+    "kernel_h: 3 kernel_w: 2 stride_h: 2 stride_w: 1 pad_h: 1 pad_w: 1",
+    "kernel_size: 4 stride: 3 pad: 2",
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("body", TORCH_LAYOUTS)
+def test_max_torch_path_is_the_offset_loop_on_ties(body, dtype, monkeypatch):
+    """torch's max_pool2d gives Caffe's top, mask and bottom diff to the bit, ties included:
+    values drawn from five levels tie inside most windows."""
+    x = torch.randint(-2, 3, (2, 3, 7, 6), generator=torch.Generator().manual_seed(3)).to(dtype)
+    dy = None
+    results = []
+    for torch_path in (True, False):
+        if not torch_path:
+            monkeypatch.setattr(PoolingLayer, "_torch_max_pool_agrees", lambda self, x: False)
+        layer, bottom, top = make_layer(pool("pool: MAX " + body), [x], num_tops=2, dtype=dtype)
+        if torch_path:
+            assert layer.torch_ceil_mode is not None, "torch cannot lay out these windows"
+        y, mask = run_forward(layer, bottom, top)
+        if dy is None:
+            dy = torch.randn(y.shape, generator=torch.Generator().manual_seed(4), dtype=dtype)
+        top[0].diff.copy_(dy)
+        layer.backward(top, [True], bottom)
+        results.append((y, mask, bottom[0].diff.clone()))
+    for name, fast, loop in zip(("top", "mask", "bottom diff"), *results):
+        assert torch.equal(fast, loop), name
+
+
+@pytest.mark.parametrize(
+    "body", ["kernel_size: 3 stride: 1 pad: 2", "kernel_size: 1 stride: 3"]
+)
+def test_max_layouts_torch_cannot_take_use_the_offset_loop(body):
+    """pad > kernel / 2 (torch refuses it), and a last window that starts past the image
+    (no pad, kernel < stride: Caffe's ceil keeps it, torch's drops it)."""
+    x = distinct([1, 2, 5, 5])
+    layer, bottom, top = make_layer(pool("pool: MAX " + body), [x], num_tops=2)
+    assert layer.torch_ceil_mode is None
+    y, mask = run_forward(layer, bottom, top)
+    if "pad" not in body:
+        # Windows start at 0, 3, 6: the last lies outside the 5x5 image, so it keeps -FLT_MAX, -1.
+        assert y.shape == (1, 2, 3, 3)
+        assert bool((y[:, :, 2, :] == -FLT_MAX).all()) and bool((mask[:, :, 2, :] == -1).all())
+        assert torch.equal(y[:, :, :2, :2], x[:, :, ::3, ::3])
+
+
+def test_max_nan_and_values_at_or_below_minus_flt_max_never_win():
+    """Caffe starts each window at -FLT_MAX with mask -1 and compares with '>': NaN, -inf and
+    -FLT_MAX itself never win, and a window of nothing else keeps -FLT_MAX and mask -1."""
+    inf, nan = float("inf"), float("nan")
+    x = torch.tensor(
+        [[[[nan, 1.0, -inf, -inf], [nan, nan, -inf, -FLT_MAX], [2.0, -1e300, 0.5, -1e300]]]],
+        dtype=torch.float64,
+    )
+    layer, bottom, top = make_layer(pool("pool: MAX kernel_size: 2 stride: 2"), [x], num_tops=2)
+    y, mask = run_forward(layer, bottom, top)
+    assert y.view(-1).tolist() == [1.0, -FLT_MAX, 2.0, 0.5]
+    assert mask.view(-1).tolist() == [1.0, -1.0, 8.0, 10.0]
+
+
 def test_max_padding_never_wins():
     x = -torch.ones(1, 1, 2, 2, dtype=torch.float64)
     layer, bottom, top = make_layer(pool("pool: MAX kernel_size: 2 stride: 1 pad: 1"), [x])
@@ -110,7 +179,7 @@ def test_one_window_fast_path_matches_the_window_loop(monkeypatch):
     results = []
     for fast in (True, False):
         if not fast:
-            monkeypatch.setattr(type(layer), "_one_window", lambda self: False)
+            monkeypatch.setattr(PoolingLayer, "_one_window", lambda self: False)
         layer, bottom, top = make_layer(pool("pool: AVE global_pooling: true"), [x])
         (y,) = run_forward(layer, bottom, top)
         top[0].diff.copy_(distinct(list(top[0].shape)))
@@ -190,3 +259,19 @@ def test_in_place_is_refused():
     blob = Blob([1, 1, 4, 4], dtype=torch.float64)
     with pytest.raises(Unsupported):
         layer.setup([blob], [blob])
+
+
+def test_max_backward_of_mask_minus_one_lands_on_the_previous_plane():
+    """Caffe adds top_diff at bottom_diff + plane offset + mask: a -1 from an all -inf window
+    reaches the previous plane's last cell; in the first plane it would write before the blob."""
+    inf = float("inf")
+    x = torch.tensor([[[[1.0, 3.0], [2.0, 0.0]], [[-inf, -inf], [-inf, -inf]]]], dtype=torch.float64)
+    layer, bottom, top = make_layer(pool("pool: MAX kernel_size: 2 stride: 2"), [x])
+    run_forward(layer, bottom, top)
+    top[0].diff.copy_(torch.tensor([5.0, 7.0]).view(1, 2, 1, 1))
+    layer.backward(top, [True], bottom)
+    assert bottom[0].diff.view(-1).tolist() == [0.0, 5.0, 0.0, 7.0, 0.0, 0.0, 0.0, 0.0]
+    layer, bottom, top = make_layer(pool("pool: MAX kernel_size: 2 stride: 2"), [x.flip(1)])
+    run_forward(layer, bottom, top)
+    with pytest.raises(Unsupported, match="first plane"):
+        layer.backward(top, [True], bottom)
