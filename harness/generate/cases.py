@@ -83,13 +83,13 @@ PARAM_VALUES = {
 }
 
 
-def input_arrays(draft: NetDraft, rng, ties: bool = False) -> dict[str, np.ndarray]:
+def input_arrays(draft: NetDraft, rng) -> dict[str, np.ndarray]:
     out = {}
     for layer in draft.inputs:
         name = layer.top[0]
         role, classes = draft.input_roles[name]
         shape = tuple(layer.input_param.shape[0].dim)
-        if ties and role in ("data", "positive"):
+        if draft.ties and role in ("data", "positive"):
             out[name] = tied_values(rng, shape, positive=role == "positive")
         else:
             out[name] = INPUT_VALUES[role](rng, shape, classes)
@@ -140,13 +140,13 @@ def _params_from_draft(draft, rng):
 
 
 def case_from_draft(
-    draft: NetDraft, seed: int, solver: str | None = None, iterations: int = 0, ties: bool = False
+    draft: NetDraft, seed: int, solver: str | None = None, iterations: int = 0
 ) -> Case:
     """The Case for a drawn net: arrays from RandomState(seed), the NetState in the case's fields.
-    ``ties``: data inputs from a few exact values (tied_values) instead of distinct ones."""
+    Data inputs are tied_values where the draft says ``ties``, distinct values elsewhere."""
     rng = np.random.RandomState(seed)
     net_param = draft.to_proto()
-    inputs = input_arrays(draft, rng, ties)
+    inputs = input_arrays(draft, rng)
     params = param_arrays(draft, net_param, rng)
     net_param.ClearField("state")
     return Case(
@@ -183,7 +183,4 @@ def cases(
         if solver_param is not None:
             solver = text_format.MessageToString(solver_param)
             iterations = draw(st.integers(1, 3))
-    # Half the cases have tied data values (tie-breaking rules meet equal values); shrinks to
-    # distinct ones.
-    ties = draw(st.booleans())
-    return case_from_draft(draft, draw(st.integers(0, 2**32 - 1)), solver, iterations, ties)
+    return case_from_draft(draft, draw(st.integers(0, 2**32 - 1)), solver, iterations)

@@ -122,6 +122,7 @@ class NetDraft:
     )  # Input top: (role, classes)
     kept: list[bool] = field(default_factory=list)  # per layer: does the NetState keep it?
     focus: str | None = None  # a layer type drawn more often in this net (nets.layers), or None
+    ties: bool = False  # data inputs hold a few exact values (cases.tied_values), not distinct ones
     refusal: str | None = None  # the refusal drawn (nets.REFUSALS), or None
     refusal_message: str = ""  # the text Caffe's fatal line is expected to hold
     # Kept layers with params that a later layer may copy as a twin (nets.twin_layers):

@@ -55,10 +55,15 @@ class LayerKind:
     fixed_lr_mult: float | None = None  # every ParamSpec must set this lr_mult (BatchNorm)
     aliases: bool = False  # tops share memory with the bottom: no in-place layer on them
     shareable: bool = True  # its params may be shared by name
+    # Subtracts a mean it computes: on tied inputs an output can be the mean itself, which
+    # float32 Caffe leaves a rounding error away from 0, on either side of a kink downstream.
+    centres: bool = False
 
     def permitted(self, draft: NetDraft, train_dropout: bool) -> bool:
         """Whether the net's state lets this kind in (its shape validity is ``valid``)."""
         if draft.force_backward and not self.backward:
+            return False
+        if draft.ties and self.centres:
             return False
         cls = layer_class(self.type)
         if draft.force_backward and any(cls.allow_force_backward(i) for i in self.label_bottoms):
@@ -352,7 +357,8 @@ def prelu_layers(draw, draft, bottom):
     return Drawn(p, [bottom])
 
 
-@layer_kind("BatchNorm", valid=at_least_axes(2), in_place=True, fixed_lr_mult=0.0, shareable=False)
+@layer_kind("BatchNorm", valid=at_least_axes(2), in_place=True, fixed_lr_mult=0.0, shareable=False,
+            centres=True)
 def batch_norm_layers(draw, draft, bottom):
     """BatchNorm; use_global_stats, moving_average_fraction and eps unset first.
     Its params are statistics: every ParamSpec it gets carries lr_mult 0, as Caffe demands."""
@@ -385,7 +391,7 @@ def lrn_layers(draw, draft, bottom):
     return Drawn(p, [bottom], positive=bottom.positive)
 
 
-@layer_kind("MVN", valid=lambda draft, bottom: 1 <= bottom.num_axes <= 4)
+@layer_kind("MVN", valid=lambda draft, bottom: 1 <= bottom.num_axes <= 4, centres=True)
 def mvn_layers(draw, draft, bottom):
     """MVN; normalize_variance, across_channels and eps unset first."""
     p = LP(type="MVN")

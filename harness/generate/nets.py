@@ -378,6 +378,9 @@ def net_drafts(
     # a kind's own options meet each other far more often than among forty kinds drawn evenly.
     # Shrinks to no focus.
     draft.focus = draw(FOCUS)
+    # Half the nets take tied data values (tie-breaking rules meet equal values); shrinks to
+    # distinct ones. Drawn before the layers, which it keeps mean-subtracting kinds out of.
+    draft.ties = draw(st.booleans())
     batch = draw(st.integers(1, 3))
     draft.add_input(input_shapes(draw, batch), positive=draw(st.booleans()))
     # usually one data input
