@@ -18,8 +18,6 @@ from google.protobuf import text_format
 from hypothesis import strategies as st
 
 from harness.case import Case
-from reference_engine.checks import CaffeError, Unsupported
-from reference_engine.net import Net
 
 from .draft import NetDraft
 from .nets import net_drafts
@@ -96,46 +94,24 @@ def input_arrays(draft: NetDraft, rng) -> dict[str, np.ndarray]:
     return out
 
 
-def param_arrays(draft: NetDraft, net_param, rng) -> dict[str, tuple[np.ndarray, ...]]:
-    """Initial params, shaped as the reference Net's layers hold them; a sharer gets its
-    owner's arrays (Net::ShareWeights makes them one memory in Caffe too).
-
-    A net drawn as a refusal may not build: its params then come from the shapes the
-    draft recorded while it set each layer up."""
-    try:
-        net = Net(net_param)
-    except (CaffeError, Unsupported):
-        if draft.refusal is None:
-            raise
-        return _params_from_draft(draft, rng)
-    params: dict[str, tuple[np.ndarray, ...]] = {}
-    for name, node, layer in zip(net.layer_names, net.topology.layers, net.layers):
-        if layer.blobs:
-            shapes = [tuple(b.shape) for b in layer.blobs]
-            make = PARAM_VALUES.get(node.type)
-            params[name] = (
-                tuple(make(rng, shapes)) if make else tuple(weights(rng, s) for s in shapes)
-            )
-    for entry in net.topology.params:
-        if entry.owner >= 0:
-            owner = net.topology.params[entry.owner]
-            mine = list(params[net.layer_names[entry.layer]])
-            mine[entry.index] = params[net.layer_names[owner.layer]][owner.index]
-            params[net.layer_names[entry.layer]] = tuple(mine)
-    return params
-
-
-def _params_from_draft(draft, rng):
+def param_arrays(draft: NetDraft, rng) -> dict[str, tuple[np.ndarray, ...]]:
+    """Initial params of every layer the NetState keeps, shaped as the draft recorded them
+    (the reference layer's own SetUp, draft.layer_shapes); a sharer gets its owner's arrays,
+    the first of its name in net order (Net::ShareWeights makes them one memory in Caffe too)."""
     by_layer: dict[int, list] = {}
     for record in draft.params:
-        by_layer.setdefault(record.layer, []).append(record.shape)
+        by_layer.setdefault(record.layer, []).append(record)
+    owners: dict[str, np.ndarray] = {}
     params = {}
-    for index, shapes in by_layer.items():
+    for index, records in by_layer.items():
         layer = draft.layers[index]
+        shapes = [r.shape for r in records]
         make = PARAM_VALUES.get(layer.type)
-        params[layer.name] = (
-            tuple(make(rng, shapes)) if make else tuple(weights(rng, s) for s in shapes)
-        )
+        arrays = list(make(rng, shapes) if make else (weights(rng, s) for s in shapes))
+        for j, record in enumerate(records):
+            if record.name:
+                arrays[j] = owners.setdefault(record.name, arrays[j])
+        params[layer.name] = tuple(arrays)
     return params
 
 
@@ -147,7 +123,7 @@ def case_from_draft(
     rng = np.random.RandomState(seed)
     net_param = draft.to_proto()
     inputs = input_arrays(draft, rng)
-    params = param_arrays(draft, net_param, rng)
+    params = param_arrays(draft, rng)
     net_param.ClearField("state")
     return Case(
         net=text_format.MessageToString(net_param),
