@@ -19,6 +19,7 @@ generation time; the strategies drawn from here are cached by Hypothesis or by u
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -93,6 +94,15 @@ def pick(draw, options: Sequence):
     """One of ``options``, the first when shrunk: an index draw, whose strategy is cached
     by the options' count."""
     return options[draw(st.integers(0, len(options) - 1))]
+
+
+@functools.cache
+def combinations(*options: tuple) -> tuple:
+    """Every choice of one value from each of ``options`` (the first of each being the default),
+    fewest non-defaults first: one ``pick`` takes a whole combination (one draw, not one per
+    field), and a smaller index, which the shrinker seeks, is a simpler one."""
+    return tuple(sorted(itertools.product(*options),
+                        key=lambda combo: sum(v != o[0] for v, o in zip(combo, options))))
 
 
 def pick_or_none(draw, options: Sequence):

@@ -10,7 +10,6 @@ mutation that Caffe refuses, so the shrinker can drop it.
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 from hypothesis import strategies as st
 
@@ -18,7 +17,7 @@ from reference_engine import caffe_pb2
 from reference_engine.state import layer_included
 
 from .draft import NetDraft, ParamRecord
-from .kinds import LAYER_KINDS, LOSS_KINDS, LP, LayerKind, maybe, pick, pick_or_none
+from .kinds import LAYER_KINDS, LOSS_KINDS, LP, LayerKind, combinations, maybe, pick, pick_or_none
 
 LR_MULTS = (None, 0.0, 1.0, 0.5, 2.0)
 DECAY_MULTS = (None, 0.0, 1.0, 2.0)
@@ -26,23 +25,21 @@ LOSS_WEIGHTS = (1.0, 0.0, 0.5, 2.0)
 STAGES = ("a", "b")
 # A net's stages, and a rule's stage or not_stage: none first.
 STAGE_SETS = st.lists(st.sampled_from(STAGES), unique=True, max_size=2)
-RULE_STAGES = st.lists(st.sampled_from(STAGES), unique=True, max_size=1)
 FOCUS = st.none() | st.sampled_from(tuple(sorted(LAYER_KINDS)))
+ALL_LAYER_KINDS = tuple(LAYER_KINDS.values())  # simplest first: ReLU
 # One layer in three carries an include or exclude rule: enough for every rule to meet the
 # others, few enough that most drawn layers stay in the net.
 RULE_LISTS = (None, None, None, None, "include", "exclude")
 
 
-@functools.cache
-def flag_lists(size: int):
+def flag_lists(draw, size: int):
     """propagate_down: unset first, else one flag per bottom (mixed lists included)."""
-    return st.none() | st.lists(st.booleans(), min_size=size, max_size=size)
+    return pick_or_none(draw, combinations(*[(True, False)] * size))
 
 
-@functools.cache
-def weight_lists(size: int):
+def weight_lists(draw, size: int):
     """loss_weight on a non-loss layer: unset first, else one weight per top."""
-    return st.none() | st.lists(st.sampled_from(LOSS_WEIGHTS), min_size=size, max_size=size)
+    return pick_or_none(draw, combinations(*[LOSS_WEIGHTS] * size))
 
 
 def input_shapes(draw, batch: int):
@@ -62,18 +59,21 @@ def net_states(draw):
     return phase, level, stages
 
 
+RULE_CONDITIONS = (
+    (None, caffe_pb2.TRAIN, caffe_pb2.TEST),  # phase
+    (None, 0, 1, 2),  # min_level
+    (None, 0, 1, 2),  # max_level
+    (None, *STAGES),  # stage
+    (None, *STAGES),  # not_stage
+)
+
+
 def state_rules(draw):
-    """A NetStateRule with each condition unset first."""
-    rule = caffe_pb2.NetStateRule()
-    phase = draw(maybe(caffe_pb2.TRAIN, caffe_pb2.TEST))
-    if phase is not None:
-        rule.phase = phase
-    for name in ("min_level", "max_level"):
-        value = draw(maybe(0, 1, 2))
-        if value is not None:
-            setattr(rule, name, value)
-    rule.stage.extend(draw(RULE_STAGES))
-    rule.not_stage.extend(draw(RULE_STAGES))
+    """A NetStateRule: its conditions in one draw, fewest set first."""
+    phase, min_level, max_level, stage, not_stage = pick(draw, combinations(*RULE_CONDITIONS))
+    rule = caffe_pb2.NetStateRule(phase=phase, min_level=min_level, max_level=max_level)
+    rule.stage.extend([stage] if stage else [])
+    rule.not_stage.extend([not_stage] if not_stage else [])
     return rule
 
 
@@ -145,7 +145,7 @@ def common_fields(draw, draft: NetDraft, kind: LayerKind, drawn, shapes_of):
         # Caffe refuses an in-place layer on a blob another layer read before (insert_splits).
         in_place = draw(st.booleans())
     if bottoms:
-        propagate = draw(flag_lists(len(bottoms)))
+        propagate = flag_lists(draw, len(bottoms))
         if propagate is not None:
             # Caffe aborts in Backward when asked for a gradient into labels or indices.
             p.propagate_down.extend(
@@ -159,7 +159,7 @@ def common_fields(draw, draft: NetDraft, kind: LayerKind, drawn, shapes_of):
             weight = draw(maybe(*LOSS_WEIGHTS))
             weights = None if weight is None else [weight]
         else:
-            weights = draw(weight_lists(drawn.num_tops))
+            weights = weight_lists(draw, drawn.num_tops)
         if weights is not None:
             p.loss_weight.extend(weights)
     kept = True
@@ -225,12 +225,16 @@ def layers(draw, draft: NetDraft, train_dropout: bool):
         twin_layers(draw, draft, sources)
         return
     bottom = data[-1 - draw(st.integers(0, len(data) - 1))]
-    valid = [k for k in LAYER_KINDS.values() if k.valid(draft, bottom)]
     focus = LAYER_KINDS.get(draft.focus)
-    if focus in valid and draw(st.booleans()):
+    if focus is not None and focus.valid(draft, bottom) and draw(st.booleans()):
         kind = focus
     else:
-        kind = pick(draw, valid)
+        # An index into every kind, so that it keeps its meaning when the shrinker changes the
+        # layers below (the kinds valid here depend on their shapes and bounds); only where the
+        # kind does not fit this bottom, a second draw among those that do.
+        kind = pick(draw, ALL_LAYER_KINDS)
+        if not kind.valid(draft, bottom):
+            kind = pick(draw, [k for k in ALL_LAYER_KINDS if k.valid(draft, bottom)])
     if not kind.permitted(draft, train_dropout):
         # Substituted, not filtered out: the list drawn from depends on shapes only, so
         # simplifying the state (force_backward, phase) leaves every drawn index meaning
