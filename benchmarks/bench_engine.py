@@ -6,7 +6,8 @@ The net is inception-style: a stem (conv, pool, LRN), one inception block (1x1, 
 branches and a pool projection, joined by Concat) and a classifier with SoftmaxWithLoss.
 Caffe's time is measured inside the worker around Net::Forward and Net::Backward (its own
 CPU build, float32); the reference engine's around Net.forward and Net.backward in this
-process, in float32 and float64. Both get --threads threads (OPENBLAS_NUM_THREADS for
+process, in float32 and float64, on a warm net and (float32) on a net built just before, as
+Caffe's is: the worker builds a fresh net for every case. Both get --threads threads (OPENBLAS_NUM_THREADS for
 Caffe's gemms, torch.set_num_threads for ours). The engines take turns, one run each per
 round, and each prints its median. Prints figures only.
 """
@@ -70,14 +71,20 @@ def case(batch: int, size: int) -> Case:
 
 
 class ReferenceRunner:
-    """One reference net, built once; each call times one Net.forward + Net.backward."""
+    """Each call times one Net.forward + Net.backward: of one net built once and run before
+    (warm), or, as Caffe's worker and the harness run every case, of a net built just before
+    (fresh: its buffers are new, the build is not timed)."""
 
-    def __init__(self, the_case: Case, dtype: str, device: str, threads: int):
-        self.device = device
-        self.net = ReferenceEngine(dtype=dtype, device=device, threads=threads)._net(the_case)
-        self()  # the first run makes the kept buffers and warms the allocator
+    def __init__(self, the_case: Case, dtype: str, device: str, threads: int, fresh: bool = False):
+        self.device, self.case, self.fresh = device, the_case, fresh
+        self.engine = ReferenceEngine(dtype=dtype, device=device, threads=threads)
+        self.net = self.engine._net(the_case)
+        self()  # the first run warms the allocator (and, for a warm net, makes the kept buffers)
 
     def __call__(self) -> float:
+        if self.fresh:
+            self.net = None  # the old net's memory goes back first, as between two cases
+            self.net = self.engine._net(self.case)
         if self.device == "cuda":
             torch.cuda.synchronize()
         started = time.perf_counter()
@@ -119,6 +126,8 @@ def main():
     print(f"inception-style net, batch {args.batch}, {args.size}x{args.size}, "
           f"{args.threads} threads (torch, and Caffe's OpenBLAS)")
     runners = {} if args.no_caffe else {"Caffe (CPU, float32)": CaffeRunner(the_case)}
+    runners[f"reference ({args.device}, float32, fresh)"] = ReferenceRunner(
+        the_case, "float32", args.device, args.threads, fresh=True)
     for dtype in ("float32", "float64"):
         runners[f"reference ({args.device}, {dtype})"] = ReferenceRunner(the_case, dtype, args.device, args.threads)
     # Round-robin, so that a neighbour's load on a shared machine falls on every engine alike.
@@ -135,7 +144,7 @@ def main():
     for name, seconds in times.items():
         ours = statistics.median(seconds)
         ratio = f"  Caffe/reference = {caffe / ours:.2f}x" if caffe is not None and name.startswith("reference") else ""
-        print(f"{name:<32} {ours * 1000:9.1f} ms{ratio}")
+        print(f"{name:<38} {ours * 1000:9.1f} ms{ratio}")
 
 
 if __name__ == "__main__":
