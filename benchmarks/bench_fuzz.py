@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.fuzz import CampaignOptions, run_campaign  # noqa: E402
-from harness.report import Progress  # noqa: E402
+from harness.fuzz import CampaignOptions, run_campaign
+from harness.report import Progress
 
 
 def main():

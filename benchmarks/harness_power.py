@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.caffe_engine import CaffeEngine  # noqa: E402
-from tests.planted_bugs import PLANTS, hunt_planted  # noqa: E402
+from harness.caffe_engine import CaffeEngine
+from tests.planted_bugs import PLANTS, hunt_planted
 
 
 def main():

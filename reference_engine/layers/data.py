@@ -86,7 +86,7 @@ class DummyDataLayer(Layer):
         if p.shape:
             shape = p.shape[0 if len(p.shape) == 1 else j]
             return list(shape.dim)
-        pick = lambda values: values[0 if len(values) == 1 else j] if values else 1  # noqa: E731
+        pick = lambda values: values[0 if len(values) == 1 else j] if values else 1
         return [pick(p.num), pick(p.channels), pick(p.height), pick(p.width)]
 
     def reshape(self, bottom, top):
