@@ -119,3 +119,26 @@ def test_solver_updates_are_judged_by_their_own_size():
     assert c.first.kind == "update" and "ip param 0 update at iteration 1" in c.first.message
     # Judged against the weights alone, the same difference would pass.
     assert compare(result(param_history=good), result("caffe", param_history=bad)).agree
+
+
+def test_an_update_from_a_gradient_of_rounding_is_not_compared():
+    """A bias that BatchNorm takes out again has a gradient of rounding only: AdaGrad turns
+    Caffe's into a full step and the reference's into none. Its update says nothing."""
+    w0 = {"ip": (np.ones((2, 3)), np.ones(2))}
+    rounding = {"ip": (np.ones((2, 3)), np.array([1e-17, -2e-17]))}
+    caffe_rounding = {"ip": (np.ones((2, 3)), np.array([3e-9, 1e-9]))}
+    still = ({"ip": (np.ones((2, 3)) - 1e-4, np.ones(2))},)
+    full_step = ({"ip": (np.ones((2, 3)) - 1e-4, np.ones(2) - 0.01)},)
+    c = compare(result(param_diff=rounding, param_history=still),
+                result("caffe", param_diff=caffe_rounding, param_history=full_step), w0)
+    assert c.agree, c.summary()
+    # The weights' own update is still compared ...
+    wrong = ({"ip": (np.ones((2, 3)) - 2e-4, np.ones(2) - 0.01)},)
+    c = compare(result(param_diff=rounding, param_history=still),
+                result("caffe", param_diff=caffe_rounding, param_history=wrong), w0)
+    assert c.first.kind == "update" and "ip param 0 update" in c.first.message
+    # ... and so is the update of a param no gradient reaches (its diff exactly 0): its decay.
+    unreached = {"ip": (np.ones((2, 3)), np.zeros(2))}
+    c = compare(result(param_diff=unreached, param_history=still),
+                result("caffe", param_diff=unreached, param_history=full_step), w0)
+    assert c.first.kind == "update" and "ip param 1 update" in c.first.message
