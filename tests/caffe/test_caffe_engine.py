@@ -6,8 +6,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
-from pathlib import Path
 
 import numpy as np
 from hypothesis import given
@@ -17,6 +15,7 @@ from harness.case import Case, Outcome
 from harness.generate.cases import cases
 from harness.runtimes import INSTALL_DIR
 from tests.flag_nets import FLAG_NETS
+from tests.processes import processes_in_session
 
 TINY = """
 layer { name: "data" type: "Input" top: "data" top: "label"
@@ -187,30 +186,6 @@ def test_forked_children_compute_a_convolution(caffe_engine, assert_close):
         assert caffe_engine.run(tiny_case(net=PROPAGATE_DOWN_COUNT)).outcome == Outcome.REFUSED
 
 
-def processes_in_session(sid: int, settle_s: float = 0.0) -> list[int]:
-    """Live processes whose session id is sid (field 6 of /proc/PID/stat). With settle_s, wait
-    up to that long for them to go: a SIGKILLed process takes a moment to release its memory."""
-    deadline = time.monotonic() + settle_s
-    while True:
-        found = _processes_in_session(sid)
-        if not found or time.monotonic() > deadline:
-            return found
-        time.sleep(0.01)
-
-
-def _processes_in_session(sid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
-        except OSError:
-            continue  # it ended while we looked
-        fields = stat[stat.rindex(")") + 2 :].split() if stat else ()
-        if fields and int(fields[3]) == sid and fields[0] != "Z":
-            found.append(int(entry.name))
-    return found
-
-
 def test_label_propagate_down_aborts_at_backward(caffe_engine):
     result = caffe_engine.run(tiny_case(net=LABEL_PROPAGATE_DOWN))
     assert result.outcome == Outcome.ABORTED
@@ -257,6 +232,22 @@ def test_force_backward_logged_does_not_need_but_runs_backward(caffe_engine):
     assert np.any(result.blob_diff["data"] != 0)
 
 
+def run_script(caffe_runtime, host, inside, script: str, args: list[str], glog_level: str):
+    """Run ``script`` with python3 inside the runtime, from the log directory (host, inside),
+    which is then removed; returns (one JSON value per stdout line, stderr)."""
+    (host / "check.py").write_text(script)
+    done = subprocess.run(
+        ["chroot", str(caffe_runtime.directory), "python3", f"{inside}/check.py", *args],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, GLOG_minloglevel=glog_level),
+        check=False,
+    )
+    shutil.rmtree(host)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [json.loads(line) for line in done.stdout.splitlines()], done.stderr
+
+
 # Runs inside the runtime: the probe's flags of pycaffe's own Net against those of a Net it
 # builds from the file, for each net given as (path, phase, level, stages).
 LIVE_AGAINST_FILE = f"""
@@ -284,17 +275,7 @@ def test_probe_reads_the_flags_of_pycaffes_own_net(caffe_runtime):
         (host / f"{name}.prototxt").write_text(net.prototxt)
         nets.append([f"{inside}/{name}.prototxt", net.phase, net.level, list(net.stages)])
     (host / "nets.json").write_text(json.dumps(nets))
-    (host / "check.py").write_text(LIVE_AGAINST_FILE)
-    done = subprocess.run(
-        ["chroot", str(caffe_runtime.directory), "python3", f"{inside}/check.py", f"{inside}/nets.json"],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, GLOG_minloglevel="2"),
-        check=False,
-    )
-    shutil.rmtree(host)
-    assert done.returncode == 0, done.stderr[-3000:]
-    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    rows, _ = run_script(caffe_runtime, host, inside, LIVE_AGAINST_FILE, [f"{inside}/nets.json"], "2")
     assert len(rows) == len(nets)
     for path, same, live, from_file in rows:
         assert same, f"{path}: live {live} != from the file {from_file}"
@@ -420,19 +401,9 @@ def test_observing_backward_leaves_the_diffs_of_a_plain_backward(caffe_runtime):
     host, inside = caffe_runtime.new_log_dir()
     for i, case in enumerate(drawn):
         case.save(host / str(i))
-    (host / "check.py").write_text(OBSERVING_AGAINST_PLAIN)
-    done = subprocess.run(
-        ["chroot", str(caffe_runtime.directory), "python3", f"{inside}/check.py"]
-        + [f"{inside}/{i}" for i in range(len(drawn))],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, GLOG_minloglevel="3"),
-        check=False,
-    )
-    shutil.rmtree(host)
-    assert done.returncode == 0, done.stderr[-3000:]
-    rows = [json.loads(line) for line in done.stdout.splitlines()]
-    assert len(rows) > len(drawn) // 2, f"only {len(rows)} of {len(drawn)} nets ran: {done.stderr[-2000:]}"
+    rows, stderr = run_script(caffe_runtime, host, inside, OBSERVING_AGAINST_PLAIN,
+                              [f"{inside}/{i}" for i in range(len(drawn))], "3")
+    assert len(rows) > len(drawn) // 2, f"only {len(rows)} of {len(drawn)} nets ran: {stderr[-2000:]}"
     for directory, differing in rows:
         case = drawn[int(directory.rsplit("/", 1)[1])]
         assert not differing, f"diffs of {differing} differ from a plain backward in:\n{case.net}"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ import pytest
 from harness.caffe_engine import CommandEngine
 from harness.case import Case, Outcome, dump_raw, load_raw
 from harness.errors import HarnessError
+from tests.processes import processes_in_session
 
 FAKE = Path(__file__).resolve().parent / "fake_worker.py"
 
@@ -134,32 +134,6 @@ def test_death_without_a_fork_server_restarts_the_engine():
     assert after.outcome == Outcome.OK, after.message
     assert after.info["worker_starts"] == 2
     assert after.info["child_restarts"] == 0
-
-
-def processes_in_session(sid: int, settle_s: float = 0.0) -> list[int]:
-    """Live processes whose session id is sid (field 6 of /proc/PID/stat). With settle_s, wait
-    up to that long for them to go: a SIGKILLed process takes a moment to release its memory."""
-    deadline = time.monotonic() + settle_s
-    while True:
-        found = _processes_in_session(sid)
-        if not found or time.monotonic() > deadline:
-            return found
-        time.sleep(0.01)
-
-
-def _processes_in_session(sid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue  # it ended while we looked
-        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
-        if int(fields[3]) == sid and fields[0] != "Z":
-            found.append(int(entry.name))
-    return found
 
 
 def test_timeout_kills_the_whole_process_tree():
