@@ -224,11 +224,7 @@ class Postmortem(object):
         data = json.dumps(
             {"request_id": self.request_id, "layers": layers, "outputs": outputs}
         ).encode("utf-8")
-        os.lseek(self.built_fd, 0, 0)
-        written = 0
-        while written < len(data):
-            written += os.write(self.built_fd, data[written:])
-        os.ftruncate(self.built_fd, len(data))  # never truncated to zero: see overwrite_file
+        overwrite_fd(self.built_fd, data)
 
 
 class Stages(object):
@@ -585,17 +581,23 @@ def solver_text(solver, net_path, level, stages):
 
 
 def overwrite_file(path, data):
-    """Write data over the file's old content, then cut it to length. Not open(path, "wb"): on
-    ext4 (auto_da_alloc) a file truncated to zero and rewritten is flushed to disk when closed,
-    which costs milliseconds per case for the net and solver files."""
+    """overwrite_fd on the file at path, created if need be."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 420)  # 0o644
     try:
-        written = 0
-        while written < len(data):
-            written += os.write(fd, data[written:])
-        os.ftruncate(fd, len(data))
+        overwrite_fd(fd, data)
     finally:
         os.close(fd)
+
+
+def overwrite_fd(fd, data):
+    """Write data over the file's old content from its start, then cut it to length. Never
+    truncated to zero first (open(path, "wb")): on ext4 (auto_da_alloc) a file truncated to
+    zero and rewritten is flushed to disk when closed, which costs milliseconds per case."""
+    os.lseek(fd, 0, 0)
+    written = 0
+    while written < len(data):
+        written += os.write(fd, data[written:])
+    os.ftruncate(fd, len(data))
 
 
 def run_case(header, arrays, stages_runner, probe, work_dir):
