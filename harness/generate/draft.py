@@ -125,8 +125,7 @@ class NetDraft:
     ties: bool = False  # data inputs hold a few exact values (cases.tied_values), not distinct ones
     refusal: str | None = None  # the refusal drawn (nets.REFUSALS), or None
     refusal_message: str = ""  # the text Caffe's fatal line is expected to hold
-    # Kept layers with params that a later layer may copy as a twin (nets.twin_layers):
-    # (the kind, what it drew before the common fields, its bottoms' shapes then).
+    # Kept layers with params that a later layer may copy as a twin (nets.TwinSource).
     twin_sources: list = field(default_factory=list)
 
     # ---- reading ---------------------------------------------------------------------------

@@ -10,6 +10,7 @@ mutation that Caffe refuses, so the shrinker can drop it.
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 from hypothesis import strategies as st
 
@@ -17,7 +18,7 @@ from reference_engine import caffe_pb2
 from reference_engine.state import layer_included
 
 from .draft import NetDraft, ParamRecord
-from .kinds import LAYER_KINDS, LOSS_KINDS, LP, LayerKind, combinations, maybe, pick, pick_or_none
+from .kinds import LAYER_KINDS, LOSS_KINDS, LP, Drawn, LayerKind, combinations, maybe, pick, pick_or_none
 
 LR_MULTS = (None, 0.0, 1.0, 0.5, 2.0)
 DECAY_MULTS = (None, 0.0, 1.0, 2.0)
@@ -170,6 +171,14 @@ def common_fields(draw, draft: NetDraft, kind: LayerKind, drawn, shapes_of):
     return in_place, kept, shapes
 
 
+class TwinSource(NamedTuple):
+    """A kept layer with params that a later layer may copy (twin_layers)."""
+
+    kind: LayerKind
+    drawn: Drawn  # as the kind drew it, before the common fields and names
+    bottom_shapes: list  # its bottoms' shapes then: a twin needs them unchanged
+
+
 def _add(draw, draft: NetDraft, kind: LayerKind, drawn):
     def shapes_of(in_place):
         return draft.shapes_for(drawn.param, drawn.bottoms, drawn.num_tops, in_place)
@@ -179,7 +188,7 @@ def _add(draw, draft: NetDraft, kind: LayerKind, drawn):
     in_place, kept, shapes = common_fields(draw, draft, kind, drawn, shapes_of)
     if kept and not in_place and shapes.params and kind.shareable:
         twin = dataclasses.replace(drawn, param=fields)
-        draft.twin_sources.append((kind, twin, [b.shape for b in drawn.bottoms]))
+        draft.twin_sources.append(TwinSource(kind, twin, [b.shape for b in drawn.bottoms]))
     tops = draft.append(
         drawn.param,
         drawn.bottoms,
@@ -202,10 +211,10 @@ def twin_layers(draw, draft: NetDraft, sources):
     """A copy of an earlier layer with params, on the same bottoms: a Siamese twin, whose
     param specs then find the original's params as owners of their shape to share by name.
     Without twins, equal param shapes (and so sharing) are rare."""
-    kind, drawn, _ = pick(draw, sources[::-1])
+    source = pick(draw, sources[::-1])
     fields = LP()
-    fields.CopyFrom(drawn.param)
-    _add(draw, draft, kind, dataclasses.replace(drawn, param=fields))
+    fields.CopyFrom(source.drawn.param)
+    _add(draw, draft, source.kind, dataclasses.replace(source.drawn, param=fields))
 
 
 def layers(draw, draft: NetDraft, train_dropout: bool):
@@ -219,7 +228,7 @@ def layers(draw, draft: NetDraft, train_dropout: bool):
     sources = [
         source
         for source in draft.twin_sources
-        if [readable.get(id(b)) for b in source[1].bottoms] == source[2]
+        if [readable.get(id(b)) for b in source.drawn.bottoms] == source.bottom_shapes
     ]
     if sources and draw(st.integers(0, 2)) == 2:
         twin_layers(draw, draft, sources)
