@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from harness.case import Case
 
 from .draft import NetDraft
+from .kinds import integers
 from .nets import net_drafts
 from .solvers import solver_params
 
@@ -138,9 +139,7 @@ def case_from_draft(
     )
 
 
-@st.composite
 def cases(
-    draw,
     max_layers: int = 8,
     max_losses: int = 3,
     refusals=False,
@@ -152,11 +151,18 @@ def cases(
     one drawn seed. The net's NetState moves into the case's phase, level and stages.
 
     Shrinks as ``nets()`` does, then towards no solver, distinct data values and seed 0."""
-    draft = draw(net_drafts(max_layers, max_losses, refusals, train_dropout))
+    # The net strategy is built once here, not at each case: building a composite costs
+    # Hypothesis a validation per call.
+    return _cases(net_drafts(max_layers, max_losses, refusals, train_dropout), solvers)
+
+
+@st.composite
+def _cases(draw, drafts, solvers: bool):
+    draft = draw(drafts)
     solver, iterations = None, 0
     if solvers and draft.phase == "TRAIN":
         solver_param = draw(OPTIONAL_SOLVERS)
         if solver_param is not None:
             solver = text_format.MessageToString(solver_param)
-            iterations = draw(st.integers(1, 3))
+            iterations = draw(integers(1, 3))
     return case_from_draft(draft, draw(st.integers(0, 2**32 - 1)), solver, iterations)

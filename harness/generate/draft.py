@@ -46,6 +46,10 @@ class BlobInfo:
     producer: int = -1  # index into NetDraft.layers; -1 for Input blobs
     aliased: bool = False  # shares memory with another blob (Flatten, Split ...): no in-place layer
     weighted: bool = False  # a non-loss layer gave it a loss weight: no in-place layer
+    # Downstream of a layer that subtracts a mean it computes (LayerKind.centres): its values
+    # can agree to within rounding across a whole group (MVN of two values gives -c and c),
+    # so a second centring layer would leave only Caffe's float32 rounding, amplified.
+    centred: bool = False
 
     @property
     def num_axes(self) -> int:
@@ -189,6 +193,7 @@ class NetDraft:
         positive: bool = False,
         bound: float | None = None,
         no_backward: bool = False,
+        centres: bool = False,
     ) -> list[BlobInfo]:
         """Add a layer reading ``bottoms``; returns the new top blobs (none for a filtered layer).
 
@@ -227,6 +232,7 @@ class NetDraft:
             )
         bound = max((b.bound for b in bottoms), default=1.0) if bound is None else bound
         no_backward = no_backward or any(b.no_backward for b in bottoms)
+        centred = centres or any(b.centred for b in bottoms)
         if in_place:
             blob = bottoms[0]
             blob.shape, blob.positive, blob.bound, blob.producer = (
@@ -235,7 +241,7 @@ class NetDraft:
                 bound,
                 index,
             )
-            blob.no_backward = no_backward
+            blob.no_backward, blob.centred = no_backward, centred
             return [blob]
         for b in bottoms:
             b.readers += 1
@@ -247,6 +253,7 @@ class NetDraft:
                 positive=positive,
                 bound=bound,
                 no_backward=no_backward,
+                centred=centred,
                 producer=index,
             )
             for name, shape in zip(param.top, shapes.tops)

@@ -58,13 +58,15 @@ class LayerKind:
     shareable: bool = True  # its params may be shared by name
     # Subtracts a mean it computes: on tied inputs an output can be the mean itself, which
     # float32 Caffe leaves a rounding error away from 0, on either side of a kink downstream.
+    # Its outputs are such near-ties themselves (BlobInfo.centred): not drawn on them either.
     centres: bool = False
 
-    def permitted(self, draft: NetDraft, train_dropout: bool) -> bool:
-        """Whether the net's state lets this kind in (its shape validity is ``valid``)."""
+    def permitted(self, draft: NetDraft, bottom: BlobInfo, train_dropout: bool) -> bool:
+        """Whether the net's state and the bottom's history let this kind in (its shape
+        validity is ``valid``)."""
         if draft.force_backward and not self.backward:
             return False
-        if draft.ties and self.centres:
+        if self.centres and (draft.ties or bottom.centred):
             return False
         cls = layer_class(self.type)
         if draft.force_backward and any(cls.allow_force_backward(i) for i in self.label_bottoms):
@@ -90,10 +92,26 @@ def layer_kind(type_name: str, valid=lambda draft, bottom: True, loss: bool = Fa
     return decorate
 
 
+def _eager(strategy):
+    """The strategy a lazy one stands for, which draws exactly the same choices in the same
+    span. Hypothesis unwraps a lazy strategy (``st.integers``, ``st.booleans``) again at every
+    draw, which made each of a net's draws about half as dear again. Where a Hypothesis
+    version lacks the attribute, the lazy strategy serves, only slower."""
+    return getattr(strategy, "wrapped_strategy", strategy)
+
+
+@functools.cache
+def integers(low: int, high: int):
+    """``st.integers(low, high)``, built once and eager (``_eager``)."""
+    return _eager(st.integers(low, high))
+
+
+BOOLEANS = _eager(st.booleans())
+
+
 def pick(draw, options: Sequence):
-    """One of ``options``, the first when shrunk: an index draw, whose strategy is cached
-    by the options' count."""
-    return options[draw(st.integers(0, len(options) - 1))]
+    """One of ``options``, the first when shrunk: an index draw."""
+    return options[draw(integers(0, len(options) - 1))]
 
 
 @functools.cache
@@ -107,7 +125,7 @@ def combinations(*options: tuple) -> tuple:
 
 def pick_or_none(draw, options: Sequence):
     """None first, then one of ``options`` (None only, when there are none)."""
-    index = draw(st.integers(0, len(options)))
+    index = draw(integers(0, len(options)))
     return None if index == 0 else options[index - 1]
 
 
@@ -433,7 +451,7 @@ def softmax_layers(draw, draft, bottom):
 def inner_product_layers(draw, draft, bottom):
     """InnerProduct with 1-4 outputs; bias_term, axis and transpose unset first."""
     p = LP(type="InnerProduct")
-    p.inner_product_param.num_output = draw(st.integers(1, 4))
+    p.inner_product_param.num_output = draw(integers(1, 4))
     axis = draw(axes(bottom))
     if axis is not None:
         p.inner_product_param.axis = axis
@@ -448,15 +466,15 @@ def inner_product_layers(draw, draft, bottom):
 def _group_and_outputs(draw, channels):
     group = draw(maybe(*[g for g in divisors(channels) if g > 1]))
     g = group or 1
-    num_output = g * draw(st.integers(1, max(1, 4 // g)))
+    num_output = g * draw(integers(1, max(1, 4 // g)))
     return group, num_output
 
 
 def _kernel(draw, low, limits):
     """A square kernel first (one draw, within both limits), else separate height and width."""
-    if draw(st.booleans()):
-        return [draw(st.integers(low, limit)) for limit in limits]
-    return [draw(st.integers(low, min(limits)))] * 2
+    if draw(BOOLEANS):
+        return [draw(integers(low, limit)) for limit in limits]
+    return [draw(integers(low, min(limits)))] * 2
 
 
 @layer_kind("Convolution", valid=n_axes(4))
@@ -500,7 +518,7 @@ def deconvolution_layers(draw, draft, bottom):
     group, c.num_output = _group_and_outputs(draw, channels)
     if group:
         c.group = group
-    kernel = draw(st.integers(1, 4))
+    kernel = draw(integers(1, 4))
     c.kernel_size.append(kernel)
     stride = draw(maybe(2, 3))
     if stride:
@@ -509,7 +527,7 @@ def deconvolution_layers(draw, draft, bottom):
     if dilation:
         c.dilation.append(dilation)
     span = (stride or 1) * (min(height, width) - 1) + (dilation or 1) * (kernel - 1)
-    pad = draw(st.integers(0, min(2, span // 2)))
+    pad = draw(integers(0, min(2, span // 2)))
     if pad:
         c.pad.append(pad)
     if draw(maybe(False)) is False:
@@ -523,14 +541,14 @@ def embed_layers(draw, draft, bottom):
     """Embed, reading a fresh (or reused) Input of indices rather than the chosen bottom.
     Shrinks towards one output, input_dim 1, a 1-D index blob, bias kept."""
     p = LP(type="Embed")
-    p.embed_param.num_output = draw(st.integers(1, 4))
-    p.embed_param.input_dim = draw(st.integers(1, 5))
+    p.embed_param.num_output = draw(integers(1, 4))
+    p.embed_param.input_dim = draw(integers(1, 5))
     if draw(maybe(False)) is False:
         p.embed_param.bias_term = False
     batch = draft.blobs[0].shape[0]
     shape = pick(draw, ((batch,), (batch, 2)))
     index = draft.reuse_input(shape, "index", p.embed_param.input_dim)
-    if index is None or draw(st.booleans()):
+    if index is None or draw(BOOLEANS):
         index = draft.add_input(shape, "index", p.embed_param.input_dim)
     return Drawn(p, [index], bound=2.0)
 
@@ -541,7 +559,7 @@ def parameter_layers(draw, draft, bottom):
     p = LP(type="Parameter")
     batch = draft.blobs[0].shape[0]
     rest = pick(draw, (1, 3))
-    shape = [batch] + [draw(st.integers(1, 4)) for _ in range(rest)]
+    shape = [batch] + [draw(integers(1, 4)) for _ in range(rest)]
     p.parameter_param.shape.dim.extend(shape)
     return Drawn(p, [], bound=1.0)
 
@@ -555,7 +573,7 @@ def pooling_layers(draw, draft, bottom):
     construction. STOCHASTIC is left out: Caffe has no CPU backward for it.
     Shrinks towards MAX, no pad, a square kernel 1, stride unset, CEIL rounding, not global."""
     inputs = [b for b in draft.data_blobs() if b.name in draft.input_roles and b.num_axes == 4]
-    if inputs and draw(st.integers(0, 2)) == 2:
+    if inputs and draw(integers(0, 2)) == 2:
         # One time in three on a data Input: in a case drawn with tied values (cases.py) its
         # windows then hold equal maxima, the only place MAX's tie-breaking shows.
         bottom = pick(draw, inputs[::-1])
@@ -617,7 +635,7 @@ def tile_layers(draw, draft, bottom):
     axis = draw(axes(bottom))
     if axis is not None:
         p.tile_param.axis = axis
-    p.tile_param.tiles = draw(st.integers(1, 3))
+    p.tile_param.tiles = draw(integers(1, 3))
     return Drawn(p, [bottom], positive=bottom.positive)
 
 
@@ -678,9 +696,9 @@ def crop_layers(draw, draft, bottom):
     margins = [bottom.shape[i] - partner.shape[i] for i in range(start, n)]
     how = pick(draw, ("unset", "one", "each"))
     if how == "one":
-        p.crop_param.offset.append(draw(st.integers(0, min(margins))))
+        p.crop_param.offset.append(draw(integers(0, min(margins))))
     elif how == "each":
-        p.crop_param.offset.extend(draw(st.integers(0, m)) for m in margins)
+        p.crop_param.offset.extend(draw(integers(0, m)) for m in margins)
     return Drawn(p, [bottom, partner], positive=bottom.positive)
 
 
@@ -690,7 +708,7 @@ def _more_bottoms(draw, bottom, candidates, required: int, most: int):
     while (
         len(chosen) < most
         and candidates
-        and (len(chosen) <= required or draw(st.integers(0, 2)) > 0)
+        and (len(chosen) <= required or draw(integers(0, 2)) > 0)
     ):
         chosen.append(pick(draw, candidates))
     return chosen
@@ -773,8 +791,8 @@ def slice_layers(draw, draft, bottom):
     if axis is not None:
         p.slice_param.axis = axis
     extent = bottom.shape[canonical(axis, bottom)]
-    tops = draw(st.integers(2, min(3, extent)))
-    if extent % tops or draw(st.booleans()):
+    tops = draw(integers(2, min(3, extent)))
+    if extent % tops or draw(BOOLEANS):
         points = draw(_slice_points(extent, tops - 1))
         p.slice_param.slice_point.extend(sorted(points))
     return Drawn(p, [bottom], num_tops=tops, positive=bottom.positive)
@@ -784,7 +802,7 @@ def slice_layers(draw, draft, bottom):
 def split_layers(draw, draft, bottom):
     """An explicit Split with 1-3 tops (Caffe inserts its own where a blob has two readers)."""
     return Drawn(
-        LP(type="Split"), [bottom], num_tops=draw(st.integers(1, 3)), positive=bottom.positive
+        LP(type="Split"), [bottom], num_tops=draw(integers(1, 3)), positive=bottom.positive
     )
 
 
@@ -803,7 +821,7 @@ def silence_layers(draw, draft, bottom):
 def _label_blob(draw, draft, shape, role, classes):
     """A label Input: one made before with the same shape and classes first (a shared reader)."""
     label = draft.reuse_input(shape, role, classes)
-    if label is None or draw(st.booleans()):
+    if label is None or draw(BOOLEANS):
         label = draft.add_input(shape, role, classes)
     return label
 

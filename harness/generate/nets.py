@@ -18,7 +18,19 @@ from reference_engine import caffe_pb2
 from reference_engine.state import layer_included
 
 from .draft import NetDraft, ParamRecord
-from .kinds import LAYER_KINDS, LOSS_KINDS, LP, Drawn, LayerKind, combinations, maybe, pick, pick_or_none
+from .kinds import (
+    BOOLEANS,
+    LAYER_KINDS,
+    LOSS_KINDS,
+    LP,
+    Drawn,
+    LayerKind,
+    combinations,
+    integers,
+    maybe,
+    pick,
+    pick_or_none,
+)
 
 LR_MULTS = (None, 0.0, 1.0, 0.5, 2.0)
 DECAY_MULTS = (None, 0.0, 1.0, 2.0)
@@ -47,9 +59,9 @@ def input_shapes(draw, batch: int):
     """A 4-D (batch, c, h, w) or, one time in three, 2-D (batch, c) shape: channels 1-4,
     spatial 1-6. Shrinks towards 4-D with every extent 1, which every kind accepts (2-D does
     not suit Pooling, Convolution or LRN, and a shrink from 2-D to 4-D would shift later draws)."""
-    if draw(st.integers(0, 2)) == 2:
-        return (batch, draw(st.integers(1, 4)))
-    return (batch, draw(st.integers(1, 4)), draw(st.integers(1, 6)), draw(st.integers(1, 6)))
+    if draw(integers(0, 2)) == 2:
+        return (batch, draw(integers(1, 4)))
+    return (batch, draw(integers(1, 4)), draw(integers(1, 6)), draw(integers(1, 6)))
 
 
 def net_states(draw):
@@ -84,7 +96,7 @@ def param_spec_lists(draw, draft: NetDraft, kind: LayerKind, shapes, layer_index
     earlier param has the same shape. A sharer never contradicts the multipliers its
     learnable already has (Caffe refuses that: a refusal of its own). Shrinks towards no specs."""
     specs, pending = [], []  # pending: this layer's sharers so far, for learnable_multipliers
-    while len(specs) < len(shapes.params) and draw(st.booleans()):
+    while len(specs) < len(shapes.params) and draw(BOOLEANS):
         index = len(specs)
         spec = caffe_pb2.ParamSpec()
         owner = None
@@ -144,7 +156,7 @@ def common_fields(draw, draft: NetDraft, kind: LayerKind, drawn, shapes_of):
         and not (kind.type == "Exp" and only.name in draft.input_roles)
     ):
         # Caffe refuses an in-place layer on a blob another layer read before (insert_splits).
-        in_place = draw(st.booleans())
+        in_place = draw(BOOLEANS)
     if bottoms:
         propagate = flag_lists(draw, len(bottoms))
         if propagate is not None:
@@ -199,6 +211,7 @@ def _add(draw, draft: NetDraft, kind: LayerKind, drawn):
         positive=drawn.positive,
         bound=drawn.bound,
         no_backward=not kind.backward,
+        centres=kind.centres,
     )
     for top in tops:
         top.aliased = (
@@ -230,12 +243,12 @@ def layers(draw, draft: NetDraft, train_dropout: bool):
         for source in draft.twin_sources
         if [readable.get(id(b)) for b in source.drawn.bottoms] == source.bottom_shapes
     ]
-    if sources and draw(st.integers(0, 2)) == 2:
+    if sources and draw(integers(0, 2)) == 2:
         twin_layers(draw, draft, sources)
         return
-    bottom = data[-1 - draw(st.integers(0, len(data) - 1))]
+    bottom = data[-1 - draw(integers(0, len(data) - 1))]
     focus = LAYER_KINDS.get(draft.focus)
-    if focus is not None and focus.valid(draft, bottom) and draw(st.booleans()):
+    if focus is not None and focus.valid(draft, bottom) and draw(BOOLEANS):
         kind = focus
     else:
         # An index into every kind, so that it keeps its meaning when the shrinker changes the
@@ -244,7 +257,7 @@ def layers(draw, draft: NetDraft, train_dropout: bool):
         kind = pick(draw, ALL_LAYER_KINDS)
         if not kind.valid(draft, bottom):
             kind = pick(draw, [k for k in ALL_LAYER_KINDS if k.valid(draft, bottom)])
-    if not kind.permitted(draft, train_dropout):
+    if not kind.permitted(draft, bottom, train_dropout):
         # Substituted, not filtered out: the list drawn from depends on shapes only, so
         # simplifying the state (force_backward, phase) leaves every drawn index meaning
         # the same kind, and the shrinker can make that simplification.
@@ -259,9 +272,9 @@ def loss_layers(draw, draft: NetDraft):
     if not eligible:
         # Everything readable is downstream of a layer without backward: give the loss its own input.
         eligible = [draft.add_input((draft.blobs[0].shape[0], 2), "data")]
-    bottom = eligible[-1 - draw(st.integers(0, len(eligible) - 1))]
+    bottom = eligible[-1 - draw(integers(0, len(eligible) - 1))]
     kind = pick(draw, [k for k in LOSS_KINDS.values() if k.valid(draft, bottom)])
-    if not kind.permitted(draft, False):
+    if not kind.permitted(draft, bottom, False):
         kind = LOSS_KINDS["EuclideanLoss"]  # substituted, as in layers()
     _add(draw, draft, kind, kind.fields(draw, draft, bottom))
 
@@ -271,7 +284,7 @@ def loss_layers(draw, draft: NetDraft):
 
 def _kept_layer(draw, draft):
     kept = [layer for layer, k in zip(draft.layers, draft.kept) if k]
-    return kept[-1 - draw(st.integers(0, len(kept) - 1))] if kept else None
+    return kept[-1 - draw(integers(0, len(kept) - 1))] if kept else None
 
 
 def _refuse_propagate_down_count(draw, draft):
@@ -287,7 +300,7 @@ def _refuse_in_place_after_reader(draw, draft):
     read = [b for b in draft.data_blobs() if b.readers > 0]
     if not read:
         return None
-    blob = read[-1 - draw(st.integers(0, len(read) - 1))]
+    blob = read[-1 - draw(integers(0, len(read) - 1))]
     draft.append(caffe_pb2.LayerParameter(type="ReLU"), [blob], 1, in_place=True, kept=False)
     return f"Top blob '{blob.name}' produced by multiple sources."
 
@@ -316,7 +329,7 @@ def _refuse_shared_lr_mismatch(draw, draft):
     owners = [r for r in draft.params if _owns_its_name(draft, r)]
     if not owners:
         return None
-    owner = owners[-1 - draw(st.integers(0, len(owners) - 1))]
+    owner = owners[-1 - draw(integers(0, len(owners) - 1))]
     layer = draft.layers[owner.layer]
     spec = draft.param_spec(owner.layer, owner.index)
     spec.name = spec.name or f"{layer.name}_p{owner.index}"
@@ -335,7 +348,7 @@ def _refuse_shared_lr_mismatch(draw, draft):
 
 
 def _refuse_include_and_exclude(draw, draft):
-    layer = draft.layers[-1 - draw(st.integers(0, len(draft.layers) - 1))]
+    layer = draft.layers[-1 - draw(integers(0, len(draft.layers) - 1))]
     layer.include.add()
     layer.exclude.add()
     return "Specify either include rules or exclude rules; not both."
@@ -362,8 +375,10 @@ REFUSALS = {
 def another(draw, add, odds: int):
     """One element of a growing collection, with the draw that decided to add it: 0 stops
     (a shrunk collection is short), 1..odds call ``add(draw)``. Being one span, like an element
-    of Hypothesis's ListStrategy, an element can be deleted without shifting the rest."""
-    if draw(st.integers(0, odds)) == 0:
+    of Hypothesis's ListStrategy, an element can be deleted without shifting the rest.
+    Build one per collection and draw it again for each element: Hypothesis builds and
+    validates a composite strategy at each call, at about the cost of a layer's draws."""
+    if draw(integers(0, odds)) == 0:
         return False
     add(draw)
     return True
@@ -371,7 +386,7 @@ def another(draw, add, odds: int):
 
 def extra_inputs(draw, draft: NetDraft, batch: int):
     """Another data Input of the same batch size."""
-    draft.add_input(input_shapes(draw, batch), positive=draw(st.booleans()))
+    draft.add_input(input_shapes(draw, batch), positive=draw(BOOLEANS))
 
 
 @st.composite
@@ -386,29 +401,30 @@ def net_drafts(
     # One net in two: force_backward computes every bottom diff, so every backward rule is
     # compared, not only those on a path from a learnable param; it keeps Accuracy, ArgMax,
     # Threshold, Embed and InfogainLoss out.
-    draft.force_backward = draw(st.booleans())
+    draft.force_backward = draw(BOOLEANS)
     # Swarm-style focus: in half the nets one layer type is drawn for half the layers, so that
     # a kind's own options meet each other far more often than among forty kinds drawn evenly.
     # Shrinks to no focus.
     draft.focus = draw(FOCUS)
     # Half the nets take tied data values (tie-breaking rules meet equal values); shrinks to
     # distinct ones. Drawn before the layers, which it keeps mean-subtracting kinds out of.
-    draft.ties = draw(st.booleans())
-    batch = draw(st.integers(1, 3))
-    draft.add_input(input_shapes(draw, batch), positive=draw(st.booleans()))
+    draft.ties = draw(BOOLEANS)
+    batch = draw(integers(1, 3))
+    draft.add_input(input_shapes(draw, batch), positive=draw(BOOLEANS))
     # usually one data input
-    while len(draft.inputs) < 3 and draw(another(lambda d: extra_inputs(d, draft, batch), 1)):
+    more_inputs = another(lambda d: extra_inputs(d, draft, batch), 1)
+    while len(draft.inputs) < 3 and draw(more_inputs):
         pass
-    while len(draft.layers) < max_layers and draw(
-        another(lambda d: layers(d, draft, train_dropout), 6)
-    ):
+    more_layers = another(lambda d: layers(d, draft, train_dropout), 6)
+    while len(draft.layers) < max_layers and draw(more_layers):
         pass
     loss_layers(draw, draft)
     losses = 1
-    while losses < max_losses and draw(another(lambda d: loss_layers(d, draft), 1)):
+    more_losses = another(lambda d: loss_layers(d, draft), 1)
+    while losses < max_losses and draw(more_losses):
         losses += 1
     names = sorted(REFUSALS) if refusals is True else sorted(refusals or ())
-    if names and draw(st.integers(0, 9)) == 9:  # about one net in ten
+    if names and draw(integers(0, 9)) == 9:  # about one net in ten
         name = pick(draw, names)
         expected = REFUSALS[name](draw, draft)
         if expected is not None:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from reference_engine import caffe_pb2
 
-from .kinds import maybe, pick
+from .kinds import integers, maybe, pick
 
 SOLVER_TYPES = ("SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam")
 LR_POLICIES = ("fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid")
@@ -32,7 +32,7 @@ def lr_policies(draw, solver):
     solver.lr_policy = policy
     if policy == "step":
         solver.gamma = pick(draw, (0.5, 0.1))
-        solver.stepsize = draw(st.integers(1, 2))
+        solver.stepsize = draw(integers(1, 2))
     elif policy == "exp":
         solver.gamma = pick(draw, (0.9, 0.5))
     elif policy == "inv":
@@ -44,10 +44,10 @@ def lr_policies(draw, solver):
         solver.stepvalue.extend(sorted(steps))
     elif policy == "poly":
         solver.power = pick(draw, (1.0, 0.5, 2.0))
-        solver.max_iter = draw(st.integers(4, 10))
+        solver.max_iter = draw(integers(4, 10))
     elif policy == "sigmoid":
         solver.gamma = pick(draw, (0.5, 2.0))  # master CHECKs gamma >= 0 for every policy
-        solver.stepsize = draw(st.integers(1, 3))
+        solver.stepsize = draw(integers(1, 3))
 
 
 @st.composite
