@@ -385,8 +385,16 @@ def prelu_layers(draw, draft, bottom):
     return Drawn(p, [bottom])
 
 
-@layer_kind("BatchNorm", valid=at_least_axes(2), in_place=True, fixed_lr_mult=0.0, shareable=False,
-            centres=True)
+# Normalising a group of two values gives -1 and 1 whatever the values: the exact gradient
+# is 0, and what float32 Caffe returns is its rounding divided by the group's small spread.
+# So no variance is normalised over two values (BatchNorm's group: a channel across the batch
+# and the spatial axes; MVN's: each row of num() x dim).
+PAIR = 2
+
+
+@layer_kind("BatchNorm", valid=lambda draft, bottom: bottom.num_axes >= 2
+            and bottom.count() // bottom.shape[1] != PAIR,
+            in_place=True, fixed_lr_mult=0.0, shareable=False, centres=True)
 def batch_norm_layers(draw, draft, bottom):
     """BatchNorm; use_global_stats, moving_average_fraction and eps unset first.
     Its params are statistics: every ParamSpec it gets carries lr_mult 0, as Caffe demands."""
@@ -421,7 +429,8 @@ def lrn_layers(draw, draft, bottom):
 
 @layer_kind("MVN", valid=lambda draft, bottom: 1 <= bottom.num_axes <= 4, centres=True)
 def mvn_layers(draw, draft, bottom):
-    """MVN; normalize_variance, across_channels and eps unset first."""
+    """MVN; normalize_variance, across_channels and eps unset first. Over rows of two values
+    (PAIR) only the mean is taken out."""
     p = LP(type="MVN")
     for name, values in (
         ("normalize_variance", (False,)),
@@ -431,6 +440,10 @@ def mvn_layers(draw, draft, bottom):
         value = draw(maybe(*values))
         if value is not None:
             setattr(p.mvn_param, name, value)
+    # MVN reads num() and channels() (absent axes are 1).
+    rows = bottom.shape[0] * (1 if p.mvn_param.across_channels else bottom.count(1, 2))
+    if bottom.count() // rows == PAIR:
+        p.mvn_param.normalize_variance = False
     return Drawn(p, [bottom], bound=2 * bottom.bound + math.sqrt(bottom.count()))
 
 

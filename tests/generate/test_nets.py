@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
 from run_case import run_once
 
-from harness.generate import case_from_draft, cases, net_drafts, nets
+from harness.generate import LAYER_KINDS, case_from_draft, cases, net_drafts, nets
+from harness.generate.draft import NetDraft
 from harness.generate.nets import REFUSALS
 from reference_engine.checks import CaffeError
 
@@ -169,3 +170,49 @@ def test_no_centring_layer_reads_what_another_centred():
 
     collect()
     assert chains == []
+
+
+def _pair_normalisation(layer, shape) -> bool:
+    """Whether ``layer`` (MVN or BatchNorm) on a bottom of ``shape`` normalises a variance
+    over groups of two values."""
+    count = math.prod(shape)
+    if layer.type == "BatchNorm":
+        return count // shape[1] == 2
+    if not layer.mvn_param.normalize_variance:
+        return False
+    rows = shape[0] * (1 if layer.mvn_param.across_channels else math.prod(shape[1:2]))
+    return count // rows == 2
+
+
+def test_no_variance_is_normalised_over_two_values():
+    """Over two values MVN and BatchNorm give -1 and 1 whatever the inputs: the exact gradient
+    is 0 and Caffe's is rounding over a small spread, a false positive."""
+    pairs = []
+
+    @settings(FIXED, max_examples=600)
+    @given(net_drafts())
+    def collect(draft):
+        shapes = {blob.name: blob.shape for blob in draft.blobs}
+        for layer, kept in zip(draft.layers, draft.kept):
+            if kept and layer.type in CENTRING and _pair_normalisation(layer, shapes[layer.bottom[0]]):
+                pairs.append((layer.type, shapes[layer.bottom[0]]))
+
+    collect()
+    assert pairs == []
+
+
+@pytest.mark.parametrize("shape", [(3, 2), (2, 2, 1, 1), (1, 2, 1, 1), (2, 1, 1, 2), (3, 1, 2)])
+def test_mvn_over_two_values_takes_out_the_mean_only(shape):
+    """MVN is rare in generated nets; its kind is drawn here on the shapes whose rows hold
+    two values, with either setting of across_channels."""
+    kind = LAYER_KINDS["MVN"]
+
+    @settings(FIXED, max_examples=30)
+    @given(st.data())
+    def draw_mvn(data):
+        draft = NetDraft()
+        bottom = draft.add_input(shape)
+        drawn = kind.fields(data.draw, draft, bottom)
+        assert not _pair_normalisation(drawn.param, shape)
+
+    draw_mvn()
