@@ -387,17 +387,17 @@ def prelu_layers(draw, draft, bottom):
 
 # Normalising a group of two values gives -1 and 1 whatever the values: the exact gradient
 # is 0, and what float32 Caffe returns is its rounding divided by the group's small spread.
-# So no variance is normalised over two values (BatchNorm's group: a channel across the batch
-# and the spatial axes; MVN's: each row of num() x dim).
+# So no variance of a group of two is normalised (BatchNorm's group: a channel across the
+# batch and the spatial axes; MVN's: each row of num() x dim).
 PAIR = 2
 
 
-@layer_kind("BatchNorm", valid=lambda draft, bottom: bottom.num_axes >= 2
-            and bottom.count() // bottom.shape[1] != PAIR,
-            in_place=True, fixed_lr_mult=0.0, shareable=False, centres=True)
+@layer_kind("BatchNorm", valid=at_least_axes(2), in_place=True, fixed_lr_mult=0.0, shareable=False,
+            centres=True)
 def batch_norm_layers(draw, draft, bottom):
     """BatchNorm; use_global_stats, moving_average_fraction and eps unset first.
-    Its params are statistics: every ParamSpec it gets carries lr_mult 0, as Caffe demands."""
+    Its params are statistics: every ParamSpec it gets carries lr_mult 0, as Caffe demands.
+    Over channel groups of two values (PAIR) it uses the stored statistics."""
     p = LP(type="BatchNorm")
     for name, values in (
         ("use_global_stats", (True, False)),
@@ -407,6 +407,8 @@ def batch_norm_layers(draw, draft, bottom):
         value = draw(maybe(*values))
         if value is not None:
             setattr(p.batch_norm_param, name, value)
+    if bottom.count() // bottom.shape[1] == PAIR:
+        p.batch_norm_param.use_global_stats = True
     return Drawn(p, [bottom], bound=bottom.bound + math.sqrt(bottom.count()) + 1)
 
 

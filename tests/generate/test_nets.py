@@ -177,7 +177,7 @@ def _pair_normalisation(layer, shape) -> bool:
     over groups of two values."""
     count = math.prod(shape)
     if layer.type == "BatchNorm":
-        return count // shape[1] == 2
+        return count // shape[1] == 2 and not layer.batch_norm_param.use_global_stats
     if not layer.mvn_param.normalize_variance:
         return False
     rows = shape[0] * (1 if layer.mvn_param.across_channels else math.prod(shape[1:2]))
@@ -201,18 +201,21 @@ def test_no_variance_is_normalised_over_two_values():
     assert pairs == []
 
 
-@pytest.mark.parametrize("shape", [(3, 2), (2, 2, 1, 1), (1, 2, 1, 1), (2, 1, 1, 2), (3, 1, 2)])
-def test_mvn_over_two_values_takes_out_the_mean_only(shape):
-    """MVN is rare in generated nets; its kind is drawn here on the shapes whose rows hold
-    two values, with either setting of across_channels."""
-    kind = LAYER_KINDS["MVN"]
+@pytest.mark.parametrize(
+    "kind, shape",
+    [("MVN", (3, 2)), ("MVN", (2, 2, 1, 1)), ("MVN", (1, 2, 1, 1)), ("MVN", (2, 1, 1, 2)), ("MVN", (3, 1, 2)),
+     ("BatchNorm", (2, 3)), ("BatchNorm", (1, 2, 1, 2)), ("BatchNorm", (2, 1, 1, 1))],
+)
+def test_a_centring_kind_on_groups_of_two_normalises_no_variance(kind, shape):
+    """Both kinds are rare in generated nets; each is drawn here on shapes whose groups hold
+    two values, with every setting of its own fields."""
 
     @settings(FIXED, max_examples=30)
     @given(st.data())
-    def draw_mvn(data):
+    def draw_layer(data):
         draft = NetDraft()
         bottom = draft.add_input(shape)
-        drawn = kind.fields(data.draw, draft, bottom)
+        drawn = LAYER_KINDS[kind].fields(data.draw, draft, bottom)
         assert not _pair_normalisation(drawn.param, shape)
 
-    draw_mvn()
+    draw_layer()
