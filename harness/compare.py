@@ -11,8 +11,9 @@ n·6e-8 times the size of its terms, and the terms can be larger than the result
 (cancellation). So the error bound is relative to the largest magnitude in the
 array on either side, not to each element: |ref - caffe| <= atol + rtol·max(|ref|, |caffe|)
 over the whole array, where the scale also counts what went into the computation (the
-layer's inputs for forward data, the largest diff between the loss and its tops for bottom
-diffs, that times its inputs for param diffs): a result that cancels to about zero (BatchNorm's gradient of a sum, MVN of two close
+largest value between the net's inputs and the layer's bottoms for forward data, the largest
+diff between the loss and its tops for bottom diffs, that times its inputs, or 1 for a bias,
+for param diffs): a result that cancels to about zero (BatchNorm's gradient of a sum, MVN of two close
 values) carries rounding of the size of those terms, not of itself. rtol grows with how
 many float32 roundings stand between the inputs and the quantity: forward data < bottom
 diffs < param diffs < solver updates (where adaptive solvers divide by square roots of
@@ -189,12 +190,18 @@ def _compare_arrays(ref: Result, other: Result, result: Comparison, initial_para
     for record in layers:
         for top in record.tops:
             writer[top] = record.name
+    # A blob carries the rounding of every value on its way from the inputs (a Reduction that
+    # cancels to about zero passes on the rounding of its terms), so the scale of a layer's
+    # outputs is the largest value at or below its bottoms, as a bottom diff's is above its tops.
+    below: dict[str, float] = {}
     for record in layers:
-        inputs = _magnitude(ref.blob_data, record.bottoms)
+        inputs = max([_magnitude(ref.blob_data, record.bottoms)] + [below.get(b, 0.0) for b in record.bottoms])
         for top in dict.fromkeys(record.tops):
             if writer.get(top) == record.name:
                 _check_array(result, "forward", record.name, f"{record.name} top '{top}' data",
                              ref.blob_data.get(top), other.blob_data.get(top), ref.engine, other.engine, inputs)
+        for top in record.tops:
+            below[top] = max(below.get(top, 0.0), inputs)
     # Backward runs last-to-first: blame the first layer to run whose bottom diff differs. A
     # gradient carries the rounding of the largest gradient on its way from the loss, so the
     # scale of a layer's bottom diffs is the largest diff at or above its tops.
@@ -213,7 +220,8 @@ def _compare_arrays(ref: Result, other: Result, result: Comparison, initial_para
                              incoming)
     rounding_only = set()  # (layer, i): gradients that are rounding on both sides, see below
     for record in layers:
-        terms = incoming_of.get(record.name, 0.0) * _magnitude(ref.blob_data, record.bottoms)
+        # A param diff sums incoming diffs times bottom values, or times 1 (a bias; Embed's rows).
+        terms = incoming_of.get(record.name, 0.0) * max(1.0, _magnitude(ref.blob_data, record.bottoms))
         for i, (x, y) in enumerate(zip(ref.param_diff.get(record.name, ()), other.param_diff.get(record.name, ()))):
             _check_array(result, "param_diff", record.name, f"{record.name} param diff {i}", x, y,
                          ref.engine, other.engine, terms)

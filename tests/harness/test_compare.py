@@ -142,3 +142,45 @@ def test_an_update_from_a_gradient_of_rounding_is_not_compared():
     c = compare(result(param_diff=unreached, param_history=still),
                 result("caffe", param_diff=unreached, param_history=full_step), w0)
     assert c.first.kind == "update" and "ip param 1 update" in c.first.message
+
+
+CHAIN = (
+    LayerRecord("input", "Input", (), ("data",), False, False, (), (), (), ()),
+    LayerRecord("sum", "Reduction", ("data",), ("sum",), False, False, (False,), (), (), ()),
+    LayerRecord("elu", "ELU", ("sum",), ("elu",), False, False, (False,), (), (), ()),
+)
+
+
+def test_a_value_carries_the_rounding_of_what_came_before_it():
+    """A Reduction of values near 3 that cancels to about 0 passes their rounding on: the ELU
+    after it reads values of 1e-6 that carry an error of 1e-6, and is judged by the 3s."""
+    def chain(engine, total):
+        data = np.array([3.0, -1.0, -2.0])
+        return result(engine, layers=CHAIN, outputs=("elu",), losses=(0.0,), param_diff={},
+                      blob_data={"data": data, "sum": np.float64(total), "elu": np.float64(total)},
+                      blob_diff={"data": np.zeros(3), "sum": np.float64(0), "elu": np.float64(0)})
+
+    assert compare(chain("reference", 4e-15), chain("caffe", -1.4e-6)).agree
+    c = compare(chain("reference", 4e-15), chain("caffe", -1e-2))
+    assert c.first.kind == "forward" and c.first.layer == "sum"
+
+
+def test_a_bias_gradient_of_rounding_is_known_by_its_incoming_diffs():
+    """Embed on indices 0 sums its rows' incoming diffs (+0.03 and -0.03): its gradient is 0
+    in exact arithmetic and rounding in Caffe, although its bottom values are all 0."""
+    layers = (
+        LayerRecord("input", "Input", (), ("index",), False, False, (), (), (), ()),
+        LayerRecord("embed", "Embed", ("index",), ("embed",), True, False, (False,), (True,), (1.0,), (1.0,)),
+    )
+    w0 = {"embed": (np.ones((1, 4)),)}
+
+    def embedded(engine, gradient, weights):
+        return result(engine, layers=layers, outputs=("embed",), losses=(0.0,),
+                      blob_data={"index": np.zeros(2), "embed": np.ones((2, 4))},
+                      blob_diff={"index": np.zeros(2), "embed": np.array([[0.03] * 4, [-0.03] * 4])},
+                      param_diff={"embed": (gradient,)}, param_history=({"embed": (weights,)},))
+
+    reference = embedded("reference", np.zeros((1, 4)), np.ones((1, 4)))
+    assert compare(reference, embedded("caffe", np.full((1, 4), 7e-9), np.ones((1, 4)) - 7e-4), w0).agree
+    c = compare(reference, embedded("caffe", np.full((1, 4), 1e-3), np.ones((1, 4)) - 7e-4), w0)
+    assert not c.agree
