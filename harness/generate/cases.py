@@ -3,7 +3,7 @@
 Only the seed is drawn, never the arrays: shrinking then costs one integer, and the
 arrays follow from numpy's RandomState(seed). Values are float32-representable and kept
 away from kinks and ties wherever the rule under test is not the tie-breaking itself:
-data inputs are distinct, spaced at least 0.011 apart and at least 0.05 away from 0 (MAX pooling,
+data inputs are distinct, spaced at least 0.0055 apart and at least 0.05 away from 0 (MAX pooling,
 ArgMax and Eltwise MAX see no ties in their inputs, ReLU and AbsVal no zeros); labels
 are integer class indices in range; positive-only layers (Log, fractional Power) are
 only drawn on blobs that are positive by construction (kinds.py).
@@ -38,12 +38,15 @@ def tied_values(rng, shape, positive: bool = False) -> np.ndarray:
 
 
 def data_values(rng, shape, positive: bool = False) -> np.ndarray:
-    """Distinct values: a random permutation of 0.05 + s k, each with a random sign (or all
-    positive). The spacing s is 0.011, or wider for small blobs (0.6 / count), so that a
-    normalisation over a few elements (BatchNorm, MVN) divides by a spread well above its eps:
-    float32 cancellation would otherwise dominate Caffe's result."""
+    """Distinct values: a random permutation of 0.05 + s (k + j), j in [0, 0.5), each with a
+    random sign (or all positive). The step s is 0.011, or wider for small blobs (0.6 / count),
+    so that a normalisation over a few elements (BatchNorm, MVN) divides by a spread well above
+    its eps: float32 cancellation would otherwise dominate Caffe's result. The jitter j keeps
+    the values off a lattice, where the mean of evenly spaced values is one of them: MVN
+    centres it to a rounding error on either side of a ReLU's kink."""
     count = math.prod(shape)
-    magnitudes = 0.05 + max(0.011, 0.6 / max(count, 1)) * rng.permutation(count)
+    positions = rng.permutation(count) + 0.5 * rng.uniform(size=count)
+    magnitudes = 0.05 + max(0.011, 0.6 / max(count, 1)) * positions
     signs = np.ones(count) if positive else rng.choice([-1.0, 1.0], size=count)
     return (magnitudes * signs).reshape(shape).astype(np.float32)
 

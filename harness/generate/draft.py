@@ -157,8 +157,8 @@ class NetDraft:
         layer.input_param.shape.add().dim.extend(shape)
         self.inputs.append(layer)
         self.input_roles[name] = ("positive" if positive else role, classes)
-        # cases.py spaces data values 0.011 apart from 0.05 up, so |value| < 0.06 + 0.011 count.
-        bound = 0.06 + 0.011 * math.prod(shape) if role == "data" else float(max(classes, 1))
+        # cases.py steps data values by max(0.011, 0.6 / count) from 0.05 up (data_values).
+        bound = 0.05 + max(0.011 * math.prod(shape), 0.6) if role == "data" else float(max(classes, 1))
         blob = BlobInfo(name, tuple(shape), role, classes, positive=positive, bound=bound)
         self.blobs.append(blob)
         return blob
