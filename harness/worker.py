@@ -348,49 +348,62 @@ def parse_logged_need_backward(log):
 # ---- one case ------------------------------------------------------------------------------
 
 
+def vector_items(vector):
+    """The items of a pycaffe vector (net.layers, layer.blobs, net._bottom_ids(i), ...) as a
+    list, read by index: iterating a boost::python vector ends in a C++ exception turned into
+    StopIteration, which costs about 8 us a vector, more than reading all its items."""
+    return [vector[i] for i in range(len(vector))]
+
+
 class NetIndex(object):
     """What run_case reads of a pycaffe Net more than once, read once: each pycaffe property
-    access (net.layers, layer.blobs, blob.diff) builds a new Python object."""
+    access (net.layers, layer.blobs, blob.diff) builds a new Python object. blobs_by_name and
+    outputs are pycaffe's net.blobs and net.outputs, built from the same vectors."""
 
     def __init__(self, net):
-        self.layers = list(net.layers)
-        self.names = list(net._layer_names)
+        self.net = net
+        self.layers = vector_items(net.layers)
+        self.names = vector_items(net._layer_names)
         self.types = [layer.type for layer in self.layers]
-        self.bottom_ids = [list(net._bottom_ids(i)) for i in range(len(self.layers))]
-        self.top_ids = [list(net._top_ids(i)) for i in range(len(self.layers))]
-        self.param_blobs = [list(layer.blobs) for layer in self.layers]
+        self.bottom_ids = [vector_items(net._bottom_ids(i)) for i in range(len(self.layers))]
+        self.top_ids = [vector_items(net._top_ids(i)) for i in range(len(self.layers))]
+        self.param_blobs = [vector_items(layer.blobs) for layer in self.layers]
+        self.blob_names = vector_items(net._blob_names)
+        self.blobs = vector_items(net._blobs)
+        self.blobs_by_name = dict(zip(self.blob_names, self.blobs))
+        self.outputs = [self.blob_names[i] for i in vector_items(net._outputs)]
 
 
-def layer_structure(net, index):
-    blob_names = list(net._blob_names)
+def layer_structure(index):
     layers = []
     for i, name in enumerate(index.names):
         layers.append(
             {
                 "name": name,
                 "type": index.types[i],
-                "bottoms": [blob_names[b] for b in index.bottom_ids[i]],
-                "tops": [blob_names[t] for t in index.top_ids[i]],
+                "bottoms": [index.blob_names[b] for b in index.bottom_ids[i]],
+                "tops": [index.blob_names[t] for t in index.top_ids[i]],
             }
         )
     return layers
 
 
-def set_inputs(net, inputs):
+def set_inputs(index, inputs):
     reshaped = False
     for name, array in inputs.items():
-        if name not in net.blobs:
+        if name not in index.blobs_by_name:
             raise WorkerError(
-                "input/%s: the net has no blob %r (blobs: %s)" % (name, name, ", ".join(net.blobs))
+                "input/%s: the net has no blob %r (blobs: %s)"
+                % (name, name, ", ".join(index.blob_names))
             )
-        blob = net.blobs[name]
+        blob = index.blobs_by_name[name]
         if tuple(blob.data.shape) != tuple(array.shape):
             blob.reshape(*[int(d) for d in array.shape])
             reshaped = True
     if reshaped:
-        net.reshape()
+        index.net.reshape()
     for name, array in inputs.items():
-        net.blobs[name].data[...] = array
+        index.blobs_by_name[name].data[...] = array
 
 
 def set_params(index, params):
@@ -462,7 +475,7 @@ def backward_observing(net, index, need_backward):
     tests/caffe/test_caffe_engine.py compares the diffs with a plain pass on generated nets.
 
     Returns (written: per layer, per bottom, a bool; seconds spent in the real Backward calls)."""
-    blobs = list(net._blobs)
+    blobs = index.blobs
     written = [None] * len(index.layers)
     caffe_s = 0.0
     for i in reversed(range(len(index.layers))):
@@ -632,7 +645,7 @@ def run_case(header, arrays, stages_runner, probe, work_dir):
 
     net, log = stages_runner.run_logged("init", "net", build)
     index = NetIndex(net)
-    layers = layer_structure(net, index)
+    layers = layer_structure(index)
     logged = parse_logged_need_backward(log)
     if [name for name, _ in logged] == index.names:
         for layer, (_, needs) in zip(layers, logged):
@@ -658,15 +671,15 @@ def run_case(header, arrays, stages_runner, probe, work_dir):
     else:
         info["flags_probe"] = probe.error
     # The net as built, before anything can abort: a later abort still reports its flags.
-    outputs = list(net.outputs)
+    outputs = index.outputs
     stages_runner.postmortem.built(layers, outputs)
 
     set_params(index, params)
-    set_inputs(net, inputs)
+    set_inputs(index, inputs)
     initial = param_values(index, "data") if header.get("solver") is not None else {}
     last = len(index.layers) - 1
     loss = stages_runner.run("forward", "forward", net._forward, 0, last)
-    blob_items = list(net.blobs.items())
+    blob_items = list(zip(index.blob_names, index.blobs))
     out = {}
     for name, blob in blob_items:
         out["data/" + name] = blob.data.copy()
@@ -698,7 +711,7 @@ def run_case(header, arrays, stages_runner, probe, work_dir):
         solver_index = NetIndex(solver.net)
         copy_initial_params(solver_index, initial)
         # Input layers' Forward does nothing (input_layer.cpp): the blobs keep what we set.
-        set_inputs(solver.net, inputs)
+        set_inputs(solver_index, inputs)
         for k in range(1, iterations + 1):
             _, log = stages_runner.run_logged("solver", "step", solver.step, 1)
             losses.append(displayed_loss(log))

@@ -300,8 +300,9 @@ def build(directory, meta, arrays):
         if key.startswith("param/"):
             layer, index = key[len("param/"):].rsplit("/", 1)
             params.setdefault(layer, {{}})[int(index)] = value
-    worker.set_params(worker.NetIndex(net), params)
-    worker.set_inputs(net, dict((k[6:], v) for k, v in arrays.items() if k.startswith("input/")))
+    index = worker.NetIndex(net)
+    worker.set_params(index, params)
+    worker.set_inputs(index, dict((k[6:], v) for k, v in arrays.items() if k.startswith("input/")))
     caffe.set_random_seed(meta["seed"])
     net._forward(0, len(names) - 1)
     net.clear_param_diffs()
