@@ -27,6 +27,7 @@ import traceback
 
 PROTOCOL_VERSION = 1
 SENTINEL = -1234.5678  # fills a bottom diff before its consumer's Backward: backward_observing
+WRITE_BUFFER_BYTES = 1 << 20
 
 # glog reads its flags from the environment when libcaffe is loaded: INFO lines to stderr.
 os.environ.setdefault("GLOG_minloglevel", "0")
@@ -73,7 +74,9 @@ class Channel(object):
 
     def __init__(self, read_fd, write_fd):
         self.reader = os.fdopen(read_fd, "rb")
-        self.writer = os.fdopen(write_fd, "wb")
+        # As large as the pipe the harness widens (caffe_engine.py, _widen_pipe): a frame of
+        # up to 1 MiB leaves in one write, and wakes the harness once.
+        self.writer = os.fdopen(write_fd, "wb", WRITE_BUFFER_BYTES)
         self.reply_format = "npz"
 
     def read(self):
@@ -126,12 +129,17 @@ def dump_raw(arrays):
     specs = []
     chunks = []
     for name, value in arrays.items():
-        flat = np.ascontiguousarray(value).reshape(-1).view(np.uint8)
+        contiguous = np.ascontiguousarray(value)
         specs.append(
-            {"name": name, "dtype": value.dtype.str, "shape": list(value.shape), "bytes": flat.size}
+            {
+                "name": name,
+                "dtype": value.dtype.str,
+                "shape": list(value.shape),
+                "bytes": contiguous.nbytes,
+            }
         )
-        # Python 3's file objects take any buffer; Python 2's take a str.
-        chunks.append(flat if sys.version_info[0] >= 3 else flat.tostring())
+        # Python 3's file objects take any C-contiguous buffer as its bytes; Python 2's take a str.
+        chunks.append(contiguous if sys.version_info[0] >= 3 else contiguous.tostring())
     return specs, chunks
 
 
