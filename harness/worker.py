@@ -203,7 +203,7 @@ class LogCapture(object):
 
 class Postmortem(object):
     """What the harness reads only after this worker died or hung, instead of a frame per step:
-    <log dir>/stage holds "<request_id> <stage> <step>" of the step running now, written
+    <log dir>/stage holds the JSON list [request_id, stage, step] of the step running now, written
     through a shared memory map (no system call per step; the page outlives the process);
     <log dir>/built.json holds the net as built (its layers and flags), written once it is.
     Opened by the fork server, so that every child writes the same files."""
@@ -218,14 +218,25 @@ class Postmortem(object):
         finally:
             os.close(fd)
         self.built_fd = os.open(os.path.join(directory, "built.json"), os.O_RDWR | os.O_CREAT, 420)
-        self.request_id = None
+        # The stage record is json.dumps([request_id, stage, step]), put together from the
+        # request's part, encoded once a case, and the step's part, encoded once a process:
+        # a json.dumps per step would cost more than the steps of a small net.
+        self.record_ends = {}
+        self.set_request(None)
+
+    def set_request(self, request_id):
+        self.request_id = request_id
+        self.record_start = json.dumps([request_id, None]).encode("utf-8")[: -len(b"null]")]
 
     def start_case(self, request_id):
-        self.request_id = request_id
+        self.set_request(request_id)
         self.mark("init", "request")
 
     def mark(self, stage, step):
-        record = json.dumps([self.request_id, stage, step]).encode("utf-8")
+        end = self.record_ends.get((stage, step))
+        if end is None:
+            end = self.record_ends[(stage, step)] = json.dumps([stage, step]).encode("utf-8")[1:]
+        record = self.record_start + end
         self.stage_map[: self.SIZE] = record[: self.SIZE].ljust(self.SIZE)
 
     def built(self, layers, outputs):
