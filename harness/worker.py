@@ -546,13 +546,15 @@ def restore_untouched(blobs, bottoms, tops, saved):
     """Which bottom diffs a layer's Backward wrote; the elements it left get their values back."""
     sentinel = np.float32(SENTINEL)
     flags = []
+    # np.count_nonzero, not np.array_equal or ndarray.all: both pass through Python-level
+    # wrappers that cost more than the comparison itself on a small blob.
     for b in bottoms:
         diff = blobs[b].diff
         if b in tops:
-            flags.append(not np.array_equal(diff, saved[b]))
+            flags.append(np.count_nonzero(diff != saved[b]) > 0)
         else:
             untouched = diff == sentinel
-            if untouched.all():
+            if np.count_nonzero(untouched) == untouched.size:
                 flags.append(False)
                 diff[...] = saved[b]
             else:
