@@ -544,7 +544,9 @@ def fill_sentinel(blobs, bottoms, tops):
 
 def restore_untouched(blobs, bottoms, tops, saved):
     """Which bottom diffs a layer's Backward wrote; the elements it left get their values back."""
-    sentinel = np.float32(SENTINEL)
+    # A 0-d array rather than a numpy scalar: the comparison is the same, and numpy converts
+    # a scalar to an array at each comparison, which takes longer than comparing a small blob.
+    sentinel = np.array(SENTINEL, np.float32)
     flags = []
     # np.count_nonzero, not np.array_equal or ndarray.all: both pass through Python-level
     # wrappers that cost more than the comparison itself on a small blob.
