@@ -150,8 +150,12 @@ class LayerRecord:
 
     @classmethod
     def from_json(cls, d: dict) -> LayerRecord:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in names})
+        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in _LAYER_FIELDS})
+
+
+# Read once: dataclasses.fields costs more than building a LayerRecord, and a result has one
+# per layer.
+_LAYER_FIELDS = frozenset(f.name for f in dataclasses.fields(LayerRecord))
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ import traceback
 
 PROTOCOL_VERSION = 1
 SENTINEL = -1234.5678  # fills a bottom diff before its consumer's Backward: backward_observing
+WRITE_BUFFER_BYTES = 1 << 20
 
 # glog reads its flags from the environment when libcaffe is loaded: INFO lines to stderr.
 os.environ.setdefault("GLOG_minloglevel", "0")
@@ -73,7 +74,9 @@ class Channel(object):
 
     def __init__(self, read_fd, write_fd):
         self.reader = os.fdopen(read_fd, "rb")
-        self.writer = os.fdopen(write_fd, "wb")
+        # As large as the pipe the harness widens (caffe_engine.py, _widen_pipe): a frame of
+        # up to 1 MiB leaves in one write, and wakes the harness once.
+        self.writer = os.fdopen(write_fd, "wb", WRITE_BUFFER_BYTES)
         self.reply_format = "npz"
 
     def read(self):
@@ -126,12 +129,17 @@ def dump_raw(arrays):
     specs = []
     chunks = []
     for name, value in arrays.items():
-        flat = np.ascontiguousarray(value).reshape(-1).view(np.uint8)
+        contiguous = np.ascontiguousarray(value)
         specs.append(
-            {"name": name, "dtype": value.dtype.str, "shape": list(value.shape), "bytes": flat.size}
+            {
+                "name": name,
+                "dtype": value.dtype.str,
+                "shape": list(value.shape),
+                "bytes": contiguous.nbytes,
+            }
         )
-        # Python 3's file objects take any buffer; Python 2's take a str.
-        chunks.append(flat if sys.version_info[0] >= 3 else flat.tostring())
+        # Python 3's file objects take any C-contiguous buffer as its bytes; Python 2's take a str.
+        chunks.append(contiguous if sys.version_info[0] >= 3 else contiguous.tostring())
     return specs, chunks
 
 
@@ -195,7 +203,7 @@ class LogCapture(object):
 
 class Postmortem(object):
     """What the harness reads only after this worker died or hung, instead of a frame per step:
-    <log dir>/stage holds "<request_id> <stage> <step>" of the step running now, written
+    <log dir>/stage holds the JSON list [request_id, stage, step] of the step running now, written
     through a shared memory map (no system call per step; the page outlives the process);
     <log dir>/built.json holds the net as built (its layers and flags), written once it is.
     Opened by the fork server, so that every child writes the same files."""
@@ -210,14 +218,25 @@ class Postmortem(object):
         finally:
             os.close(fd)
         self.built_fd = os.open(os.path.join(directory, "built.json"), os.O_RDWR | os.O_CREAT, 420)
-        self.request_id = None
+        # The stage record is json.dumps([request_id, stage, step]), put together from the
+        # request's part, encoded once a case, and the step's part, encoded once a process:
+        # a json.dumps per step would cost more than the steps of a small net.
+        self.record_ends = {}
+        self.set_request(None)
+
+    def set_request(self, request_id):
+        self.request_id = request_id
+        self.record_start = json.dumps([request_id, None]).encode("utf-8")[: -len(b"null]")]
 
     def start_case(self, request_id):
-        self.request_id = request_id
+        self.set_request(request_id)
         self.mark("init", "request")
 
     def mark(self, stage, step):
-        record = json.dumps([self.request_id, stage, step]).encode("utf-8")
+        end = self.record_ends.get((stage, step))
+        if end is None:
+            end = self.record_ends[(stage, step)] = json.dumps([stage, step]).encode("utf-8")[1:]
+        record = self.record_start + end
         self.stage_map[: self.SIZE] = record[: self.SIZE].ljust(self.SIZE)
 
     def built(self, layers, outputs):
@@ -348,49 +367,62 @@ def parse_logged_need_backward(log):
 # ---- one case ------------------------------------------------------------------------------
 
 
+def vector_items(vector):
+    """The items of a pycaffe vector (net.layers, layer.blobs, net._bottom_ids(i), ...) as a
+    list, read by index: iterating a boost::python vector ends in a C++ exception turned into
+    StopIteration, which costs about 8 us a vector, more than reading all its items."""
+    return [vector[i] for i in range(len(vector))]
+
+
 class NetIndex(object):
     """What run_case reads of a pycaffe Net more than once, read once: each pycaffe property
-    access (net.layers, layer.blobs, blob.diff) builds a new Python object."""
+    access (net.layers, layer.blobs, blob.diff) builds a new Python object. blobs_by_name and
+    outputs are pycaffe's net.blobs and net.outputs, built from the same vectors."""
 
     def __init__(self, net):
-        self.layers = list(net.layers)
-        self.names = list(net._layer_names)
+        self.net = net
+        self.layers = vector_items(net.layers)
+        self.names = vector_items(net._layer_names)
         self.types = [layer.type for layer in self.layers]
-        self.bottom_ids = [list(net._bottom_ids(i)) for i in range(len(self.layers))]
-        self.top_ids = [list(net._top_ids(i)) for i in range(len(self.layers))]
-        self.param_blobs = [list(layer.blobs) for layer in self.layers]
+        self.bottom_ids = [vector_items(net._bottom_ids(i)) for i in range(len(self.layers))]
+        self.top_ids = [vector_items(net._top_ids(i)) for i in range(len(self.layers))]
+        self.param_blobs = [vector_items(layer.blobs) for layer in self.layers]
+        self.blob_names = vector_items(net._blob_names)
+        self.blobs = vector_items(net._blobs)
+        self.blobs_by_name = dict(zip(self.blob_names, self.blobs))
+        self.outputs = [self.blob_names[i] for i in vector_items(net._outputs)]
 
 
-def layer_structure(net, index):
-    blob_names = list(net._blob_names)
+def layer_structure(index):
     layers = []
     for i, name in enumerate(index.names):
         layers.append(
             {
                 "name": name,
                 "type": index.types[i],
-                "bottoms": [blob_names[b] for b in index.bottom_ids[i]],
-                "tops": [blob_names[t] for t in index.top_ids[i]],
+                "bottoms": [index.blob_names[b] for b in index.bottom_ids[i]],
+                "tops": [index.blob_names[t] for t in index.top_ids[i]],
             }
         )
     return layers
 
 
-def set_inputs(net, inputs):
+def set_inputs(index, inputs):
     reshaped = False
     for name, array in inputs.items():
-        if name not in net.blobs:
+        if name not in index.blobs_by_name:
             raise WorkerError(
-                "input/%s: the net has no blob %r (blobs: %s)" % (name, name, ", ".join(net.blobs))
+                "input/%s: the net has no blob %r (blobs: %s)"
+                % (name, name, ", ".join(index.blob_names))
             )
-        blob = net.blobs[name]
+        blob = index.blobs_by_name[name]
         if tuple(blob.data.shape) != tuple(array.shape):
             blob.reshape(*[int(d) for d in array.shape])
             reshaped = True
     if reshaped:
-        net.reshape()
+        index.net.reshape()
     for name, array in inputs.items():
-        net.blobs[name].data[...] = array
+        index.blobs_by_name[name].data[...] = array
 
 
 def set_params(index, params):
@@ -462,7 +494,7 @@ def backward_observing(net, index, need_backward):
     tests/caffe/test_caffe_engine.py compares the diffs with a plain pass on generated nets.
 
     Returns (written: per layer, per bottom, a bool; seconds spent in the real Backward calls)."""
-    blobs = list(net._blobs)
+    blobs = index.blobs
     written = [None] * len(index.layers)
     caffe_s = 0.0
     for i in reversed(range(len(index.layers))):
@@ -512,15 +544,19 @@ def fill_sentinel(blobs, bottoms, tops):
 
 def restore_untouched(blobs, bottoms, tops, saved):
     """Which bottom diffs a layer's Backward wrote; the elements it left get their values back."""
-    sentinel = np.float32(SENTINEL)
+    # A 0-d array rather than a numpy scalar: the comparison is the same, and numpy converts
+    # a scalar to an array at each comparison, which takes longer than comparing a small blob.
+    sentinel = np.array(SENTINEL, np.float32)
     flags = []
+    # np.count_nonzero, not np.array_equal or ndarray.all: both pass through Python-level
+    # wrappers that cost more than the comparison itself on a small blob.
     for b in bottoms:
         diff = blobs[b].diff
         if b in tops:
-            flags.append(not np.array_equal(diff, saved[b]))
+            flags.append(np.count_nonzero(diff != saved[b]) > 0)
         else:
             untouched = diff == sentinel
-            if untouched.all():
+            if np.count_nonzero(untouched) == untouched.size:
                 flags.append(False)
                 diff[...] = saved[b]
             else:
@@ -632,7 +668,7 @@ def run_case(header, arrays, stages_runner, probe, work_dir):
 
     net, log = stages_runner.run_logged("init", "net", build)
     index = NetIndex(net)
-    layers = layer_structure(net, index)
+    layers = layer_structure(index)
     logged = parse_logged_need_backward(log)
     if [name for name, _ in logged] == index.names:
         for layer, (_, needs) in zip(layers, logged):
@@ -658,15 +694,15 @@ def run_case(header, arrays, stages_runner, probe, work_dir):
     else:
         info["flags_probe"] = probe.error
     # The net as built, before anything can abort: a later abort still reports its flags.
-    outputs = list(net.outputs)
+    outputs = index.outputs
     stages_runner.postmortem.built(layers, outputs)
 
     set_params(index, params)
-    set_inputs(net, inputs)
+    set_inputs(index, inputs)
     initial = param_values(index, "data") if header.get("solver") is not None else {}
     last = len(index.layers) - 1
     loss = stages_runner.run("forward", "forward", net._forward, 0, last)
-    blob_items = list(net.blobs.items())
+    blob_items = list(zip(index.blob_names, index.blobs))
     out = {}
     for name, blob in blob_items:
         out["data/" + name] = blob.data.copy()
@@ -698,7 +734,7 @@ def run_case(header, arrays, stages_runner, probe, work_dir):
         solver_index = NetIndex(solver.net)
         copy_initial_params(solver_index, initial)
         # Input layers' Forward does nothing (input_layer.cpp): the blobs keep what we set.
-        set_inputs(solver.net, inputs)
+        set_inputs(solver_index, inputs)
         for k in range(1, iterations + 1):
             _, log = stages_runner.run_logged("solver", "step", solver.step, 1)
             losses.append(displayed_loss(log))

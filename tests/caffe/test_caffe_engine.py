@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -232,6 +233,31 @@ def test_force_backward_logged_does_not_need_but_runs_backward(caffe_engine):
     assert np.any(result.blob_diff["data"] != 0)
 
 
+# ReLU in place on ip's blob: its Backward overwrites the diff it reads (relu_layer.cpp), so
+# "written" can only be observed as "changed": top diff times (ip > 0).
+IN_PLACE_RELU = """
+layer { name: "data" type: "Input" top: "data" top: "label"
+  input_param { shape { dim: 3 dim: 5 } shape { dim: 3 } } }
+layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip" inner_product_param { num_output: 4 } }
+layer { name: "relu" type: "ReLU" bottom: "ip" top: "ip" }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
+"""
+
+
+def test_in_place_bottom_counts_as_written_only_where_backward_changed_its_diff(caffe_engine):
+    def bottom_written(bias):
+        case = dataclasses.replace(
+            tiny_case(net=IN_PLACE_RELU),
+            params={"ip": (np.zeros((4, 5), np.float32), np.array(bias, np.float32))},
+        )
+        result = caffe_engine.run(case)
+        assert result.outcome == Outcome.OK, result.message
+        return layers_by_name(result)["relu"].bottom_written
+
+    assert bottom_written([1.0, 2.0, 3.0, 4.0]) == (False,)  # every ip > 0: the diff passes as is
+    assert bottom_written([1.0, -2.0, 3.0, 4.0]) == (True,)  # the second column's diff is zeroed
+
+
 def run_script(caffe_runtime, host, inside, script: str, args: list[str], glog_level: str):
     """Run ``script`` with python3 inside the runtime, from the log directory (host, inside),
     which is then removed; returns (one JSON value per stdout line, stderr)."""
@@ -300,8 +326,9 @@ def build(directory, meta, arrays):
         if key.startswith("param/"):
             layer, index = key[len("param/"):].rsplit("/", 1)
             params.setdefault(layer, {{}})[int(index)] = value
-    worker.set_params(worker.NetIndex(net), params)
-    worker.set_inputs(net, dict((k[6:], v) for k, v in arrays.items() if k.startswith("input/")))
+    index = worker.NetIndex(net)
+    worker.set_params(index, params)
+    worker.set_inputs(index, dict((k[6:], v) for k, v in arrays.items() if k.startswith("input/")))
     caffe.set_random_seed(meta["seed"])
     net._forward(0, len(names) - 1)
     net.clear_param_diffs()
