@@ -20,12 +20,12 @@ from hypothesis import strategies as st
 from harness.case import Case
 
 from .draft import NetDraft
-from .kinds import integers
+from .kinds import eager, integers
 from .nets import net_drafts
 from .solvers import solver_params
 
 TIED_MAGNITUDES = np.array([0.25, 0.5, 0.75, 1.0])
-OPTIONAL_SOLVERS = st.none() | solver_params()
+OPTIONAL_SOLVERS = eager(st.none()) | eager(solver_params())
 
 
 def tied_values(rng, shape, positive: bool = False) -> np.ndarray:

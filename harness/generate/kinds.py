@@ -92,21 +92,21 @@ def layer_kind(type_name: str, valid=lambda draft, bottom: True, loss: bool = Fa
     return decorate
 
 
-def _eager(strategy):
+def eager(strategy):
     """The strategy a lazy one stands for, which draws exactly the same choices in the same
-    span. Hypothesis unwraps a lazy strategy (``st.integers``, ``st.booleans``) again at every
-    draw, which made each of a net's draws about half as dear again. Where a Hypothesis
+    span. Hypothesis unwraps a lazy strategy (``st.integers``, ``st.booleans``, ``st.lists``,
+    a composite) again at every draw, which made each of a net's draws about half as dear again. Where a Hypothesis
     version lacks the attribute, the lazy strategy serves, only slower."""
     return getattr(strategy, "wrapped_strategy", strategy)
 
 
 @functools.cache
 def integers(low: int, high: int):
-    """``st.integers(low, high)``, built once and eager (``_eager``)."""
-    return _eager(st.integers(low, high))
+    """``st.integers(low, high)``, built once and eager (``eager``)."""
+    return eager(st.integers(low, high))
 
 
-BOOLEANS = _eager(st.booleans())
+BOOLEANS = eager(st.booleans())
 
 
 def pick(draw, options: Sequence):

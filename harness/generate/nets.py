@@ -26,6 +26,7 @@ from .kinds import (
     Drawn,
     LayerKind,
     combinations,
+    eager,
     integers,
     maybe,
     pick,
@@ -37,8 +38,8 @@ DECAY_MULTS = (None, 0.0, 1.0, 2.0)
 LOSS_WEIGHTS = (1.0, 0.0, 0.5, 2.0)
 STAGES = ("a", "b")
 # A net's stages, and a rule's stage or not_stage: none first.
-STAGE_SETS = st.lists(st.sampled_from(STAGES), unique=True, max_size=2)
-FOCUS = st.none() | st.sampled_from(tuple(sorted(LAYER_KINDS)))
+STAGE_SETS = eager(st.lists(st.sampled_from(STAGES), unique=True, max_size=2))
+FOCUS = eager(st.none()) | st.sampled_from(tuple(sorted(LAYER_KINDS)))
 ALL_LAYER_KINDS = tuple(LAYER_KINDS.values())  # simplest first: ReLU
 # One layer in three carries an include or exclude rule: enough for every rule to meet the
 # others, few enough that most drawn layers stay in the net.

@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 
 from reference_engine import caffe_pb2
 
-from .kinds import integers, maybe, pick
+from .kinds import eager, integers, maybe, pick
 
 SOLVER_TYPES = ("SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam")
 LR_POLICIES = ("fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid")
-STEP_VALUES = st.lists(st.integers(1, 3), min_size=1, max_size=3, unique=True)
+STEP_VALUES = eager(st.lists(integers(1, 3), min_size=1, max_size=3, unique=True))
 
 
 def _set(message, name, value):
