@@ -95,8 +95,8 @@ def layer_kind(type_name: str, valid=lambda draft, bottom: True, loss: bool = Fa
 def eager(strategy):
     """The strategy a lazy one stands for, which draws exactly the same choices in the same
     span. Hypothesis unwraps a lazy strategy (``st.integers``, ``st.booleans``, ``st.lists``,
-    a composite) again at every draw, which made each of a net's draws about half as dear again. Where a Hypothesis
-    version lacks the attribute, the lazy strategy serves, only slower."""
+    a composite) again at every draw, which made each of a net's draws about half as dear
+    again. Where a Hypothesis version lacks the attribute, the lazy strategy serves, slower."""
     return getattr(strategy, "wrapped_strategy", strategy)
 
 
