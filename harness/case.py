@@ -150,12 +150,25 @@ class LayerRecord:
 
     @classmethod
     def from_json(cls, d: dict) -> LayerRecord:
-        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in _LAYER_FIELDS})
+        fields = {
+            k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in _LAYER_DEFAULTS
+        }
+        if not _LAYER_REQUIRED <= fields.keys():
+            return cls(**fields)  # raises __init__'s own TypeError, naming what is missing
+        # Filled in without __init__: a frozen dataclass's __init__ sets each field through
+        # object.__setattr__, which costs more than the rest of reading the record, and a result
+        # has one record per layer. LayerRecord has no __post_init__ and no default_factory.
+        record = object.__new__(cls)
+        record.__dict__.update(_LAYER_DEFAULTS, **fields)
+        return record
 
 
 # Read once: dataclasses.fields costs more than building a LayerRecord, and a result has one
 # per layer.
-_LAYER_FIELDS = frozenset(f.name for f in dataclasses.fields(LayerRecord))
+_LAYER_DEFAULTS = {f.name: f.default for f in dataclasses.fields(LayerRecord)}
+_LAYER_REQUIRED = frozenset(
+    name for name, default in _LAYER_DEFAULTS.items() if default is dataclasses.MISSING
+)
 
 
 @dataclass(frozen=True)
@@ -198,7 +211,22 @@ class Result:
 
     @classmethod
     def from_parts(cls, meta: dict, arrays: dict) -> Result:
-        history = tuple(_indexed(arrays, f"iter{k}/") for k in range(1, meta.get("iterations", 0) + 1))
+        # One pass over the keys, each filed by its part before the first "/": a pass per kind
+        # of array cost more than decoding the arrays themselves.
+        blob_data, blob_diff, param_diff = {}, {}, []
+        snapshots = {f"iter{k}": [] for k in range(1, meta.get("iterations", 0) + 1)}
+        for key, value in arrays.items():
+            kind, slash, rest = key.partition("/")
+            if not slash:
+                continue
+            if kind == "data":
+                blob_data[rest] = value
+            elif kind == "diff":
+                blob_diff[rest] = value
+            elif kind == "param_diff":
+                param_diff.append((rest, value))
+            elif kind in snapshots:
+                snapshots[kind].append((rest, value))
         return cls(
             engine=meta["engine"],
             outcome=Outcome(meta["outcome"]),
@@ -207,10 +235,10 @@ class Result:
             layers=tuple(LayerRecord.from_json(d) for d in meta.get("layers", ())),
             outputs=tuple(meta.get("outputs", ())),
             losses=tuple(meta.get("losses", ())),
-            blob_data={k[5:]: v for k, v in arrays.items() if k.startswith("data/")},
-            blob_diff={k[5:]: v for k, v in arrays.items() if k.startswith("diff/")},
-            param_diff=_indexed(arrays, "param_diff/"),
-            param_history=history,
+            blob_data=blob_data,
+            blob_diff=blob_diff,
+            param_diff=_by_layer(param_diff),
+            param_history=tuple(_by_layer(snapshot) for snapshot in snapshots.values()),
             info=meta.get("info", {}),
         )
 
@@ -229,11 +257,17 @@ class Result:
 
 def _indexed(arrays: dict, prefix: str) -> dict[str, tuple[np.ndarray, ...]]:
     """Collect "<prefix><layer>/<i>" keys into {layer: (blob 0, blob 1, ...)}."""
+    return _by_layer(
+        (key[len(prefix) :], value) for key, value in arrays.items() if key.startswith(prefix)
+    )
+
+
+def _by_layer(items) -> dict[str, tuple[np.ndarray, ...]]:
+    """Collect ("<layer>/<i>", blob) pairs into {layer: (blob 0, blob 1, ...)}."""
     found: dict[str, dict[int, np.ndarray]] = {}
-    for key, value in arrays.items():
-        if key.startswith(prefix):
-            layer, index = key[len(prefix):].rsplit("/", 1)
-            found.setdefault(layer, {})[int(index)] = value
+    for name, value in items:
+        layer, index = name.rsplit("/", 1)
+        found.setdefault(layer, {})[int(index)] = value
     return {layer: tuple(blobs[i] for i in sorted(blobs)) for layer, blobs in found.items()}
 
 
