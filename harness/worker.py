@@ -626,14 +626,18 @@ def overwrite_file(path, data):
 
 
 def overwrite_fd(fd, data):
-    """Write data over the file's old content from its start, then cut it to length. Never
-    truncated to zero first (open(path, "wb")): on ext4 (auto_da_alloc) a file truncated to
-    zero and rewritten is flushed to disk when closed, which costs milliseconds per case."""
+    """Write data over the file's old content from its start, then cut it to length if the old
+    content was longer. Never truncated to zero first (open(path, "wb")): on ext4
+    (auto_da_alloc) a file truncated to zero and rewritten is flushed to disk when closed, which
+    costs milliseconds per case. Not cut when it need not be: an ftruncate costs several times
+    the fstat that tells, and the write of a small file."""
+    old_size = os.fstat(fd).st_size
     os.lseek(fd, 0, 0)
     written = 0
     while written < len(data):
         written += os.write(fd, data[written:])
-    os.ftruncate(fd, len(data))
+    if old_size > len(data):
+        os.ftruncate(fd, len(data))
 
 
 def run_case(header, arrays, stages_runner, probe, work_dir):

@@ -434,3 +434,27 @@ def test_observing_backward_leaves_the_diffs_of_a_plain_backward(caffe_runtime):
     for directory, differing in rows:
         case = drawn[int(directory.rsplit("/", 1)[1])]
         assert not differing, f"diffs of {differing} differ from a plain backward in:\n{case.net}"
+
+
+# Runs inside the runtime: the worker's overwrite_fd over one file, with contents longer,
+# shorter and as long as the one before. Prints what the file holds after each.
+OVERWRITES = f"""
+import json, os, sys
+sys.path.insert(0, "{INSTALL_DIR}")
+import worker
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 420)
+for text in json.loads(sys.argv[2]):
+    worker.overwrite_fd(fd, text.encode("utf-8"))
+    print(json.dumps(open(sys.argv[1]).read()))
+"""
+
+
+def test_overwrite_leaves_exactly_the_new_content(caffe_runtime):
+    """The net file and built.json are overwritten in place, cut only when they shrink: a file
+    left longer than its new content would hand Caffe, or a post-mortem, a stale tail."""
+    host, inside = caffe_runtime.new_log_dir()
+    contents = ["a" * 10, "b" * 30, "c" * 5, "d" * 5, "", "e" * 7]
+    rows, _ = run_script(
+        caffe_runtime, host, inside, OVERWRITES, [f"{inside}/file", json.dumps(contents)], "2"
+    )
+    assert rows == contents
