@@ -150,25 +150,12 @@ class LayerRecord:
 
     @classmethod
     def from_json(cls, d: dict) -> LayerRecord:
-        fields = {
-            k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in _LAYER_DEFAULTS
-        }
-        if not _LAYER_REQUIRED <= fields.keys():
-            return cls(**fields)  # raises __init__'s own TypeError, naming what is missing
-        # Filled in without __init__: a frozen dataclass's __init__ sets each field through
-        # object.__setattr__, which costs more than the rest of reading the record, and a result
-        # has one record per layer. LayerRecord has no __post_init__ and no default_factory.
-        record = object.__new__(cls)
-        record.__dict__.update(_LAYER_DEFAULTS, **fields)
-        return record
+        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in _LAYER_FIELDS})
 
 
 # Read once: dataclasses.fields costs more than building a LayerRecord, and a result has one
 # per layer.
-_LAYER_DEFAULTS = {f.name: f.default for f in dataclasses.fields(LayerRecord)}
-_LAYER_REQUIRED = frozenset(
-    name for name, default in _LAYER_DEFAULTS.items() if default is dataclasses.MISSING
-)
+_LAYER_FIELDS = frozenset(f.name for f in dataclasses.fields(LayerRecord))
 
 
 @dataclass(frozen=True)
