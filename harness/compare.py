@@ -177,14 +177,22 @@ def _flag_value(value):
     return value
 
 
-def _magnitude(arrays: dict, names) -> float:
-    values = [np.abs(np.asarray(arrays[n], dtype=np.float64)) for n in names if n in arrays]
-    values = [v[np.isfinite(v)] for v in values]
-    return max((float(v.max()) for v in values if v.size), default=0.0)
+def _size(array) -> float:
+    """The largest finite |value| of an array (0 when it has none)."""
+    values = np.abs(np.asarray(array, dtype=np.float64))
+    values = values[np.isfinite(values)]
+    return float(values.max()) if values.size else 0.0
+
+
+def _largest(sizes: dict[str, float], names) -> float:
+    return max((sizes[n] for n in names if n in sizes), default=0.0)
 
 
 def _compare_arrays(ref: Result, other: Result, result: Comparison, initial_params: dict | None):
     layers = ref.layers
+    # Each blob's size once: a blob is read by several layers, and by several of the scales below.
+    data_size = {name: _size(a) for name, a in ref.blob_data.items()}
+    diff_sizes = [{name: _size(a) for name, a in r.blob_diff.items()} for r in (ref, other)]
     # Forward: blame the last layer that writes the blob (in-place layers rewrite it).
     writer = {}
     for record in layers:
@@ -195,7 +203,7 @@ def _compare_arrays(ref: Result, other: Result, result: Comparison, initial_para
     # outputs is the largest value at or below its bottoms, as a bottom diff's is above its tops.
     below: dict[str, float] = {}
     for record in layers:
-        inputs = max([_magnitude(ref.blob_data, record.bottoms)] + [below.get(b, 0.0) for b in record.bottoms])
+        inputs = max([_largest(data_size, record.bottoms)] + [below.get(b, 0.0) for b in record.bottoms])
         for top in dict.fromkeys(record.tops):
             if writer.get(top) == record.name:
                 _check_array(result, "forward", record.name, f"{record.name} top '{top}' data",
@@ -208,7 +216,7 @@ def _compare_arrays(ref: Result, other: Result, result: Comparison, initial_para
     above: dict[str, float] = {}
     incoming_of: dict[str, float] = {}
     for record in reversed(layers):
-        incoming = max([_magnitude(ref.blob_diff, record.tops), _magnitude(other.blob_diff, record.tops)]
+        incoming = max([_largest(sizes, record.tops) for sizes in diff_sizes]
                        + [above.get(t, 0.0) for t in record.tops])
         incoming_of[record.name] = incoming
         for bottom in record.bottoms:
@@ -221,14 +229,14 @@ def _compare_arrays(ref: Result, other: Result, result: Comparison, initial_para
     rounding_only = set()  # (layer, i): gradients that are rounding on both sides, see below
     for record in layers:
         # A param diff sums incoming diffs times bottom values, or times 1 (a bias; Embed's rows).
-        terms = incoming_of.get(record.name, 0.0) * max(1.0, _magnitude(ref.blob_data, record.bottoms))
+        terms = incoming_of.get(record.name, 0.0) * max(1.0, _largest(data_size, record.bottoms))
         for i, (x, y) in enumerate(zip(ref.param_diff.get(record.name, ()), other.param_diff.get(record.name, ()))):
             _check_array(result, "param_diff", record.name, f"{record.name} param diff {i}", x, y,
                          ref.engine, other.engine, terms)
             if _rounding_only(x, y, TOLERANCES["param_diff"].rtol * terms):
                 rounding_only.add((record.name, i))
     # A loss is a sum of weighted terms that may cancel: scale by the largest blob value.
-    values = _magnitude(ref.blob_data, ref.blob_data)
+    values = max(data_size.values(), default=0.0)
     for k, (x, y) in enumerate(zip(ref.losses, other.losses)):
         what = "forward loss" if k == 0 else f"loss of solver iteration {k}"
         _check_array(result, "loss", None, what, np.float64(x), np.float64(y), ref.engine, other.engine, values)
@@ -244,7 +252,7 @@ def _compare_arrays(ref: Result, other: Result, result: Comparison, initial_para
                 if (record.name, i) in rounding_only:
                     continue
                 if i < len(before_a) and i < len(before_b):
-                    w = _magnitude({"w": x}, ["w"])
+                    w = _size(x)
                     _check_array(result, "update", record.name, f"{record.name} param {i} update at iteration {k}",
                                  x - np.asarray(before_a[i], np.float64), y - np.asarray(before_b[i], np.float64),
                                  ref.engine, other.engine, WEIGHT_ROUNDING * w / TOLERANCES["update"].rtol)
