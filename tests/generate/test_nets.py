@@ -184,31 +184,16 @@ def _pair_normalisation(layer, shape) -> bool:
     return count // rows == 2
 
 
-def test_no_variance_is_normalised_over_two_values():
-    """Over two values MVN and BatchNorm give -1 and 1 whatever the inputs: the exact gradient
-    is 0 and Caffe's is rounding over a small spread, a false positive."""
-    pairs = []
-
-    @settings(FIXED, max_examples=600)
-    @given(net_drafts())
-    def collect(draft):
-        shapes = {blob.name: blob.shape for blob in draft.blobs}
-        for layer, kept in zip(draft.layers, draft.kept):
-            if kept and layer.type in CENTRING and _pair_normalisation(layer, shapes[layer.bottom[0]]):
-                pairs.append((layer.type, shapes[layer.bottom[0]]))
-
-    collect()
-    assert pairs == []
-
-
 @pytest.mark.parametrize(
     "kind, shape",
     [("MVN", (3, 2)), ("MVN", (2, 2, 1, 1)), ("MVN", (1, 2, 1, 1)), ("MVN", (2, 1, 1, 2)), ("MVN", (3, 1, 2)),
      ("BatchNorm", (2, 3)), ("BatchNorm", (1, 2, 1, 2)), ("BatchNorm", (2, 1, 1, 1))],
 )
 def test_a_centring_kind_on_groups_of_two_normalises_no_variance(kind, shape):
-    """Both kinds are rare in generated nets; each is drawn here on shapes whose groups hold
-    two values, with every setting of its own fields."""
+    """Over two values MVN and BatchNorm give -1 and 1 whatever the inputs: the exact gradient
+    is 0 and Caffe's is rounding over a small spread, a false positive. Both kinds are too rare
+    in generated nets for a net-level check to see this; each is drawn here on shapes whose
+    groups hold two values, with every setting of its own fields."""
 
     @settings(FIXED, max_examples=30)
     @given(st.data())
