@@ -186,8 +186,16 @@ def _pair_normalisation(layer, shape) -> bool:
 
 @pytest.mark.parametrize(
     "kind, shape",
-    [("MVN", (3, 2)), ("MVN", (2, 2, 1, 1)), ("MVN", (1, 2, 1, 1)), ("MVN", (2, 1, 1, 2)), ("MVN", (3, 1, 2)),
-     ("BatchNorm", (2, 3)), ("BatchNorm", (1, 2, 1, 2)), ("BatchNorm", (2, 1, 1, 1))],
+    [
+        ("MVN", (3, 2)),
+        ("MVN", (2, 2, 1, 1)),
+        ("MVN", (1, 2, 1, 1)),
+        ("MVN", (2, 1, 1, 2)),
+        ("MVN", (3, 1, 2)),
+        ("BatchNorm", (2, 3)),
+        ("BatchNorm", (1, 2, 1, 2)),
+        ("BatchNorm", (2, 1, 1, 1)),
+    ],
 )
 def test_a_centring_kind_on_groups_of_two_normalises_no_variance(kind, shape):
     """Over two values MVN and BatchNorm give -1 and 1 whatever the inputs: the exact gradient
