@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import hashlib
 import io
 import json
 import math
@@ -102,6 +103,16 @@ class Case:
             params=_indexed(arrays, "param/"),
             seed=meta.get("seed", 0),
         )
+
+    def digest(self) -> str:
+        """A hash of everything the case holds: equal digests, equal cases."""
+        h = hashlib.sha256()
+        h.update(json.dumps([self.net, self.solver, self.meta()], sort_keys=True).encode())
+        for name, array in sorted(self.arrays().items()):
+            array = np.ascontiguousarray(array)
+            h.update(f"{name} {array.dtype.str} {array.shape}".encode())
+            h.update(array.tobytes())
+        return h.hexdigest()
 
     def save(self, directory: Path):
         directory = Path(directory)
