@@ -26,9 +26,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.caffe_engine import CaffeEngine
 from harness.case import Case
-from reference_engine.engine import ReferenceEngine
+from harness.engines.caffe import CaffeEngine
+from harness.engines.reference import ReferenceEngine
 
 INCEPTION = """
 layer { name: "data" type: "Input" top: "data" top: "label"

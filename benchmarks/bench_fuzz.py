@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.fuzz import DEFAULT_STRATEGY_OPTIONS, CampaignOptions, run_campaign
-from harness.report import Progress
+from harness.campaign.fuzz import DEFAULT_STRATEGY_OPTIONS, CampaignOptions, run_campaign
+from harness.campaign.report import Progress
 
 
 def main():

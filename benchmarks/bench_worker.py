@@ -28,8 +28,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.caffe_engine import CaffeEngine
 from harness.case import Case
+from harness.engines.caffe import CaffeEngine
 
 # Caffe's own work on a case (the worker's steps_s keys), as a pycaffe user would do it.
 OWN_STEPS = ("net", "forward", "backward", "solver_init", "step")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.caffe_engine import CaffeEngine
+from harness.engines.caffe import CaffeEngine
 from tests.planted_bugs import PLANTS, hunt_planted
 
 

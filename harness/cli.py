@@ -11,7 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import HarnessError
+from harness.engines.runtimes import DEFAULT_RUNTIME, RUNTIMES
+from harness.errors import HarnessError
 
 EXIT_OK, EXIT_DISAGREE, EXIT_ERROR = 0, 1, 2
 
@@ -34,9 +35,8 @@ def cmd_explain(args) -> int:
     """Explain a net's backward flags and hazards; with --against caffe, confirm them in real Caffe."""
     from google.protobuf import text_format
 
+    from harness.explain.explain import explain, render_table
     from reference_engine.checks import CaffeError, Unsupported
-
-    from .explain import explain, render_table
 
     text = _read_text(args.net)
     input_shapes = _parse_input_shapes(args.input_shape)
@@ -64,7 +64,7 @@ def cmd_explain(args) -> int:
     else:
         print(render_table(data))
         if "caffe" in data:
-            from .explain import render_caffe
+            from harness.explain.explain import render_caffe
 
             print()
             print(render_caffe(data["caffe"]))
@@ -76,15 +76,15 @@ def cmd_explain(args) -> int:
 
 
 def _parse_input_shapes(specs):
-    from .realworld import parse_input_shapes
+    from harness.explain.user_nets import parse_input_shapes
 
     return parse_input_shapes(specs)
 
 
 def _explain_against_caffe(args, text: str, data: dict, input_shapes) -> int:
-    from .caffe_engine import CaffeEngine
-    from .explain import caffe_section, solver_for_explain
-    from .realworld import make_runnable, synthetic_case
+    from harness.engines.caffe import CaffeEngine
+    from harness.explain.explain import caffe_section, solver_for_explain
+    from harness.explain.user_nets import make_runnable, synthetic_case
 
     runnable = make_runnable(text, args.phase, args.level, args.stage, input_shapes)
     solver_text, solver_param = solver_for_explain(_read_text(args.solver) if args.solver else None)
@@ -109,8 +109,8 @@ def _explain_against_caffe(args, text: str, data: dict, input_shapes) -> int:
 
 def _confirm_refusal(args, text: str, message: str) -> int:
     """The reference refuses the net: does Caffe refuse it too? (the user's file, unchanged)"""
-    from .caffe_engine import CaffeEngine
-    from .case import Case
+    from harness.case import Case
+    from harness.engines.caffe import CaffeEngine
 
     engine = CaffeEngine(runtime=args.runtime, timeout_s=args.timeout)
     try:
@@ -127,7 +127,7 @@ def _confirm_refusal(args, text: str, message: str) -> int:
 
 
 def _write_pictures(args, data: dict):
-    from .graph import render, to_dot
+    from harness.explain.graph import render, to_dot
 
     if not (args.dot or args.svg or args.png):
         return
@@ -140,12 +140,18 @@ def _write_pictures(args, data: dict):
 
 
 def cmd_runtime(args) -> int:
-    from . import runtime_cli
+    """`runtime install` builds or refreshes a runtime (idempotent); both actions then print,
+    once, as JSON, which Caffe and Python it holds and where it lives."""
+    import time
 
+    from harness.engines.runtimes import get_runtime
+
+    runtime = get_runtime(args.runtime, args.rootfs)
     if args.action == "install":
-        runtime_cli.install(args.runtime, args.rootfs)
-    else:
-        print(json.dumps(runtime_cli.info(args.runtime, args.rootfs), indent=2))
+        started = time.monotonic()
+        runtime.install(lambda message: print(message, file=sys.stderr, flush=True))
+        print(f"{args.runtime}: installed in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    print(json.dumps(runtime.info(), indent=2))
     return EXIT_OK
 
 
@@ -178,7 +184,7 @@ def _check_oracle(args):
 
 def _engines(args):
     """The engine under test and the oracle, from --engine/--engine-cmd/--against."""
-    from .fuzz import CampaignOptions, make_engine
+    from harness.campaign.fuzz import CampaignOptions, make_engine
 
     options = CampaignOptions(under_test=args.engine, oracle=args.against, runtime=args.runtime,
                               timeout_s=args.timeout)
@@ -187,8 +193,8 @@ def _engines(args):
 
 
 def cmd_fuzz(args) -> int:
-    from .fuzz import CampaignFailed, CampaignOptions, run_campaign
-    from .report import Progress, write_report
+    from harness.campaign.fuzz import CampaignFailed, CampaignOptions, run_campaign
+    from harness.campaign.report import Progress, write_report
 
     if args.examples is None and args.time is None:
         args.examples = 100
@@ -224,12 +230,11 @@ def cmd_check(args) -> int:
 
     from google.protobuf import text_format
 
+    from harness.campaign.bundle import Bundle, describe
+    from harness.campaign.fuzz import run_pair
+    from harness.explain.explain import solver_for_explain
+    from harness.explain.user_nets import make_runnable, parse_input_shapes, synthetic_case
     from reference_engine.checks import CaffeError
-
-    from .bundle import Bundle, describe
-    from .explain import solver_for_explain
-    from .fuzz import run_pair
-    from .realworld import make_runnable, parse_input_shapes, synthetic_case
 
     text = _read_text(args.net)
     try:
@@ -274,8 +279,8 @@ def cmd_check(args) -> int:
 
 
 def cmd_replay(args) -> int:
-    from .bundle import Bundle, describe
-    from .fuzz import run_pair
+    from harness.campaign.bundle import Bundle, describe
+    from harness.campaign.fuzz import run_pair
 
     bundle = Bundle.load(args.bundle)
     args.engine = bundle.engines.get("under_test", "reference")
@@ -297,7 +302,7 @@ def _engine_args(parser):
                         help="the engine under test: a registered name or package.module:Class (default reference)")
     parser.add_argument("--engine-cmd", default=None, metavar="CMD",
                         help="put under test any command that speaks the worker protocol (docs/protocol.md)")
-    parser.add_argument("--runtime", default="rootfs", choices=("rootfs", "docker", "docker-bvlc", "local"),
+    parser.add_argument("--runtime", default=DEFAULT_RUNTIME, choices=tuple(RUNTIMES),
                         help="how real Caffe is started (default rootfs)")
     parser.add_argument("--timeout", type=float, default=20.0, help="seconds a case may run in Caffe")
 
@@ -320,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dot", default=None, metavar="FILE", help="write the net as a Graphviz dot file")
     p.add_argument("--svg", default=None, metavar="FILE", help="draw the net as SVG (needs Graphviz)")
     p.add_argument("--png", default=None, metavar="FILE", help="draw the net as PNG (needs Graphviz)")
-    p.add_argument("--runtime", default="rootfs", choices=("rootfs", "docker", "docker-bvlc", "local"),
+    p.add_argument("--runtime", default=DEFAULT_RUNTIME, choices=tuple(RUNTIMES),
                    help="how real Caffe is started (default rootfs)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds Caffe may take (default 120)")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic inputs and params")
@@ -356,13 +361,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("replay", help="rerun a repro bundle: exit 0 if the engines now agree, 1 if not")
     p.add_argument("bundle", type=Path)
-    p.add_argument("--runtime", default="rootfs", choices=("rootfs", "docker", "docker-bvlc", "local"))
+    p.add_argument("--runtime", default=DEFAULT_RUNTIME, choices=tuple(RUNTIMES))
     p.add_argument("--timeout", type=float, default=20.0)
     p.set_defaults(handler=cmd_replay)
 
     p = sub.add_parser("runtime", help="install or describe a real-Caffe runtime")
     p.add_argument("action", choices=("install", "info"))
-    p.add_argument("--runtime", default="rootfs", choices=("rootfs", "docker", "docker-bvlc", "local"))
+    p.add_argument("--runtime", default=DEFAULT_RUNTIME, choices=tuple(RUNTIMES))
     p.add_argument("--rootfs", default=None, help="where the rootfs runtime lives (default: the cache dir)")
     p.set_defaults(handler=cmd_runtime)
     return parser

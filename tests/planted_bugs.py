@@ -13,8 +13,8 @@ from unittest import mock
 
 import torch
 
+from harness.engines.reference import ReferenceEngine
 from reference_engine import caffe_pb2, topology
-from reference_engine.engine import ReferenceEngine
 from reference_engine.layer import Layer
 from reference_engine.layers import eltwise, inner_product, pooling, relu, sigmoid, softmax_loss, split
 from reference_engine.layers.concat import ConcatLayer
@@ -319,8 +319,8 @@ def hunt_planted(bug: str, oracle, max_examples: int, seed: int, bundle_dir, shr
     shrinking is bounded by a number of cases, so the result does not depend on the machine.
 
     Returns (examples generated before the catch or None, the bundle or None)."""
-    from harness.bundle import Bundle
-    from harness.fuzz import DEFAULT_STRATEGY_OPTIONS, Budget, Hunter
+    from harness.campaign.bundle import Bundle
+    from harness.campaign.fuzz import DEFAULT_STRATEGY_OPTIONS, Budget, Hunter
 
     budget = Budget(examples=max_examples)
     found = []

@@ -4,7 +4,7 @@ Caffe: base_data_layer.cpp, data_layer.cpp, image_data_layer.cpp, hdf5_data_laye
 window_data_layer.cpp, memory_data_layer.cpp, dummy_data_layer.cpp. The reference
 engine reads no database or file: the net analysis needs only their blob counts,
 and a numeric run replaces them by Input layers of the shape they would produce
-(harness/realworld.py). DummyData with constant fillers is computed as Caffe does.
+(harness/explain/user_nets.py). DummyData with constant fillers is computed as Caffe does.
 """
 
 from ..checks import Unsupported, check

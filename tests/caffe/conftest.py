@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.caffe_engine import CaffeEngine
-from harness.compare import TOLERANCES, array_mismatch
+from harness.campaign.compare import TOLERANCES, array_mismatch
+from harness.engines.caffe import CaffeEngine
+from harness.engines.runtimes import RootfsRuntime
 from harness.errors import HarnessError
-from harness.runtimes import RootfsRuntime
 
 
 def pytest_collection_modifyitems(items):

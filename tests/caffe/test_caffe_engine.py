@@ -11,10 +11,10 @@ import subprocess
 import numpy as np
 from hypothesis import given
 
-from harness.caffe_engine import CaffeEngine
 from harness.case import Case, Outcome
+from harness.engines.caffe import CaffeEngine
+from harness.engines.runtimes import INSTALL_DIR
 from harness.generate.cases import cases
-from harness.runtimes import INSTALL_DIR
 from tests.flag_nets import FLAG_NETS
 from tests.processes import processes_in_session
 

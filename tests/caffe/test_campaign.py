@@ -1,9 +1,9 @@
 """A bounded fuzz campaign against real Caffe: the reference engine agrees on every case, and
 every layer type of the generator's catalogue was exercised."""
 
-from harness.fuzz import DEFAULT_STRATEGY_OPTIONS, Budget, Hunter
+from harness.campaign.fuzz import DEFAULT_STRATEGY_OPTIONS, Budget, Hunter
+from harness.engines.reference import ReferenceEngine
 from harness.generate import LAYER_KINDS, LOSS_KINDS
-from reference_engine.engine import ReferenceEngine
 
 EXAMPLES = 400
 

@@ -4,7 +4,7 @@ import json
 
 from harness.cli import main
 
-EXAMPLE = "harness/examples/propagate_down.prototxt"
+EXAMPLE = "harness/explain/examples/propagate_down.prototxt"
 
 
 def test_check_agrees_on_the_example_net_with_a_solver_step(capsys, tmp_path):

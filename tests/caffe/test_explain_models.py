@@ -10,8 +10,8 @@ import json
 import numpy as np
 
 from harness import cli
-from harness.explain import caffe_section, explain, solver_for_explain
-from harness.realworld import make_runnable, synthetic_case
+from harness.explain.explain import caffe_section, explain, solver_for_explain
+from harness.explain.user_nets import make_runnable, synthetic_case
 
 LENET = """
 name: "LeNet"
@@ -171,7 +171,7 @@ def test_in_place_pooling_zeroes_every_gradient_below(caffe_engine):
 
 
 def test_cli_explain_against_caffe_example(caffe_runtime, capsys, tmp_path):
-    example = cli.Path(cli.__file__).parent / "examples" / "propagate_down.prototxt"
+    example = cli.Path(cli.__file__).parent / "explain" / "examples" / "propagate_down.prototxt"
     status = cli.main(["explain", str(example), "--against", "caffe", "--json", "--svg", str(tmp_path / "n.svg")])
     out = json.loads(capsys.readouterr().out)
     assert status == cli.EXIT_OK

@@ -9,9 +9,9 @@ machine. benchmarks/harness_power.py prints the kill table (examples to catch, l
 import pytest
 from google.protobuf import text_format
 
-from harness.fuzz import run_pair
+from harness.campaign.fuzz import run_pair
+from harness.engines.reference import ReferenceEngine
 from reference_engine import caffe_pb2
-from reference_engine.engine import ReferenceEngine
 from tests.planted_bugs import PLANTS, hunt_planted
 
 MAX_EXAMPLES = 1500

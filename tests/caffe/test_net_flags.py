@@ -3,9 +3,9 @@ flag (logged and actual) equal the reference engine's analysis."""
 
 import pytest
 
+from harness.campaign.compare import compare
 from harness.case import Case, Outcome
-from harness.compare import compare
-from reference_engine.engine import ReferenceEngine
+from harness.engines.reference import ReferenceEngine
 from tests.flag_nets import FLAG_NETS
 
 

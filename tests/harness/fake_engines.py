@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from reference_engine.engine import ReferenceEngine
+from harness.engines.reference import ReferenceEngine
 
 
 class RenamedReference:

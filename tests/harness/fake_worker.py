@@ -1,5 +1,5 @@
 """A fake engine command speaking the worker protocol (docs/protocol.md), for testing the
-protocol client (harness/caffe_engine.py, CommandEngine) without Caffe. It claims nothing
+protocol client (harness/engines/command.py, CommandEngine) without Caffe. It claims nothing
 about Caffe.
 
     python fake_worker.py [--formats npz|raw,npz] [--fork]
@@ -10,7 +10,7 @@ It answers a case by echoing its arrays: ``input/<blob>`` comes back as ``data/<
 a refusal); ``HANG`` sleeps at the "forward" step; anything else is answered. ``--formats``
 lists the array encodings offered in the hello (``npz`` alone: an engine written to the simple
 form, which never hears of raw). ``--fork`` serves from a forked child and reports a child's
-death with a "died" frame, as harness/worker.py does; without it, a death ends the process.
+death with a "died" frame, as harness/engines/worker.py does; without it, a death ends the process.
 """
 
 from __future__ import annotations

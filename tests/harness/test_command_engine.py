@@ -1,4 +1,4 @@
-"""The worker protocol's client (harness/caffe_engine.py) against a fake engine command
+"""The worker protocol's client (harness/engines/command.py) against a fake engine command
 (fake_worker.py): the array encodings, a fork server's child deaths, and the timeout's kill.
 Nothing here claims anything about Caffe."""
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.caffe_engine import CommandEngine
 from harness.case import Case, Outcome, dump_raw, load_raw
+from harness.engines.command import CommandEngine
 from harness.errors import HarnessError
 from tests.processes import processes_in_session
 

@@ -5,8 +5,8 @@ Results are built by hand here: these tests claim nothing about Caffe.
 
 import numpy as np
 
+from harness.campaign.compare import TOLERANCES, array_mismatch, compare
 from harness.case import LayerRecord, Outcome, Result
-from harness.compare import TOLERANCES, array_mismatch, compare
 
 LAYERS = (
     LayerRecord("input", "Input", (), ("data",), False, False, (), (), (), ()),

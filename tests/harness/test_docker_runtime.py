@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from harness.case import Case
+from harness.engines.runtimes import RUNTIMES, get_runtime
 from harness.errors import RuntimeUnavailable
-from harness.runtimes import RUNTIMES, get_runtime
 
 NET = """
 layer { name: "in" type: "Input" top: "x" top: "y" input_param { shape { dim: 2 dim: 3 } shape { dim: 2 dim: 2 } } }
@@ -32,9 +32,9 @@ def test_build_context_holds_the_worker_and_the_probe(name, base):
 
 @pytest.mark.parametrize("name", ["docker", "docker-bvlc"])
 def test_a_case_runs_through_docker(name):
-    from harness.caffe_engine import CaffeEngine
-    from harness.compare import compare
-    from reference_engine.engine import ReferenceEngine
+    from harness.campaign.compare import compare
+    from harness.engines.caffe import CaffeEngine
+    from harness.engines.reference import ReferenceEngine
 
     runtime = RUNTIMES[name]()
     try:

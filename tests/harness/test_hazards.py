@@ -1,6 +1,6 @@
 """harness/hazards.py: each hazard on the smallest net that shows it, and not where it is absent."""
 
-from harness.hazards import find_hazards
+from harness.explain.hazards import find_hazards
 from reference_engine.analysis import analyse_text
 
 INPUTS = ('layer { name: "input" type: "Input" top: "data" top: "label" '

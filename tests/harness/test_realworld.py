@@ -3,7 +3,7 @@
 import pytest
 
 from harness.errors import HarnessError
-from harness.realworld import make_runnable, parse_input_shapes, synthetic_case
+from harness.explain.user_nets import make_runnable, parse_input_shapes, synthetic_case
 
 TRAIN_VAL = """
 name: "train_val"

@@ -1,4 +1,4 @@
-"""harness/worker.py runs inside the bvlc/caffe:cpu image (Python 2.7) as well as bullseye's
+"""harness/engines/worker.py runs inside the bvlc/caffe:cpu image (Python 2.7) as well as bullseye's
 Python 3.9: it must stay valid for both and import only the standard library, numpy and pycaffe."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-WORKER = Path(__file__).resolve().parents[2] / "harness" / "worker.py"
+WORKER = Path(__file__).resolve().parents[2] / "harness" / "engines" / "worker.py"
 # pycaffe imports google.protobuf itself (caffe/proto/caffe_pb2.py), so it is part of "caffe".
 ALLOWED_THIRD_PARTY = {"numpy", "caffe", "google"}
 
@@ -31,7 +31,7 @@ def test_worker_is_valid_python_2_7_and_3():
         check=False,
     )
     assert found.returncode == 0, (
-        f"vermin: harness/worker.py needs a newer Python:\n{found.stdout}{found.stderr}"
+        f"vermin: harness/engines/worker.py needs a newer Python:\n{found.stdout}{found.stderr}"
     )
 
 
@@ -67,6 +67,6 @@ def test_worker_imports_only_stdlib_numpy_and_caffe():
         m for m in modules if m not in sys.stdlib_module_names and m not in ALLOWED_THIRD_PARTY
     }
     assert not outside, (
-        f"harness/worker.py imports {sorted(outside)}: only stdlib, numpy and caffe are allowed"
+        f"harness/engines/worker.py imports {sorted(outside)}: only stdlib, numpy and caffe are allowed"
     )
     assert not modules & {"harness", "reference_engine"}

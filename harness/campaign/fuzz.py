@@ -13,9 +13,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .case import Case
-from .compare import Comparison, compare
-from .errors import HarnessError
+from harness.campaign.compare import Comparison, compare
+from harness.case import Case
+from harness.errors import HarnessError
 
 CHUNK = 25  # examples per Hypothesis run between budget checks
 SHRINK_SECONDS = 60.0  # per disagreement; the smallest case found by then is bundled
@@ -122,8 +122,8 @@ class Hunter:
         from hypothesis.database import DirectoryBasedExampleDatabase
         from hypothesis.errors import Flaky
 
-        from .bundle import Bundle, describe
-        from .generate import cases
+        from harness.campaign.bundle import Bundle, describe
+        from harness.generate import cases
 
         strategy = cases(**self.options)
         database = DirectoryBasedExampleDatabase(str(self.database_dir)) if self.database_dir else None
@@ -195,10 +195,10 @@ class CampaignOptions:
 
 
 def make_engine(spec: str, options: CampaignOptions, engine_cmd: str | None = None):
-    from .engines import load_engine_class
+    from harness.engine import load_engine_class
 
     if engine_cmd is not None:
-        from .caffe_engine import CommandEngine
+        from harness.engines.command import CommandEngine
 
         return CommandEngine(engine_cmd)
     cls = load_engine_class(spec)
@@ -206,7 +206,7 @@ def make_engine(spec: str, options: CampaignOptions, engine_cmd: str | None = No
         return cls(runtime=options.runtime, timeout_s=options.timeout_s)
     if spec == "reference":
         # The reference follows the Caffe the runtime holds (master or 1.0: semantics.py).
-        from .runtimes import get_runtime
+        from harness.engines.runtimes import get_runtime
 
         return cls(semantics=get_runtime(options.runtime).caffe_version)
     return cls()
@@ -214,8 +214,8 @@ def make_engine(spec: str, options: CampaignOptions, engine_cmd: str | None = No
 
 def preflight(options: CampaignOptions) -> None:
     """Fail here, with the reason, before any shard starts: a bad engine name, a missing runtime."""
-    from .engines import load_engine_class
-    from .runtimes import get_runtime
+    from harness.engine import load_engine_class
+    from harness.engines.runtimes import get_runtime
 
     specs = [options.oracle] + ([] if options.engine_cmd else [options.under_test])
     for spec in specs:
@@ -263,7 +263,7 @@ def _bundle_dir(options: CampaignOptions) -> Path:
 
 def replay_corpus(options: CampaignOptions, on_record) -> None:
     """Replay every bundle saved in the corpus before generating anything new."""
-    from .bundle import Bundle
+    from harness.campaign.bundle import Bundle
 
     directory = _bundle_dir(options)
     if options.corpus_dir is None or not directory.is_dir():

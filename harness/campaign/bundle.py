@@ -15,9 +15,9 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from .case import Case, Result
-from .compare import Comparison
-from .errors import HarnessError
+from harness.campaign.compare import Comparison
+from harness.case import Case, Result
+from harness.errors import HarnessError
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,8 @@ The analysis is the reference engine's shape-free net construction
 
 from __future__ import annotations
 
+from harness.explain.hazards import find_hazards
 from reference_engine.analysis import NetAnalysis, analyse_text
-
-from .hazards import find_hazards
 
 
 def explain(text: str, phase: str = "TRAIN", level: int = 0, stages=()) -> dict:

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
-from .fuzz import CaseRecord
+from harness.campaign.fuzz import CaseRecord
 
 
 class Progress:
@@ -104,7 +104,7 @@ def _write_junit(path: Path, records: list[CaseRecord]):
 
 
 def _write_html(path: Path, summary: dict):
-    from .bundle import Bundle
+    from harness.campaign.bundle import Bundle
 
     parts = [f"<h1>caffe-conformance report</h1><p>{summary['cases']} generated cases; verdicts "
              f"{html.escape(json.dumps(summary['verdicts']))}"
@@ -124,11 +124,10 @@ def _write_html(path: Path, summary: dict):
 
 def _picture(bundle) -> str:
     """The bundle's net as SVG, or the reason there is no picture."""
+    from harness.errors import HarnessError
+    from harness.explain.explain import explain
+    from harness.explain.graph import render, to_dot
     from reference_engine.checks import CaffeError, Unsupported
-
-    from .errors import HarnessError
-    from .explain import explain
-    from .graph import render, to_dot
 
     blame = None
     for line in bundle.comparison_text.splitlines():

@@ -1,6 +1,6 @@
 """The reference engine behind the harness's Engine interface: a Case in, a Result out.
 
-It runs a case as the worker runs it in real Caffe (harness/worker.py): the net
+It runs a case as the worker runs it in real Caffe (harness/engines/worker.py): the net
 read as from a file, given inputs and params, one forward, one backward after
 clearing param diffs, then K solver iterations on a fresh net from the same
 initial params.
@@ -15,13 +15,12 @@ import torch
 from google.protobuf import text_format
 
 from harness.case import Case, LayerRecord, Outcome, Result
-
-from . import caffe_pb2
-from .checks import CaffeError, Unsupported
-from .net import Net, read_net_param, read_solver_net_param
-from .semantics import MASTER, SEMANTICS
-from .solvers import make_solver
-from .topology import AUTOMATIC_TOP
+from reference_engine import caffe_pb2
+from reference_engine.checks import CaffeError, Unsupported
+from reference_engine.net import Net, read_net_param, read_solver_net_param
+from reference_engine.semantics import MASTER, SEMANTICS
+from reference_engine.solvers import make_solver
+from reference_engine.topology import AUTOMATIC_TOP
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 

@@ -19,11 +19,10 @@ from dataclasses import dataclass, field
 
 from google.protobuf import text_format
 
+from harness.errors import HarnessError
 from reference_engine import caffe_pb2
 from reference_engine.net import read_net_param
 from reference_engine.state import filter_net
-
-from .errors import HarnessError
 
 DEFAULT_CHANNELS = 3  # a colour image: what an LMDB of JPEGs decodes to unless told otherwise
 DATA_LAYER_TYPES = ("Data", "ImageData", "HDF5Data", "WindowData", "MemoryData", "DummyData")
@@ -323,10 +322,9 @@ def synthetic_case(runnable: RunnableNet, phase: str = "TRAIN", level: int = 0, 
     """
     import numpy as np
 
+    from harness.case import Case
     from reference_engine.checks import CaffeError, Unsupported
     from reference_engine.net import PHASES, Net
-
-    from .case import Case
 
     param = caffe_pb2.NetParameter()
     param.CopyFrom(runnable.param)

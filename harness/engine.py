@@ -10,8 +10,8 @@ from __future__ import annotations
 import importlib
 from typing import Protocol
 
-from .case import Case, Result
-from .errors import HarnessError
+from harness.case import Case, Result
+from harness.errors import HarnessError
 
 
 class Engine(Protocol):
@@ -24,9 +24,9 @@ class Engine(Protocol):
 
 # Imported on first use, so that choosing the Caffe engine never imports torch.
 ENGINES = {
-    "reference": "reference_engine.engine:ReferenceEngine",
-    "caffe": "harness.caffe_engine:CaffeEngine",
-    "command": "harness.caffe_engine:CommandEngine",
+    "reference": "harness.engines.reference:ReferenceEngine",
+    "caffe": "harness.engines.caffe:CaffeEngine",
+    "command": "harness.engines.command:CommandEngine",
 }
 
 

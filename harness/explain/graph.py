@@ -13,7 +13,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-from .errors import HarnessError
+from harness.errors import HarnessError
 
 
 def _quote(text: str) -> str:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .case import Outcome, Result
+from harness.case import Outcome, Result
 
 
 @dataclass(frozen=True)

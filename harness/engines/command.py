@@ -1,12 +1,12 @@
 """Engines that run cases in another process speaking the worker protocol (docs/protocol.md).
 
 CommandEngine is the protocol client for any command (`--engine-cmd`); CaffeEngine is the same
-client, with the command given by a Caffe runtime (harness/runtimes.py) and harness/worker.py.
+client, with the command given by a Caffe runtime (harness/engines/runtimes/) and harness/engines/worker.py.
 
 One worker process serves case after case (`import caffe` costs about 0.75 s, a small case
 about a millisecond). A failed CHECK in Caffe kills the process running the case: its last
 "stage" frame, or the step it marked in its post-mortem file, says where; glog's fatal line
-(in the stage log or the worker's stderr) says why. harness/worker.py is a fork server: when
+(in the stage log or the worker's stderr) says why. harness/engines/worker.py is a fork server: when
 its serving child dies, a "died" frame says so, and a freshly forked child serves the next
 case. Any other engine's stdout ends when it dies, and the next case starts it again. A hang
 is killed at the timeout, with every process the worker started.
@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .case import Case, LayerRecord, Outcome, Result, dump_npz, dump_raw, load_npz, load_raw
-from .errors import HarnessError
-from .runtimes import WORKER_SOURCE, Runtime, get_runtime, kill_process_group
+from harness.case import Case, LayerRecord, Outcome, Result, dump_npz, dump_raw, load_npz, load_raw
+from harness.engines.runtimes import kill_process_group
+from harness.errors import HarnessError
 
 PROTOCOL_VERSION = 1
 DEFAULT_TIMEOUT_S = 120.0
@@ -350,7 +350,7 @@ class CommandEngine:
 
     def _last_words(self, stage: dict | None, built: dict | None) -> tuple[dict, dict]:
         """Where a dead or hung engine was, and the net it had built: from its "stage" and
-        "built" frames where it sent them, else from the post-mortem files harness/worker.py
+        "built" frames where it sent them, else from the post-mortem files harness/engines/worker.py
         writes instead (<log dir>/stage, <log dir>/built.json), if they are this request's."""
         if stage is None:
             record = self._postmortem("stage")
@@ -446,47 +446,3 @@ class CommandEngine:
             param_history=result.param_history,
             info=info,
         )
-
-
-class CaffeEngine(CommandEngine):
-    """Real Caffe: harness/worker.py started through a runtime ("rootfs", "docker", ...)."""
-
-    name = "caffe"
-
-    def __init__(
-        self,
-        runtime: str | Runtime = "rootfs",
-        timeout_s: float = DEFAULT_TIMEOUT_S,
-        memory_mb: int | None = DEFAULT_MEMORY_MB,
-        rootfs_dir: str | Path | None = None,
-        start_timeout_s: float = DEFAULT_START_TIMEOUT_S,
-    ):
-        self.runtime = get_runtime(runtime, rootfs_dir) if isinstance(runtime, str) else runtime
-        super().__init__(
-            [str(WORKER_SOURCE)],
-            timeout_s=timeout_s,
-            memory_mb=memory_mb,
-            start_timeout_s=start_timeout_s,
-        )
-
-    @property
-    def caffe_version(self) -> str:
-        return self.runtime.caffe_version
-
-    def _new_log_dir(self) -> tuple[Path, str]:
-        return self.runtime.new_log_dir()
-
-    def _argv(self, worker_log_dir: str) -> list[str]:
-        return self.runtime.argv(WORKER_SOURCE, log_dir=worker_log_dir, memory_mb=self.memory_mb)
-
-    def _rlimit_memory(self) -> bool:
-        return self.runtime.rlimit_memory
-
-    def _stop(self, process: subprocess.Popen) -> None:
-        self.runtime.stop(process)
-
-    def _engine_info(self) -> dict:
-        return {"runtime": self.runtime.name, "caffe_version": self.runtime.caffe_version}
-
-
-__all__ = ["CaffeEngine", "CommandEngine", "fatal_message"]

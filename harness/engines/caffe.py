@@ -1,0 +1,51 @@
+"""Real Caffe: the worker (worker.py, beside this file) started through a Caffe runtime."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from .command import DEFAULT_MEMORY_MB, DEFAULT_START_TIMEOUT_S, DEFAULT_TIMEOUT_S, CommandEngine
+from .runtimes import WORKER_SOURCE, Runtime, get_runtime
+
+
+class CaffeEngine(CommandEngine):
+    """Real Caffe: harness/engines/worker.py started through a runtime ("rootfs", "docker", ...)."""
+
+    name = "caffe"
+
+    def __init__(
+        self,
+        runtime: str | Runtime = "rootfs",
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        memory_mb: int | None = DEFAULT_MEMORY_MB,
+        rootfs_dir: str | Path | None = None,
+        start_timeout_s: float = DEFAULT_START_TIMEOUT_S,
+    ):
+        self.runtime = get_runtime(runtime, rootfs_dir) if isinstance(runtime, str) else runtime
+        super().__init__(
+            [str(WORKER_SOURCE)],
+            timeout_s=timeout_s,
+            memory_mb=memory_mb,
+            start_timeout_s=start_timeout_s,
+        )
+
+    @property
+    def caffe_version(self) -> str:
+        return self.runtime.caffe_version
+
+    def _new_log_dir(self) -> tuple[Path, str]:
+        return self.runtime.new_log_dir()
+
+    def _argv(self, worker_log_dir: str) -> list[str]:
+        return self.runtime.argv(WORKER_SOURCE, log_dir=worker_log_dir, memory_mb=self.memory_mb)
+
+    def _rlimit_memory(self) -> bool:
+        return self.runtime.rlimit_memory
+
+    def _stop(self, process: subprocess.Popen) -> None:
+        self.runtime.stop(process)
+
+    def _engine_info(self) -> dict:
+        return {"runtime": self.runtime.name, "caffe_version": self.runtime.caffe_version}
+
