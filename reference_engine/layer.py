@@ -58,6 +58,45 @@ class Layer:
     # Layers that read the default loss weight of 1 on top 0 (LossLayer::LayerSetUp).
     is_loss = False
 
+    # ---- facts about the type: net analysis, generation, hazards, user nets and the Caffe
+    # worker read them here, never from a table of type names of their own ----------------
+    # Caffe's Backward_cpu exists (ArgMax, Threshold, Accuracy: NOT_IMPLEMENTED).
+    has_backward = True
+    # Caffe computes this type exactly in place (top 0 is bottom 0) and the reference follows
+    # it there, so generation may draw it in place. in_place_hazard says where it goes wrong.
+    may_run_in_place = False
+    # Bottoms that hold values of a role (harness draft roles: "label", "index", "binary",
+    # "infogain") and that Caffe refuses to backpropagate to (LOG(FATAL) or CHECK in Backward).
+    bottom_roles: dict[int, str] = {}
+    # The LayerParameter field whose `axis` says where a label bottom's classes lie (default 1).
+    label_axis_param: str | None = None
+    # Caffe's Backward reads a bottom diff before it writes it (HingeLoss keeps its margins
+    # there from Forward): a worker observing which diffs Backward writes must not pre-fill it.
+    backward_reads_bottom_diff = False
+    # Caffe's Backward points the bottom diff at the top's memory instead of writing it (Flatten).
+    backward_repoints_bottom_diff = False
+    # Registered in BVLC master only; Caffe 1.0's registry does not know the type.
+    master_only = False
+    # Every ParamSpec gets this lr_mult, whatever the prototxt says (BatchNorm's statistics).
+    fixed_lr_mult: float | None = None
+
+    @classmethod
+    def label_bottoms(cls) -> tuple[int, ...]:
+        return tuple(sorted(cls.bottom_roles))
+
+    @classmethod
+    def in_place_hazard(cls, param) -> str | None:
+        """Why Caffe computes this layer wrongly in place, or refuses it there; None where in
+        place is exact (or nothing is known against it)."""
+        return None
+
+    @classmethod
+    def backward_abort(cls, param, bottom_need_backward) -> str | None:
+        """Why Caffe aborts when the net calls this layer's Backward with these flags, or None."""
+        if not cls.has_backward:
+            return f"{cls.type} has no backward: Backward_cpu is NOT_IMPLEMENTED"
+        return None
+
     def __init__(self, param, phase: int, dtype, device, semantics=MASTER):
         self.param = param  # caffe_pb2.LayerParameter, the layer's own copy
         self.phase = phase
