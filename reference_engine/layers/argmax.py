@@ -15,6 +15,7 @@ class ArgMaxLayer(Layer):
     ``axis``: the bottom's shape with shape[axis] = top_k, holding indices, or values
     only with out_max_val. Order is std::partial_sort with std::greater on
     (value, index): descending, a tie going to the larger index."""
+    has_backward = False
 
     exact_num_bottom_blobs = 1
     exact_num_top_blobs = 1

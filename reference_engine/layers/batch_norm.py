@@ -14,6 +14,9 @@ from .blob_proto import blobs_from_proto
 
 @register_layer("BatchNorm")
 class BatchNormLayer(Layer):
+    may_run_in_place = True
+    fixed_lr_mult = 0.0  # LayerSetUp masks the statistics from the solver (batch_norm_layer.cpp)
+
     exact_num_bottom_blobs = 1
     exact_num_top_blobs = 1
 

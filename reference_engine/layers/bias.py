@@ -56,6 +56,8 @@ def broadcast_dims(bottom, operand, axis_param, what, axis_text="axis"):
 
 @register_layer("Bias")
 class BiasLayer(Layer):
+    may_run_in_place = True
+
     min_bottom_blobs = 1
     max_bottom_blobs = 2
     exact_num_top_blobs = 1

@@ -12,6 +12,9 @@ BNLL_THRESHOLD = 50.0
 @register_layer("BNLL")
 class BNLLLayer(NeuronLayer):
     """y = x + log(1 + exp(-x)) for x > 0, else log(1 + exp(x))."""
+    @classmethod
+    def in_place_hazard(cls, param):
+        return "Backward_cpu (bnll_layer.cpp) reads the input x, which the forward overwrote"
 
     def forward(self, bottom, top):
         x = bottom[0].data

@@ -9,6 +9,11 @@ class ClipLayer(NeuronLayer):
     """y = max(min, min(x, max)); a NaN input becomes min, as std::max/std::min order it.
 
     Backward reads x, so in place it is wrong, as in Caffe."""
+    master_only = True
+
+    @classmethod
+    def in_place_hazard(cls, param):
+        return "Backward_cpu (clip_layer.cpp) reads the input x, which the forward overwrote"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -18,6 +18,7 @@ class ContrastiveLossLayer(LossLayer):
 
     Bottoms a (N, C, 1, 1), b (N, C, 1, 1), y (N, 1, 1, 1); a and b take gradients, y none
     (and force_backward may not ask for it)."""
+    bottom_roles = {2: "binary"}
 
     exact_num_bottom_blobs = 3
 

@@ -9,6 +9,10 @@ from ..layer import Layer, register_layer
 
 @register_layer("Crop")
 class CropLayer(Layer):
+    @classmethod
+    def in_place_hazard(cls, param):
+        return "Backward_cpu (crop_layer.cpp) zeroes the bottom diff before copying the top diff: in place, 0"
+
     exact_num_bottom_blobs = 2
     exact_num_top_blobs = 1
 

@@ -10,6 +10,10 @@ from .base_conv import BaseConvolutionLayer
 
 @register_layer("Deconvolution")
 class DeconvolutionLayer(BaseConvolutionLayer):
+    @classmethod
+    def in_place_hazard(cls, param):
+        return "the output overwrites the input it is computed from"
+
     reverse_dimensions = True
 
     def compute_output_shape(self):

@@ -17,6 +17,7 @@ class DropoutLayer(NeuronLayer):
     the mask Caffe drew and hands it over with ``set_mask`` before the forward. Without
     one, the mask is drawn from ``self.generator`` (which the net may seed). BVLC Caffe
     has no ``scale_train`` (a fork's field), so neither do we."""
+    may_run_in_place = True
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

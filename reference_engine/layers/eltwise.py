@@ -15,6 +15,10 @@ FLT_MAX = 3.4028234663852886e38
 
 @register_layer("Eltwise")
 class EltwiseLayer(Layer):
+    @classmethod
+    def in_place_hazard(cls, param):
+        return "Forward_cpu (eltwise_layer.cpp) overwrites bottom 0 while combining the bottoms"
+
     min_bottom_blobs = 2
     exact_num_top_blobs = 1
 

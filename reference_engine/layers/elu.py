@@ -9,6 +9,13 @@ from .neuron import NeuronLayer, libm, std_max, std_min
 @register_layer("ELU")
 class ELULayer(NeuronLayer):
     """y = max(x, 0) + alpha * (exp(min(x, 0)) - 1)."""
+    may_run_in_place = True
+
+    @classmethod
+    def in_place_hazard(cls, param):
+        if param.elu_param.alpha < 0:
+            return "with alpha < 0 the backward reads the output, whose sign no longer tells x"
+        return None
 
     def forward(self, bottom, top):
         x = bottom[0].data

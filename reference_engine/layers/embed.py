@@ -15,6 +15,14 @@ from .blob_proto import blobs_from_proto
 
 @register_layer("Embed")
 class EmbedLayer(Layer):
+    bottom_roles = {0: "index"}
+
+    @classmethod
+    def backward_abort(cls, param, bottom_need_backward):
+        if bottom_need_backward and bottom_need_backward[0]:
+            return "Embed CHECKs !propagate_down[0]: \"Can't backpropagate to EmbedLayer input.\""
+        return None
+
     exact_num_bottom_blobs = 1
     exact_num_top_blobs = 1
 

@@ -10,6 +10,12 @@ from ..layer import Layer, register_layer
 
 @register_layer("Flatten")
 class FlattenLayer(Layer):
+    backward_repoints_bottom_diff = True  # ShareDiff (flatten_layer.cpp)
+
+    @classmethod
+    def in_place_hazard(cls, param):
+        return "Caffe aborts: Flatten Layer does not allow in-place computation (flatten_layer.cpp CHECK)"
+
     exact_num_bottom_blobs = 1
     exact_num_top_blobs = 1
 

@@ -18,6 +18,8 @@ class InfogainLossLayer(LossLayer):
     ``infogain_loss_param.source`` (a binaryproto file) is refused as Unsupported. Top 1
     (optional) is the softmax. force_backward may ask for bottom 2 (LossLayer only
     protects bottom 1), and backward then aborts, as in Caffe."""
+    bottom_roles = {1: "label", 2: "infogain"}
+    label_axis_param = "infogain_loss_param"
 
     exact_num_bottom_blobs = -1
     min_bottom_blobs = 2

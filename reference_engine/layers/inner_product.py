@@ -9,6 +9,9 @@ from .blob_proto import blobs_from_proto
 @register_layer("InnerProduct")
 class InnerProductLayer(Layer):
     """y = x W^T + b over the axes after `axis` (x W with `transpose: true`)."""
+    @classmethod
+    def in_place_hazard(cls, param):
+        return "the gemm writes the output over the input it reads"
 
     exact_num_bottom_blobs = 1
     exact_num_top_blobs = 1

@@ -10,6 +10,7 @@ The steps write into the blobs' own tensors, so in-place use computes what Caffe
 
 import torch
 
+from .. import caffe_pb2
 from ..checks import check_eq, fatal
 from ..layer import Layer, register_layer
 
@@ -18,6 +19,12 @@ ACROSS_CHANNELS, WITHIN_CHANNEL = 0, 1  # LRNParameter.NormRegion
 
 @register_layer("LRN")
 class LRNLayer(Layer):
+    @classmethod
+    def in_place_hazard(cls, param):
+        if param.lrn_param.norm_region == caffe_pb2.LRNParameter.ACROSS_CHANNELS:
+            return "the forward (lrn_layer.cpp) overwrites x before multiplying by the scale it computed from x"
+        return None
+
     exact_num_bottom_blobs = 1
     exact_num_top_blobs = 1
 

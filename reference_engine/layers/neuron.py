@@ -10,10 +10,6 @@ import torch
 from ..checks import check, check_ge, check_le, check_lt
 from ..layer import LAYERS, Layer
 
-# Types registered in master only; Caffe 1.0's registry does not know them.
-MASTER_ONLY_TYPES = ("Clip", "Swish")
-
-
 class NeuronLayer(Layer):
     exact_num_bottom_blobs = 1
     exact_num_top_blobs = 1
@@ -34,7 +30,7 @@ def check_type_known(layer):
     blob-count check or setup."""
     if layer.semantics.has_clip_and_swish:
         return
-    known = ", ".join(sorted(t for t in LAYERS if t not in MASTER_ONLY_TYPES))
+    known = ", ".join(sorted(t for t, cls in LAYERS.items() if not cls.master_only))
     check(
         False,
         "registry.count(type) == 1",

@@ -14,6 +14,7 @@ value -FLT_MAX matters (NaN, values at or below -FLT_MAX); those go to the offse
 
 import torch
 
+from .. import caffe_pb2
 from ..checks import Unsupported, check, check_eq, check_gt, check_lt, fatal, not_implemented
 from ..layer import Layer, register_layer
 
@@ -24,6 +25,18 @@ FLT_MAX = 3.4028234663852886e38
 
 @register_layer("Pooling")
 class PoolingLayer(Layer):
+    @classmethod
+    def in_place_hazard(cls, param):
+        return ("Backward_cpu (pooling_layer.cpp) zeroes the bottom diff and then adds the top diff into "
+                "it; in place they are the same memory, so every gradient below this layer is exactly 0 "
+                "(and the output shape differs from the input's)")
+
+    @classmethod
+    def backward_abort(cls, param, bottom_need_backward):
+        if param.pooling_param.pool == caffe_pb2.PoolingParameter.STOCHASTIC:
+            return "STOCHASTIC pooling has no CPU backward (NOT_IMPLEMENTED)"
+        return None
+
     exact_num_bottom_blobs = 1
     min_top_blobs = 1
 

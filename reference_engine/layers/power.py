@@ -15,6 +15,12 @@ class PowerLayer(NeuronLayer):
     Each optional step (scale, shift, power) is skipped when it is the identity, as in
     Caffe, so rounding matches; in place the layer is wrong when backward reads x, as in
     Caffe (it reads the overwritten bottom)."""
+    @classmethod
+    def in_place_hazard(cls, param):
+        q = param.power_param
+        if q.power == 1 or q.power * q.scale == 0:
+            return None
+        return "Backward_cpu (power_layer.cpp) reads the input x, which the forward overwrote"
 
     def layer_setup(self, bottom, top):
         p = self.param.power_param

@@ -12,6 +12,13 @@ class ReLULayer(NeuronLayer):
 
     Each step is one vectorised torch op writing into a kept buffer or the blob, so a large
     blob costs a few passes over memory and no allocation."""
+    may_run_in_place = True
+
+    @classmethod
+    def in_place_hazard(cls, param):
+        if param.relu_param.negative_slope < 0:
+            return "with negative_slope < 0 the backward reads the sign of the output, which flipped"
+        return None
 
     def forward(self, bottom, top):
         x, y = bottom[0].data, top[0].data

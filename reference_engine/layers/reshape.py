@@ -10,6 +10,10 @@ from ..layer import Layer, register_layer
 
 @register_layer("Reshape")
 class ReshapeLayer(Layer):
+    @classmethod
+    def in_place_hazard(cls, param):
+        return "Caffe aborts: Reshape Layer does not allow in-place computation (reshape_layer.cpp CHECK)"
+
     exact_num_bottom_blobs = 1
     exact_num_top_blobs = 1
 

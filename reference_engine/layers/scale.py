@@ -18,6 +18,8 @@ from .blob_proto import _blob_from_proto, blobs_from_proto
 
 @register_layer("Scale")
 class ScaleLayer(Layer):
+    may_run_in_place = True
+
     min_bottom_blobs = 1
     max_bottom_blobs = 2
     exact_num_top_blobs = 1

@@ -22,6 +22,8 @@ class SoftmaxWithLossLayer(LossLayer):
     Top 1 (optional) is the softmax itself. The internal Softmax is built, as in Caffe,
     from a copy of this layer's param after LossLayer added its loss weight; so two tops
     cannot be set up (BVLC/caffe#2968): the copy's weights never fit the Softmax's one top."""
+    bottom_roles = {1: "label"}
+    label_axis_param = "softmax_param"
 
     exact_num_top_blobs = -1
     min_top_blobs = 1

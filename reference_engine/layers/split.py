@@ -12,6 +12,10 @@ from ..layer import Layer, register_layer
 
 @register_layer("Split")
 class SplitLayer(Layer):
+    @classmethod
+    def in_place_hazard(cls, param):
+        return "Caffe aborts: Split Layer does not allow in-place computation (split_layer.cpp CHECK)"
+
     exact_num_bottom_blobs = 1
     min_top_blobs = 1
 
