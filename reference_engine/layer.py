@@ -68,6 +68,9 @@ class Layer:
     # Bottoms that hold values of a role (harness draft roles: "label", "index", "binary",
     # "infogain") and that Caffe refuses to backpropagate to (LOG(FATAL) or CHECK in Backward).
     bottom_roles: dict[int, str] = {}
+    # Backward LOG(FATAL)s "<type> Layer cannot backpropagate to label inputs." when a label
+    # bottom is asked for a gradient (the loss layers); others CHECK or ignore it.
+    label_backward_fatal = False
     # The LayerParameter field whose `axis` says where a label bottom's classes lie (default 1).
     label_axis_param: str | None = None
     # Caffe's Backward reads a bottom diff before it writes it (HingeLoss keeps its margins
@@ -77,8 +80,19 @@ class Layer:
     backward_repoints_bottom_diff = False
     # Registered in BVLC master only; Caffe 1.0's registry does not know the type.
     master_only = False
+    # Makes its tops from outside the net (the caller, files, fillers) rather than from bottoms;
+    # generated nets hold their data as Input layers only.
+    is_source = False
+    # Reads files named in its param (an LMDB, an HDF5 list, images).
+    reads_files = False
     # Every ParamSpec gets this lr_mult, whatever the prototxt says (BatchNorm's statistics).
     fixed_lr_mult: float | None = None
+
+    @classmethod
+    def blob_values(cls, rng, shapes) -> tuple | None:
+        """Initial values for param blobs that are not plain weights (a numpy Generator and
+        the blobs' shapes), or None: weights, drawn as the caller likes."""
+        return None
 
     @classmethod
     def label_bottoms(cls) -> tuple[int, ...]:

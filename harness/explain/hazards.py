@@ -27,97 +27,6 @@ def _g(value: float) -> str:
     return f"{value:g}"
 
 
-# ---- per-type rules --------------------------------------------------------------------------
-
-# In-place use (top 0 == bottom 0) that Caffe does not refuse but computes wrongly, or refuses
-# with a CHECK (caffe-semantics.md §5; the layers' Forward_cpu/Backward_cpu). A rule returns
-# None where the layer is fine in place with these settings.
-def _pooling_in_place(p):
-    return ("Backward_cpu (pooling_layer.cpp) zeroes the bottom diff and then adds the top diff into "
-            "it; in place they are the same memory, so every gradient below this layer is exactly 0 "
-            "(and the output shape differs from the input's)")
-
-
-def _crop_in_place(p):
-    return "Backward_cpu (crop_layer.cpp) zeroes the bottom diff before copying the top diff: in place, 0"
-
-
-def _relu_in_place(p):
-    if p.relu_param.negative_slope < 0:
-        return "with negative_slope < 0 the backward reads the sign of the output, which flipped"
-    return None
-
-
-def _elu_in_place(p):
-    return "with alpha < 0 the backward reads the output, whose sign no longer tells x" if p.elu_param.alpha < 0 else None
-
-
-def _power_in_place(p):
-    q = p.power_param
-    if q.power == 1 or q.power * q.scale == 0:
-        return None
-    return "Backward_cpu (power_layer.cpp) reads the input x, which the forward overwrote"
-
-
-def _reads_overwritten_input(layer_file):
-    return lambda p: f"Backward_cpu ({layer_file}) reads the input x, which the forward overwrote"
-
-
-def _lrn_in_place(p):
-    if p.lrn_param.norm_region == caffe_pb2.LRNParameter.ACROSS_CHANNELS:
-        return "the forward (lrn_layer.cpp) overwrites x before multiplying by the scale it computed from x"
-    return None
-
-
-def _forbidden(check):
-    return lambda p: f"Caffe aborts: {check}"
-
-
-IN_PLACE_RULES = {
-    "Pooling": _pooling_in_place,
-    "Crop": _crop_in_place,
-    "ReLU": _relu_in_place,
-    "ELU": _elu_in_place,
-    "Power": _power_in_place,
-    "Log": _reads_overwritten_input("log_layer.cpp"),
-    "BNLL": _reads_overwritten_input("bnll_layer.cpp"),
-    "Clip": _reads_overwritten_input("clip_layer.cpp"),
-    "LRN": _lrn_in_place,
-    "Eltwise": lambda p: "Forward_cpu (eltwise_layer.cpp) overwrites bottom 0 while combining the bottoms",
-    "Convolution": lambda p: "im2col reads the input while the output overwrites it",
-    "Deconvolution": lambda p: "the output overwrites the input it is computed from",
-    "InnerProduct": lambda p: "the gemm writes the output over the input it reads",
-    "AbsVal": _forbidden("AbsVal Layer does not allow in-place computation (absval_layer.cpp CHECK)"),
-    "Split": _forbidden("Split Layer does not allow in-place computation (split_layer.cpp CHECK)"),
-    "Flatten": _forbidden("Flatten Layer does not allow in-place computation (flatten_layer.cpp CHECK)"),
-    "Reshape": _forbidden("Reshape Layer does not allow in-place computation (reshape_layer.cpp CHECK)"),
-}
-
-
-def _backward_aborts(node, flags) -> str | None:
-    """Why this layer's Backward aborts when the net calls it, or None (caffe-semantics §2.3, §2.7)."""
-    p = node.param
-    if node.type in ("ArgMax", "Threshold"):
-        return f"{node.type} has no backward: Backward_cpu is NOT_IMPLEMENTED"
-    if node.type == "Pooling" and p.pooling_param.pool == caffe_pb2.PoolingParameter.STOCHASTIC:
-        return "STOCHASTIC pooling has no CPU backward (NOT_IMPLEMENTED)"
-    if node.type == "Accuracy" and any(flags.bottom_need_backward):
-        return "Accuracy's Backward_cpu is NOT_IMPLEMENTED once any bottom needs backward"
-    if node.type == "Embed" and flags.bottom_need_backward and flags.bottom_need_backward[0]:
-        return "Embed CHECKs !propagate_down[0]: \"Can't backpropagate to EmbedLayer input.\""
-    return None
-
-
-# Loss layers whose Backward LOG(FATAL)s when a label-like bottom is flagged (caffe-semantics §5.5).
-LABEL_BOTTOMS = {
-    "SoftmaxWithLoss": (1,),
-    "SigmoidCrossEntropyLoss": (1,),
-    "HingeLoss": (1,),
-    "MultinomialLogisticLoss": (1,),
-    "InfogainLoss": (1, 2),
-}
-
-
 # ---- the analysis ------------------------------------------------------------------------------
 
 
@@ -175,9 +84,8 @@ def find_hazards(analysis: NetAnalysis) -> list[Hazard]:
                 "decay then grows the weight instead of shrinking it; Caffe has no check for it")
 
         # In-place computation Caffe gets wrong or refuses.
-        rule = IN_PLACE_RULES.get(node.type)
-        if rule is not None and node.in_place and node.in_place[0]:
-            why = rule(node.param)
+        if node.in_place and node.in_place[0]:
+            why = node.cls.in_place_hazard(node.param)
             if why:
                 add("in_place_broken", node, f"in place on '{names[node.top_ids[0]]}': {why}")
 
@@ -195,14 +103,14 @@ def find_hazards(analysis: NetAnalysis) -> list[Hazard]:
 
         # A layer whose backward aborts, once the net calls it.
         if f.need_backward:
-            why = _backward_aborts(node, f)
+            why = node.cls.backward_abort(node.param, f.bottom_need_backward)
             if why:
                 cause = "force_backward: true makes every layer run backward" if topology.force_backward \
                     else "the net runs this layer's backward"
                 add("backward_aborts", node, f"{cause}, and {why}: Caffe aborts at the first Backward")
 
         # Label bottoms that need backward.
-        for k in LABEL_BOTTOMS.get(node.type, ()):
+        for k in node.cls.label_bottoms() if node.cls.label_backward_fatal else ():
             if f.need_backward and k < len(f.bottom_need_backward) and f.bottom_need_backward[k]:
                 add("label_needs_backward", node,
                     f"bottom {k} '{names[node.bottom_ids[k]]}' needs backward (something above it learns), "

@@ -263,24 +263,6 @@ def _dims(shape) -> str:
 PARAM_STD = 0.05  # params: small gaussian, so activations stay in float32's comfortable range
 
 
-def _class_axis(p, axis_field):
-    return getattr(p, axis_field).axis
-
-
-# (consumer type, bottom index) -> how to draw the values that bottom reads. Label-like bottoms
-# must hold valid integers: out-of-range labels are only DCHECKed in Caffe (caffe-semantics §5.0).
-VALUE_ROLES = {
-    ("SoftmaxWithLoss", 1): ("label", "softmax_param"),
-    ("Accuracy", 1): ("label", "accuracy_param"),
-    ("MultinomialLogisticLoss", 1): ("label", None),
-    ("InfogainLoss", 1): ("label", "infogain_loss_param"),
-    ("HingeLoss", 1): ("label", None),
-    ("SigmoidCrossEntropyLoss", 1): ("binary", None),
-    ("ContrastiveLoss", 2): ("binary", None),
-    ("Embed", 0): ("index", None),
-}
-
-
 def _roles(net) -> dict[str, tuple[str, int]]:
     """For each Input top: ("data", 0), ("label", classes), ("binary", 2) or ("index", input_dim)."""
     topology = net.topology
@@ -297,17 +279,18 @@ def _roles(net) -> dict[str, tuple[str, int]]:
                     if found[0] != "data":
                         return found
                 continue
-            kind = VALUE_ROLES.get((node.type, k))
-            if kind is None:
-                continue
-            role, axis_field = kind
+            # Label-like bottoms must hold valid integers: out-of-range labels are only
+            # DCHECKed in Caffe. The layer class says which bottoms those are.
+            role = node.cls.bottom_roles.get(k)
             if role == "label":
                 scores = net.blobs[node.bottom_ids[0]].shape
-                axis = _class_axis(node.param, axis_field) if axis_field else 1
+                axis_field = node.cls.label_axis_param
+                axis = getattr(node.param, axis_field).axis if axis_field else 1
                 return "label", scores[axis if axis >= 0 else len(scores) + axis]
             if role == "index":
                 return "index", node.param.embed_param.input_dim
-            return "binary", 2
+            if role == "binary":
+                return "binary", 2
         return "data", 0
 
     return {topology.blob_names[b]: role_of(b) for b in topology.input_ids}
@@ -351,6 +334,8 @@ def synthetic_case(runnable: RunnableNet, phase: str = "TRAIN", level: int = 0, 
                 inputs[name] = rng.integers(0, max(classes, 1), size=shape).astype(np.float32)
                 notes.append(f"input '{name}' {tuple(shape)}: {role} values drawn in [0, {classes})")
         drawn = {}
+        special = {i: layer.blob_values(rng, [b.shape for b in layer.blobs])
+                   for i, layer in enumerate(net.layers) if layer.blobs}
         for entry in net.topology.params:
             node = net.topology.layers[entry.layer]
             if entry.owner >= 0:  # a shared blob is the owner's memory (Net::ShareWeights)
@@ -358,9 +343,8 @@ def synthetic_case(runnable: RunnableNet, phase: str = "TRAIN", level: int = 0, 
                                                            net.topology.params[entry.owner].index)]
                 continue
             shape = tuple(net.layers[entry.layer].blobs[entry.index].shape)
-            if node.type == "BatchNorm":
-                # Running mean 0, variance 1, scale factor 1: global statistics stay finite.
-                drawn[(entry.layer, entry.index)] = np.full(shape, float(entry.index != 0), np.float32)
+            if special[entry.layer] is not None:
+                drawn[(entry.layer, entry.index)] = special[entry.layer][entry.index]
             else:
                 drawn[(entry.layer, entry.index)] = (rng.standard_normal(shape) * PARAM_STD).astype(np.float32)
         for i, (node, layer) in enumerate(zip(net.topology.layers, net.layers)):

@@ -18,9 +18,10 @@ from google.protobuf import text_format
 from hypothesis import strategies as st
 
 from harness.case import Case
+from reference_engine.layer import layer_class
 
 from .draft import NetDraft
-from .kinds import eager, integers
+from .draws import eager, integers
 from .nets import net_drafts
 from .solvers import solver_params
 
@@ -68,23 +69,6 @@ def weights(rng, shape) -> np.ndarray:
     return np.asarray(rng.uniform(-1.0, 1.0, size=shape) / math.sqrt(fan_in), dtype=np.float32)
 
 
-def _batch_norm_blobs(rng, shapes):
-    """Running mean, running variance (positive) and the scale factor that divides both (positive)."""
-    mean, variance, factor = shapes
-    return tuple(
-        np.asarray(rng.uniform(low, high, size=shape), dtype=np.float32)
-        for (low, high), shape in zip(
-            [(-1.0, 1.0), (0.5, 1.5), (0.5, 2.0)], (mean, variance, factor)
-        )
-    )
-
-
-# Layers whose param blobs are not plain weights, keyed by Caffe type string.
-PARAM_VALUES = {
-    "BatchNorm": _batch_norm_blobs,
-}
-
-
 def input_arrays(draft: NetDraft, rng) -> dict[str, np.ndarray]:
     out = {}
     for layer in draft.inputs:
@@ -110,8 +94,8 @@ def param_arrays(draft: NetDraft, rng) -> dict[str, tuple[np.ndarray, ...]]:
     for index, records in by_layer.items():
         layer = draft.layers[index]
         shapes = [r.shape for r in records]
-        make = PARAM_VALUES.get(layer.type)
-        arrays = list(make(rng, shapes) if make else (weights(rng, s) for s in shapes))
+        special = layer_class(layer.type).blob_values(rng, shapes)
+        arrays = list(special if special is not None else (weights(rng, s) for s in shapes))
         for j, record in enumerate(records):
             if record.name:
                 arrays[j] = owners.setdefault(record.name, arrays[j])

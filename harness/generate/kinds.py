@@ -19,9 +19,8 @@ generation time; the strategies drawn from here are cached by Hypothesis or by u
 from __future__ import annotations
 
 import functools
-import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from hypothesis import strategies as st
@@ -30,6 +29,7 @@ from reference_engine import caffe_pb2
 from reference_engine.layer import layer_class
 
 from .draft import BlobInfo, NetDraft
+from .draws import BOOLEANS, integers, maybe, pick, pick_or_none
 
 LP = caffe_pb2.LayerParameter
 
@@ -50,10 +50,6 @@ class LayerKind:
     type: str
     fields: Callable[..., Drawn]  # fields(draw, draft, bottom)
     valid: Callable[[NetDraft, BlobInfo], bool]
-    in_place: bool = False  # Caffe computes this layer correctly in place
-    backward: bool = True  # Caffe implements Backward (Accuracy, ArgMax, Threshold do not)
-    label_bottoms: tuple[int, ...] = ()  # bottoms Caffe refuses to backpropagate to
-    fixed_lr_mult: float | None = None  # every ParamSpec must set this lr_mult (BatchNorm)
     aliases: bool = False  # tops share memory with the bottom: no in-place layer on them
     shareable: bool = True  # its params may be shared by name
     # Subtracts a mean it computes: on tied inputs an output can be the mean itself, which
@@ -61,15 +57,21 @@ class LayerKind:
     # Its outputs are such near-ties themselves (BlobInfo.centred): not drawn on them either.
     centres: bool = False
 
+    # What Caffe's layer type is (in place, backward, label bottoms, fixed lr_mult): read from
+    # the reference engine's class, where every fact about a type lives.
+    @property
+    def layer(self):
+        return layer_class(self.type)
+
     def permitted(self, draft: NetDraft, bottom: BlobInfo, train_dropout: bool) -> bool:
         """Whether the net's state and the bottom's history let this kind in (its shape
         validity is ``valid``)."""
-        if draft.force_backward and not self.backward:
+        cls = self.layer
+        if draft.force_backward and not cls.has_backward:
             return False
         if self.centres and (draft.ties or bottom.centred):
             return False
-        cls = layer_class(self.type)
-        if draft.force_backward and any(cls.allow_force_backward(i) for i in self.label_bottoms):
+        if draft.force_backward and any(cls.allow_force_backward(i) for i in cls.label_bottoms()):
             return False  # force_backward would ask for the gradient Caffe refuses to give
         # Dropout in TRAIN draws Caffe's own random mask, which the reference cannot replay yet.
         return not (self.type == "Dropout" and draft.phase == "TRAIN" and not train_dropout)
@@ -90,55 +92,6 @@ def layer_kind(type_name: str, valid=lambda draft, bottom: True, loss: bool = Fa
         return fn
 
     return decorate
-
-
-def eager(strategy):
-    """The strategy a lazy one stands for, which draws exactly the same choices in the same
-    span. Hypothesis unwraps a lazy strategy (``st.integers``, ``st.booleans``, ``st.lists``,
-    a composite) again at every draw, which made each of a net's draws about half as dear
-    again. Where a Hypothesis version lacks the attribute, the lazy strategy serves, slower."""
-    return getattr(strategy, "wrapped_strategy", strategy)
-
-
-@functools.cache
-def integers(low: int, high: int):
-    """``st.integers(low, high)``, built once and eager (``eager``)."""
-    return eager(st.integers(low, high))
-
-
-BOOLEANS = eager(st.booleans())
-
-
-def pick(draw, options: Sequence):
-    """One of ``options``, the first when shrunk: an index draw."""
-    return options[draw(integers(0, len(options) - 1))]
-
-
-@functools.cache
-def combinations(*options: tuple) -> tuple:
-    """Every choice of one value from each of ``options`` (the first of each being the default),
-    fewest non-defaults first: one ``pick`` takes a whole combination (one draw, not one per
-    field), and a smaller index, which the shrinker seeks, is a simpler one."""
-    return tuple(sorted(itertools.product(*options),
-                        key=lambda combo: sum(v != o[0] for v, o in zip(combo, options))))
-
-
-def pick_or_none(draw, options: Sequence):
-    """None first, then one of ``options`` (None only, when there are none)."""
-    index = draw(integers(0, len(options)))
-    return None if index == 0 else options[index - 1]
-
-
-def maybe(*values):
-    """None (the field left unset) first, then the given values in order (cached: a
-    strategy built once is validated once)."""
-    # Keyed by type too: False == 0 == 0.0 would otherwise share one cached strategy.
-    return _maybe(tuple((type(v), v) for v in values))
-
-
-@functools.cache
-def _maybe(typed_values):
-    return st.sampled_from((None, *(v for _, v in typed_values)))
 
 
 def axes(bottom: BlobInfo, default: int = 1):
@@ -179,7 +132,7 @@ def newest_first(blobs, bottom):
 # ---- neurons: one bottom, the same shape -------------------------------------------------
 
 
-@layer_kind("ReLU", in_place=True)
+@layer_kind("ReLU")
 def relu_layers(draw, draft, bottom):
     """ReLU; negative_slope unset first. Shrinks towards a plain ReLU."""
     p = LP(type="ReLU")
@@ -189,13 +142,13 @@ def relu_layers(draw, draft, bottom):
     return Drawn(p, [bottom])
 
 
-@layer_kind("Sigmoid", in_place=True)
+@layer_kind("Sigmoid")
 def sigmoid_layers(draw, draft, bottom):
     """Sigmoid (no fields). Its output is positive while the input stays moderate."""
     return Drawn(LP(type="Sigmoid"), [bottom], positive=bottom.bound <= 8, bound=1.0)
 
 
-@layer_kind("TanH", in_place=True)
+@layer_kind("TanH")
 def tanh_layers(draw, draft, bottom):
     """TanH (no fields)."""
     return Drawn(LP(type="TanH"), [bottom], bound=1.0)
@@ -213,7 +166,7 @@ def bnll_layers(draw, draft, bottom):
     return Drawn(LP(type="BNLL"), [bottom], positive=bottom.bound <= 8, bound=bottom.bound + 1)
 
 
-@layer_kind("ELU", in_place=True)
+@layer_kind("ELU")
 def elu_layers(draw, draft, bottom):
     """ELU; alpha unset first."""
     p = LP(type="ELU")
@@ -269,7 +222,7 @@ def power_layers(draw, draft, bottom):
     )
 
 
-@layer_kind("Exp", valid=lambda draft, bottom: bottom.bound <= 4, in_place=True)
+@layer_kind("Exp", valid=lambda draft, bottom: bottom.bound <= 4)
 def exp_layers(draw, draft, bottom):
     """Exp: base^(shift + scale x), only on a bottom small enough not to overflow.
     Shrinks towards base, scale and shift unset (e^x)."""
@@ -300,7 +253,7 @@ def log_layers(draw, draft, bottom):
     return Drawn(p, [bottom], bound=bottom.bound + 10)
 
 
-@layer_kind("Dropout", in_place=True)
+@layer_kind("Dropout")
 def dropout_layers(draw, draft, bottom):
     """Dropout (TEST phase unless the caller asks for TRAIN); dropout_ratio unset first."""
     p = LP(type="Dropout")
@@ -310,7 +263,7 @@ def dropout_layers(draw, draft, bottom):
     return Drawn(p, [bottom], bound=bottom.bound / (1 - (0.5 if ratio is None else ratio)))
 
 
-@layer_kind("Threshold", in_place=True, backward=False)
+@layer_kind("Threshold")
 def threshold_layers(draw, draft, bottom):
     """Threshold: 1 where x > threshold. Caffe has no backward, so it never sits under a loss."""
     p = LP(type="Threshold")
@@ -363,20 +316,20 @@ def _scale_or_bias(draw, draft, bottom, type_name):
     return Drawn(p, bottoms, positive=False, bound=bound)
 
 
-@layer_kind("Scale", valid=at_least_axes(1), in_place=True)
+@layer_kind("Scale", valid=at_least_axes(1))
 def scale_layers(draw, draft, bottom):
     """Scale: by a param blob or by a second bottom shaped as the bottom's axes from ``axis``.
     Shrinks towards one bottom, axis and num_axes unset, no bias."""
     return _scale_or_bias(draw, draft, bottom, "Scale")
 
 
-@layer_kind("Bias", valid=at_least_axes(1), in_place=True)
+@layer_kind("Bias", valid=at_least_axes(1))
 def bias_layers(draw, draft, bottom):
     """Bias: by a param blob or by a second bottom. Shrinks as Scale does."""
     return _scale_or_bias(draw, draft, bottom, "Bias")
 
 
-@layer_kind("PReLU", valid=at_least_axes(2), in_place=True)
+@layer_kind("PReLU", valid=at_least_axes(2))
 def prelu_layers(draw, draft, bottom):
     """PReLU; channel_shared unset first."""
     p = LP(type="PReLU")
@@ -392,7 +345,7 @@ def prelu_layers(draw, draft, bottom):
 PAIR = 2
 
 
-@layer_kind("BatchNorm", valid=at_least_axes(2), in_place=True, fixed_lr_mult=0.0, shareable=False,
+@layer_kind("BatchNorm", valid=at_least_axes(2), shareable=False,
             centres=True)
 def batch_norm_layers(draw, draft, bottom):
     """BatchNorm; use_global_stats, moving_average_fraction and eps unset first.
@@ -551,7 +504,7 @@ def deconvolution_layers(draw, draft, bottom):
     return Drawn(p, [bottom], bound=bottom.bound * math.sqrt(fan_in) + 1)
 
 
-@layer_kind("Embed", label_bottoms=(0,))
+@layer_kind("Embed")
 def embed_layers(draw, draft, bottom):
     """Embed, reading a fresh (or reused) Input of indices rather than the chosen bottom.
     Shrinks towards one output, input_dim 1, a 1-D index blob, bias kept."""
@@ -675,7 +628,7 @@ def reduction_layers(draw, draft, bottom):
     return Drawn(p, [bottom], bound=value * reduced * abs(coeff or 1.0) + 1)
 
 
-@layer_kind("ArgMax", valid=at_least_axes(1), backward=False)
+@layer_kind("ArgMax", valid=at_least_axes(1))
 def argmax_layers(draw, draft, bottom):
     """ArgMax (Caffe has no backward, so it never sits under a loss); top_k <= the
     searched extent. Shrinks towards top_k 1 over count(1), out_max_val unset."""
@@ -878,7 +831,7 @@ def _class_axis_ok(draft, bottom):
     return bottom.num_axes >= 2
 
 
-@layer_kind("SoftmaxWithLoss", loss=True, valid=_class_axis_ok, label_bottoms=(1,))
+@layer_kind("SoftmaxWithLoss", loss=True, valid=_class_axis_ok)
 def softmax_with_loss_layers(draw, draft, bottom):
     """SoftmaxWithLoss over an axis >= 1 (unset first: 1), labels shaped as the other axes.
     Shrinks towards axis, ignore_label and normalization unset."""
@@ -896,7 +849,7 @@ def softmax_with_loss_layers(draw, draft, bottom):
     return Drawn(p, [bottom, label])
 
 
-@layer_kind("SigmoidCrossEntropyLoss", loss=True, valid=at_least_axes(1), label_bottoms=(1,))
+@layer_kind("SigmoidCrossEntropyLoss", loss=True, valid=at_least_axes(1))
 def sigmoid_cross_entropy_loss_layers(draw, draft, bottom):
     """SigmoidCrossEntropyLoss against targets in [0, 1] of the bottom's shape."""
     p = LP(type="SigmoidCrossEntropyLoss")
@@ -904,7 +857,7 @@ def sigmoid_cross_entropy_loss_layers(draw, draft, bottom):
     return Drawn(p, [bottom, _label_blob(draw, draft, bottom.shape, "unit", 0)])
 
 
-@layer_kind("HingeLoss", loss=True, valid=at_least_axes(1), label_bottoms=(1,))
+@layer_kind("HingeLoss", loss=True, valid=at_least_axes(1))
 def hinge_loss_layers(draw, draft, bottom):
     """HingeLoss, labels per instance in [0, count(1)); norm unset first (L1)."""
     p = LP(type="HingeLoss")
@@ -918,7 +871,6 @@ def hinge_loss_layers(draw, draft, bottom):
     "MultinomialLogisticLoss",
     loss=True,
     valid=lambda draft, bottom: bottom.positive,
-    label_bottoms=(1,),
 )
 def multinomial_logistic_loss_layers(draw, draft, bottom):
     """MultinomialLogisticLoss on a positive bottom (probabilities), labels per instance."""
@@ -926,7 +878,7 @@ def multinomial_logistic_loss_layers(draw, draft, bottom):
     return Drawn(LP(type="MultinomialLogisticLoss"), [bottom, label])
 
 
-@layer_kind("InfogainLoss", loss=True, valid=_class_axis_ok, label_bottoms=(1, 2))
+@layer_kind("InfogainLoss", loss=True, valid=_class_axis_ok)
 def infogain_loss_layers(draw, draft, bottom):
     """InfogainLoss over axis 1, with H (K x K, nonnegative) as a third Input bottom."""
     p = LP(type="InfogainLoss")
@@ -940,7 +892,7 @@ def _contrastive_ok(draft, bottom):
     return 2 <= bottom.num_axes <= 4 and all(d == 1 for d in bottom.shape[2:])
 
 
-@layer_kind("ContrastiveLoss", loss=True, valid=_contrastive_ok, label_bottoms=(2,))
+@layer_kind("ContrastiveLoss", loss=True, valid=_contrastive_ok)
 def contrastive_loss_layers(draw, draft, bottom):
     """ContrastiveLoss between the bottom and a fresh Input (or another blob) of its shape,
     with a 0/1 similarity per instance. Shrinks towards margin and legacy_version unset."""
@@ -955,7 +907,7 @@ def contrastive_loss_layers(draw, draft, bottom):
     return Drawn(p, [bottom, partner, similar])
 
 
-@layer_kind("Accuracy", loss=True, valid=_class_axis_ok, backward=False, label_bottoms=(1,))
+@layer_kind("Accuracy", loss=True, valid=_class_axis_ok)
 def accuracy_layers(draw, draft, bottom):
     """Accuracy (no backward, not a loss: it reads the scores beside the losses).
     Shrinks towards top_k, axis and ignore_label unset."""

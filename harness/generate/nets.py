@@ -18,20 +18,8 @@ from reference_engine import caffe_pb2
 from reference_engine.state import layer_included
 
 from .draft import NetDraft, ParamRecord
-from .kinds import (
-    BOOLEANS,
-    LAYER_KINDS,
-    LOSS_KINDS,
-    LP,
-    Drawn,
-    LayerKind,
-    combinations,
-    eager,
-    integers,
-    maybe,
-    pick,
-    pick_or_none,
-)
+from .draws import BOOLEANS, combinations, eager, integers, maybe, pick, pick_or_none
+from .kinds import LAYER_KINDS, LOSS_KINDS, LP, Drawn, LayerKind
 
 LR_MULTS = (None, 0.0, 1.0, 0.5, 2.0)
 DECAY_MULTS = (None, 0.0, 1.0, 2.0)
@@ -116,8 +104,8 @@ def param_spec_lists(draw, draft: NetDraft, kind: LayerKind, shapes, layer_index
                 lr_choices = (None, lr)
             if decay is not None:
                 decay_choices = (None, decay)
-        if kind.fixed_lr_mult is not None:
-            lr_choices = (kind.fixed_lr_mult,)
+        if kind.layer.fixed_lr_mult is not None:
+            lr_choices = (kind.layer.fixed_lr_mult,)
         lr_mult = pick(draw, lr_choices)
         decay_mult = pick(draw, decay_choices)
         if lr_mult is not None:
@@ -145,7 +133,7 @@ def common_fields(draw, draft: NetDraft, kind: LayerKind, drawn, shapes_of):
     only = bottoms[0] if len(bottoms) == 1 else None
     in_place = False
     if (
-        kind.in_place
+        kind.layer.may_run_in_place
         and only is not None
         and drawn.num_tops == 1
         and only.role == "data"
@@ -163,11 +151,11 @@ def common_fields(draw, draft: NetDraft, kind: LayerKind, drawn, shapes_of):
         if propagate is not None:
             # Caffe aborts in Backward when asked for a gradient into labels or indices.
             p.propagate_down.extend(
-                False if i in kind.label_bottoms else flag for i, flag in enumerate(propagate)
+                False if i in kind.layer.label_bottoms() else flag for i, flag in enumerate(propagate)
             )
     shapes = shapes_of(in_place)
     p.param.extend(param_spec_lists(draw, draft, kind, shapes, len(draft.layers)))
-    tainted = not kind.backward or any(b.no_backward for b in bottoms)
+    tainted = not kind.layer.has_backward or any(b.no_backward for b in bottoms)
     if drawn.num_tops and not tainted and not in_place:
         if LOSS_KINDS.get(kind.type) is kind:
             weight = draw(maybe(*LOSS_WEIGHTS))
@@ -211,7 +199,7 @@ def _add(draw, draft: NetDraft, kind: LayerKind, drawn):
         kept=kept,
         positive=drawn.positive,
         bound=drawn.bound,
-        no_backward=not kind.backward,
+        no_backward=not kind.layer.has_backward,
         centres=kind.centres,
     )
     for top in tops:
@@ -320,7 +308,7 @@ def _owns_its_name(draft, record):
     """A param that is not itself a sharer, on a layer whose specs may take any lr_mult."""
     layer = draft.layers[record.layer]
     kind = LAYER_KINDS.get(layer.type)
-    if kind is None or kind.fixed_lr_mult is not None or layer.include or layer.exclude:
+    if kind is None or kind.layer.fixed_lr_mult is not None or layer.include or layer.exclude:
         return False
     name = layer.param[record.index].name if record.index < len(layer.param) else ""
     return name in ("", f"{layer.name}_p{record.index}")

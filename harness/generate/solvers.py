@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from reference_engine import caffe_pb2
 
-from .kinds import eager, integers, maybe, pick
+from .draws import eager, integers, maybe, pick
 
 SOLVER_TYPES = ("SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam")
 LR_POLICIES = ("fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid")

@@ -4,6 +4,7 @@ y = (x - mean) / sqrt(var + eps) per channel (axis 1), with no affine part. Blob
 running mean sum, running variance sum, and the scale factor that divides both.
 """
 
+import numpy as np
 import torch
 
 from .. import caffe_pb2
@@ -16,6 +17,14 @@ from .blob_proto import blobs_from_proto
 class BatchNormLayer(Layer):
     may_run_in_place = True
     fixed_lr_mult = 0.0  # LayerSetUp masks the statistics from the solver (batch_norm_layer.cpp)
+
+    @classmethod
+    def blob_values(cls, rng, shapes):
+        """Running mean, running variance (positive) and the factor that divides both
+        (positive): global statistics that stay finite."""
+        bounds = [(-1.0, 1.0), (0.5, 1.5), (0.5, 2.0)]
+        return tuple(np.asarray(rng.uniform(low, high, size=shape), dtype=np.float32)
+                     for (low, high), shape in zip(bounds, shapes))
 
     exact_num_bottom_blobs = 1
     exact_num_top_blobs = 1

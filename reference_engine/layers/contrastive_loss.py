@@ -19,6 +19,7 @@ class ContrastiveLossLayer(LossLayer):
     Bottoms a (N, C, 1, 1), b (N, C, 1, 1), y (N, 1, 1, 1); a and b take gradients, y none
     (and force_backward may not ask for it)."""
     bottom_roles = {2: "binary"}
+    label_backward_fatal = False  # Backward_cpu loops over bottoms 0 and 1 only: the labels are left alone
 
     exact_num_bottom_blobs = 3
 

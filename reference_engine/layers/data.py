@@ -13,6 +13,8 @@ from ..layer import Layer, register_layer
 
 
 class DataReadingLayer(Layer):
+    is_source = True
+    reads_files = True
     exact_num_bottom_blobs = 0
     min_top_blobs = 1
     max_top_blobs = 2
@@ -61,6 +63,7 @@ class DummyDataLayer(Layer):
     """Tops filled once at setup when every filler is constant; any other filler redraws each
     forward from Caffe's RNG, which no other engine can reproduce."""
 
+    is_source = True
     exact_num_bottom_blobs = 0
     min_top_blobs = 1
 

@@ -8,6 +8,7 @@ from ..layer import Layer, register_layer
 class InputLayer(Layer):
     """Net inputs: tops shaped once at setup; reshape, forward and backward do nothing."""
 
+    is_source = True
     exact_num_bottom_blobs = 0
     min_top_blobs = 1
 

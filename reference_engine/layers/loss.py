@@ -26,6 +26,7 @@ class LossLayer(Layer):
     exact_num_top_blobs = 1
     auto_top_blobs = True
     is_loss = True
+    label_backward_fatal = True
 
     @classmethod
     def allow_force_backward(cls, bottom_index: int) -> bool:
