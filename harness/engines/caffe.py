@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+import functools
 import subprocess
 from pathlib import Path
 
 from .command import DEFAULT_MEMORY_MB, DEFAULT_START_TIMEOUT_S, DEFAULT_TIMEOUT_S, CommandEngine
 from .runtimes import WORKER_SOURCE, Runtime, get_runtime
+
+# What the worker must know of Caffe's layer types to observe which bottom diffs a Backward
+# writes (worker.py, backward_observing), and cannot see in the net: the reference engine's
+# facts about them (reference_engine/layer.py), by the names of Layer's attributes.
+WORKER_LAYER_FACTS = ("backward_reads_bottom_diff", "backward_repoints_bottom_diff")
+
+
+@functools.cache
+def worker_layer_facts() -> dict[str, tuple[str, ...]]:
+    """Each fact of WORKER_LAYER_FACTS: the registered layer types whose class sets it, sorted."""
+    # Here, not at the top: the layer catalogue loads torch (about a second), which importing
+    # this module need not.
+    import reference_engine.layers  # noqa: F401  (registers every layer type)
+    from reference_engine.layer import LAYERS
+
+    return {
+        fact: tuple(sorted(name for name, cls in LAYERS.items() if getattr(cls, fact)))
+        for fact in WORKER_LAYER_FACTS
+    }
 
 
 class CaffeEngine(CommandEngine):
@@ -48,4 +68,7 @@ class CaffeEngine(CommandEngine):
 
     def _engine_info(self) -> dict:
         return {"runtime": self.runtime.name, "caffe_version": self.runtime.caffe_version}
+
+    def _request_fields(self) -> dict:
+        return worker_layer_facts()
 

@@ -34,7 +34,8 @@ from harness.case import Case, LayerRecord, Outcome, Result, dump_npz, dump_raw,
 from harness.engines.runtimes import kill_process_group
 from harness.errors import HarnessError
 
-PROTOCOL_VERSION = 1
+from .worker import BUILT_FILE, LOG_DIR_VARIABLE, PIPE_BYTES, PROTOCOL_VERSION, STAGE_FILE, STAGE_LOG
+
 DEFAULT_TIMEOUT_S = 120.0
 DEFAULT_START_TIMEOUT_S = 120.0
 DEFAULT_MEMORY_MB = 4096  # RLIMIT_AS counts address space: OpenBLAS alone reserves a few hundred MB
@@ -102,10 +103,11 @@ class _FrameReader:
 
 
 def _widen_pipe(fd: int) -> None:
-    """Linux pipes hold 64 KiB; 1 MiB cuts the wake-ups for a large result by 16."""
+    """Linux pipes hold 64 KiB; 1 MiB (the worker's write buffer) cuts the wake-ups for a large
+    result by 16."""
     if hasattr(fcntl, "F_SETPIPE_SZ"):
         try:
-            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 1 << 20)
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         except OSError:
             pass  # above /proc/sys/fs/pipe-max-size for an unprivileged user: keep the default
 
@@ -171,12 +173,17 @@ class CommandEngine:
     def _engine_info(self) -> dict:
         return {"command": shlex.join(self.cmd)}
 
+    def _request_fields(self) -> dict:
+        """Header fields every run request carries besides the case's: none for a foreign
+        command; CaffeEngine's worker needs its layer facts."""
+        return {}
+
     # -- the worker's life --
 
     def _start(self) -> None:
         self._log_dir, worker_log_dir = self._new_log_dir()
         argv = self._argv(worker_log_dir)
-        env = dict(os.environ, CAFFE_CONFORMANCE_LOG_DIR=worker_log_dir)
+        env = dict(os.environ, **{LOG_DIR_VARIABLE: worker_log_dir})
         limit = self.memory_mb << 20 if self.memory_mb and self._rlimit_memory() else None
         # Kept open for the worker's life, closed in _kill.
         self._stderr = open(self._log_dir / "stderr.log", "w+b")  # noqa: SIM115
@@ -247,7 +254,7 @@ class CommandEngine:
         """What the worker left behind: the last step's glog capture, then its stderr from
         byte stderr_from on (a long-lived worker's stderr holds every earlier case's too)."""
         parts = []
-        for name, offset in (("stage.log", 0), ("stderr.log", stderr_from)):
+        for name, offset in ((STAGE_LOG, 0), ("stderr.log", stderr_from)):
             path = self._log_dir / name if self._log_dir else None
             if path is not None and path.exists():
                 with open(path, "rb") as f:
@@ -297,6 +304,7 @@ class CommandEngine:
         meta = case.meta()
         meta.pop("has_solver")
         header = dict(meta, op="run", net=case.net, solver=case.solver, request_id=self._request_id)
+        header.update(self._request_fields())
         started = time.monotonic()
         deadline = started + self.timeout_s
         stage = built = None  # the last "stage" and "built" frames, where the engine sends them
@@ -353,11 +361,11 @@ class CommandEngine:
         "built" frames where it sent them, else from the post-mortem files harness/engines/worker.py
         writes instead (<log dir>/stage, <log dir>/built.json), if they are this request's."""
         if stage is None:
-            record = self._postmortem("stage")
+            record = self._postmortem(STAGE_FILE)
             if isinstance(record, list) and len(record) == 3 and record[0] == self._request_id:
                 stage = {"stage": record[1], "step": record[2]}
         if built is None:
-            record = self._postmortem("built.json")
+            record = self._postmortem(BUILT_FILE)
             if isinstance(record, dict) and record.get("request_id") == self._request_id:
                 built = record
         return stage or {"stage": "init", "step": "request"}, built or {}

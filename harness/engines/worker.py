@@ -1,8 +1,10 @@
 """The in-Caffe worker: reads cases on stdin, runs them in real Caffe, writes results on stdout.
 
-Runs inside a Caffe runtime (harness/runtimes.py), so it must stay one file, valid Python 2.7
-and 3.x, importing only the standard library, numpy and pycaffe (with protobuf, which pycaffe
-itself imports). docs/protocol.md describes the framing; harness/case.py the array keys.
+Runs inside a Caffe runtime (harness/engines/runtimes/), so it must stay one file, valid Python
+2.7 and 3.x, importing only the standard library, numpy and pycaffe (with protobuf, which pycaffe
+itself imports). docs/protocol.md describes the framing; harness/case.py the array keys. The
+harness imports this file too, for the constants both sides share (harness/engines/command.py):
+importing it does nothing else, and only main, which runs the worker, loads Caffe (import_caffe).
 
 A failed CHECK in Caffe aborts the process running the case. The worker is a fork server
 (fork_server): the process that imported caffe forks the child that serves, and replaces it
@@ -25,27 +27,39 @@ import tempfile
 import time
 import traceback
 
+import numpy as np
+
 PROTOCOL_VERSION = 1
 SENTINEL = -1234.5678  # fills a bottom diff before its consumer's Backward: backward_observing
-WRITE_BUFFER_BYTES = 1 << 20
+# The size the harness widens both pipes to, and the worker's write buffer: a frame of up to
+# 1 MiB leaves in one write, and wakes the harness once.
+PIPE_BYTES = 1 << 20
+# Where the harness names the log directory (besides --log-dir), and the files the worker
+# leaves there for the harness to read after a death: Postmortem's two, LogCapture's log.
+LOG_DIR_VARIABLE = "CAFFE_CONFORMANCE_LOG_DIR"
+STAGE_FILE = "stage"
+BUILT_FILE = "built.json"
+STAGE_LOG = "stage.log"
 
-# glog reads its flags from the environment when libcaffe is loaded: INFO lines to stderr.
-os.environ.setdefault("GLOG_minloglevel", "0")
-os.environ.setdefault("GLOG_logtostderr", "1")
 
-import numpy as np  # noqa: E402
+def import_caffe():
+    """Load pycaffe into the worker's process, after the set-up it needs. The functions that
+    call Caffe import it again where they need it: then a lookup in sys.modules."""
+    # glog reads its flags from the environment when libcaffe is loaded: INFO lines to stderr.
+    os.environ.setdefault("GLOG_minloglevel", "0")
+    os.environ.setdefault("GLOG_logtostderr", "1")
+    # caffe/__init__.py and pycaffe.py import caffe.io, which imports skimage, scipy and
+    # matplotlib (about 1-2 s of the 2-3 s a worker takes to start); the worker never uses
+    # caffe.io (image preprocessing helpers), so an empty stand-in takes its place. Restarts
+    # after aborts are cheaper.
+    if "caffe.io" not in sys.modules:
+        import types
 
-# caffe/__init__.py and pycaffe.py import caffe.io, which imports skimage, scipy and matplotlib
-# (about 1-2 s of the 2-3 s a worker takes to start); the worker never uses caffe.io (image
-# preprocessing helpers), so an empty stand-in takes its place. Restarts after aborts are cheaper.
-if "caffe.io" not in sys.modules:
-    import types
+        sys.modules["caffe.io"] = types.ModuleType("caffe.io")
+    import caffe
 
-    sys.modules["caffe.io"] = types.ModuleType("caffe.io")
+    caffe.set_mode_cpu()
 
-import caffe  # noqa: E402
-
-caffe.set_mode_cpu()
 
 if sys.version_info[0] >= 3:
     text_type = str
@@ -74,9 +88,7 @@ class Channel(object):
 
     def __init__(self, read_fd, write_fd):
         self.reader = os.fdopen(read_fd, "rb")
-        # As large as the pipe the harness widens (caffe_engine.py, _widen_pipe): a frame of
-        # up to 1 MiB leaves in one write, and wakes the harness once.
-        self.writer = os.fdopen(write_fd, "wb", WRITE_BUFFER_BYTES)
+        self.writer = os.fdopen(write_fd, "wb", PIPE_BYTES)
         self.reply_format = "npz"
 
     def read(self):
@@ -211,13 +223,13 @@ class Postmortem(object):
     SIZE = 256
 
     def __init__(self, directory):
-        fd = os.open(os.path.join(directory, "stage"), os.O_RDWR | os.O_CREAT, 420)  # 0o644
+        fd = os.open(os.path.join(directory, STAGE_FILE), os.O_RDWR | os.O_CREAT, 420)  # 0o644
         try:
             os.ftruncate(fd, self.SIZE)
             self.stage_map = mmap.mmap(fd, self.SIZE)
         finally:
             os.close(fd)
-        self.built_fd = os.open(os.path.join(directory, "built.json"), os.O_RDWR | os.O_CREAT, 420)
+        self.built_fd = os.open(os.path.join(directory, BUILT_FILE), os.O_RDWR | os.O_CREAT, 420)
         # The stage record is json.dumps([request_id, stage, step]), put together from the
         # request's part, encoded once a case, and the step's part, encoded once a process:
         # a json.dumps per step would cost more than the steps of a small net.
@@ -454,26 +466,17 @@ def param_values(index, which, prefix=""):
     return out
 
 
-# Layers whose Backward may read a bottom diff before writing it: HingeLoss finishes in Backward
-# the margins its Forward left in bottom 0's diff (hinge_loss_layer.cpp), and a Python layer
-# runs any code. Every other layer of BVLC master (src/caffe/layers/*.cpp, Backward_cpu and the
-# helpers it calls) writes a bottom diff before it reads it.
-READS_BOTTOM_DIFF = ("HingeLoss", "Python")
-# Flatten's Backward writes no memory: it points its bottom's diff at its top's
-# (flatten_layer.cpp, ShareDiff). The memory it leaves may be another blob's too (a Parameter
-# layer's param diff, the bottom of a Reshape below), where a sentinel would then stay: it is
-# observed without one.
-REPOINTS_BOTTOM_DIFF = ("Flatten",)
-
-
-def backward_observing(net, index, need_backward):
+def backward_observing(net, index, need_backward, reads_bottom_diff, repoints_bottom_diff):
     """Net::BackwardFromTo(last, 0) run one layer at a time (net._backward(i, i)), observing
     which bottom diffs each layer's Backward writes: each bottom diff that is not also the
     layer's top is filled with SENTINEL just before the layer's Backward, and afterwards every
     element still holding SENTINEL gets its previous value back. An in-place bottom is its own
     top, so for it "written" can only mean "changed". need_backward: the probe's
     layer_need_backward per layer (None where unknown); a layer without it is skipped, as
-    BackwardFromTo skips it (net.cpp), and writes nothing.
+    BackwardFromTo skips it (net.cpp), and writes nothing. reads_bottom_diff and
+    repoints_bottom_diff: layer types, as the request names them (Request): the harness sends
+    the types whose class in the reference engine sets backward_reads_bottom_diff or
+    backward_repoints_bottom_diff (reference_engine/layer.py).
 
     The diffs this leaves are those of one plain net._backward(last, 0), bit for bit:
     - BackwardFromTo is exactly the loop "for i from last down to 0: if layer_need_backward[i],
@@ -483,13 +486,18 @@ def backward_observing(net, index, need_backward):
       pass leaves it: what the Backward wrote, or the value it had before;
     - the fill changes no value the Backward reads: it reads no bottom diff before writing it
       (a blob with two readers gets a Split layer, insert_splits.cpp, so no layer accumulates
-      into one), except the layers of READS_BOTTOM_DIFF, observed apart (observe_apart);
+      into one), except the types of reads_bottom_diff, observed apart (observe_apart):
+      HingeLoss finishes in Backward the margins its Forward left in bottom 0's diff
+      (hinge_loss_layer.cpp); every other layer of BVLC master (src/caffe/layers/*.cpp,
+      Backward_cpu and the helpers it calls) writes a bottom diff before it reads it;
     - a diff may be shared by two blobs (Reshape, and Concat or Slice with one bottom or top,
       share their top's diff with their bottom; a Parameter layer its top's with its param):
       the fill reaches both, but every element filled gets its value back or is written;
-    - Flatten's Backward points the bottom's diff at the top's (REPOINTS_BOTTOM_DIFF): no fill
-      for it; the bottom then holds the top's gradient, whatever propagate_down says, and
-      counts as written.
+    - the types of repoints_bottom_diff write no memory: Flatten's Backward points the
+      bottom's diff at the top's (flatten_layer.cpp, ShareDiff). The memory it leaves may be
+      another blob's too (a Parameter layer's param diff, the bottom of a Reshape below), where
+      a sentinel would then stay: no fill for it; the bottom then holds the top's gradient,
+      whatever propagate_down says, and counts as written.
     The exception would be a Backward writing exactly SENTINEL, an improbable float32 value.
     tests/caffe/test_caffe_engine.py compares the diffs with a plain pass on generated nets.
 
@@ -503,7 +511,7 @@ def backward_observing(net, index, need_backward):
             written[i] = [False] * len(bottoms)
             continue
         in_place = set(index.top_ids[i])
-        if index.types[i] in REPOINTS_BOTTOM_DIFF:
+        if index.types[i] in repoints_bottom_diff:
             before = [(data_address(blobs[b].diff), blobs[b].diff.copy()) for b in bottoms]
             started = time.time()
             net._backward(i, i)
@@ -513,7 +521,7 @@ def backward_observing(net, index, need_backward):
                 for b, (address, values) in zip(bottoms, before)
             ]
             continue
-        if index.types[i] in READS_BOTTOM_DIFF:
+        if index.types[i] in reads_bottom_diff:
             written[i] = observe_apart(net, i, blobs, bottoms, in_place, index.param_blobs[i])
             started = time.time()
             net._backward(i, i)
@@ -640,114 +648,187 @@ def overwrite_fd(fd, data):
         os.ftruncate(fd, len(data))
 
 
+class Request(object):
+    """A run request, read (docs/protocol.md): the case's settings, its arrays split into inputs
+    ({blob: array}) and params ({layer: {blob index: array}}), and the layer facts of
+    backward_observing."""
+
+    def __init__(self, header, arrays):
+        self.phase = header.get("phase", "TRAIN")
+        self.level = int(header.get("level", 0))
+        self.stages = [native_str(s) for s in header.get("stages", [])]
+        self.iterations = int(header.get("iterations", 0))
+        self.inputs = {}
+        self.params = {}
+        for key, value in arrays.items():
+            if key.startswith("input/"):
+                self.inputs[key[len("input/") :]] = value
+            elif key.startswith("param/"):
+                layer, index = key[len("param/") :].rsplit("/", 1)
+                self.params.setdefault(layer, {})[int(index)] = value
+            else:
+                raise WorkerError(
+                    "%s: unknown array key (expected input/<blob> or param/<layer>/<i>)" % key
+                )
+        self.net = header["net"]
+        self.seed = int(header.get("seed", 0))
+        self.solver = header.get("solver")
+        self.reads_bottom_diff = layer_types(header, "backward_reads_bottom_diff")
+        self.repoints_bottom_diff = layer_types(header, "backward_repoints_bottom_diff")
+
+
+def layer_types(header, field):
+    """A set of layer types the request names. Required: without them backward_observing would
+    fill the bottom diffs of a layer whose Backward reads them, and change its gradient."""
+    if field not in header:
+        raise WorkerError("%s: missing from the request (harness/engines/caffe.py sends it)" % field)
+    return frozenset(native_str(t) for t in header[field])
+
+
 def run_case(header, arrays, stages_runner, probe, work_dir):
+    """One run request, in the order of Caffe's own sequence: returns the reply and its arrays."""
     started = time.time()
-    phase = header.get("phase", "TRAIN")
-    level = int(header.get("level", 0))
-    stages = [native_str(s) for s in header.get("stages", [])]
-    iterations = int(header.get("iterations", 0))
-    inputs = {}
-    params = {}
-    for key, value in arrays.items():
-        if key.startswith("input/"):
-            inputs[key[len("input/") :]] = value
-        elif key.startswith("param/"):
-            layer, index = key[len("param/") :].rsplit("/", 1)
-            params.setdefault(layer, {})[int(index)] = value
-        else:
-            raise WorkerError(
-                "%s: unknown array key (expected input/<blob> or param/<layer>/<i>)" % key
-            )
+    request = Request(header, arrays)
+    net_path, net, log = build_net(request, stages_runner, work_dir)
+    index = NetIndex(net)
+    layers, info = read_flags(request, index, net_path, log, stages_runner, probe)
+    # The net as built, before anything can abort: a later abort still reports its flags.
+    stages_runner.postmortem.built(layers, index.outputs)
+
+    set_params(index, request.params)
+    set_inputs(index, request.inputs)
+    # The solver's own net starts from these (copy_initial_params), Caffe's fillers included.
+    initial = param_values(index, "data") if request.solver is not None else {}
+    loss, out = forward(index, stages_runner)
+    out.update(backward(request, index, layers, stages_runner))
+    losses = [float(loss)]
+    if request.solver is not None:
+        step_losses, steps_out = solver_steps(request, net_path, initial, stages_runner, work_dir)
+        losses.extend(step_losses)
+        out.update(steps_out)
+    return result_reply(request, layers, index.outputs, losses, info, stages_runner, started), out
+
+
+def build_net(request, stages_runner, work_dir):
+    """The case's Net, as pycaffe builds it from a file: (its path, the Net, Caffe's log of its
+    construction)."""
+    import caffe
 
     net_path = os.path.join(work_dir, "net.prototxt")
-    overwrite_file(net_path, header["net"].encode("utf-8"))
+    overwrite_file(net_path, request.net.encode("utf-8"))
     net_path = native_str(net_path)
-    caffe.set_random_seed(int(header.get("seed", 0)))
-    caffe_phase = caffe.TRAIN if phase == "TRAIN" else caffe.TEST
+    caffe.set_random_seed(request.seed)
+    caffe_phase = caffe.TRAIN if request.phase == "TRAIN" else caffe.TEST
 
     def build():
-        if level or stages:
-            return caffe.Net(net_path, caffe_phase, level=level, stages=stages)
+        if request.level or request.stages:
+            return caffe.Net(net_path, caffe_phase, level=request.level, stages=request.stages)
         return caffe.Net(net_path, caffe_phase)
 
     net, log = stages_runner.run_logged("init", "net", build)
-    index = NetIndex(net)
+    return net_path, net, log
+
+
+PROBED_FLAGS = (
+    "need_backward",
+    "bottom_need_backward",
+    "param_propagate_down",
+    "param_lr",
+    "param_decay",
+)
+
+
+def read_flags(request, index, net_path, log, stages_runner, probe):
+    """The layers of the net as built, with Caffe's flags: need_backward as Net::Init logged it,
+    and what the probe reads. Returns (layers, the reply's info: why there is no probe)."""
     layers = layer_structure(index)
     logged = parse_logged_need_backward(log)
     if [name for name, _ in logged] == index.names:
         for layer, (_, needs) in zip(layers, logged):
             layer["logged_need_backward"] = needs
-    info = {}
-    if probe.lib is not None:
-        if probe.live:
-            flags = stages_runner.run("init", "probe", probe.flags, net, net_path, phase, level, stages)
-        else:
-            # A second Net built from the file logs all its construction: keep that off stderr.
-            flags, _ = stages_runner.run_logged(
-                "init", "probe", probe.flags, net, net_path, phase, level, stages
-            )
-        for layer, found in zip(layers, flags):
-            for field in (
-                "need_backward",
-                "bottom_need_backward",
-                "param_propagate_down",
-                "param_lr",
-                "param_decay",
-            ):
-                layer[field] = found[field]
+    if probe.lib is None:
+        return layers, {"flags_probe": probe.error}
+    args = (index.net, net_path, request.phase, request.level, request.stages)
+    if probe.live:
+        flags = stages_runner.run("init", "probe", probe.flags, *args)
     else:
-        info["flags_probe"] = probe.error
-    # The net as built, before anything can abort: a later abort still reports its flags.
-    outputs = index.outputs
-    stages_runner.postmortem.built(layers, outputs)
+        # A second Net built from the file logs all its construction: keep that off stderr.
+        flags, _ = stages_runner.run_logged("init", "probe", probe.flags, *args)
+    for layer, found in zip(layers, flags):
+        for field in PROBED_FLAGS:
+            layer[field] = found[field]
+    return layers, {}
 
-    set_params(index, params)
-    set_inputs(index, inputs)
-    initial = param_values(index, "data") if header.get("solver") is not None else {}
-    last = len(index.layers) - 1
-    loss = stages_runner.run("forward", "forward", net._forward, 0, last)
-    blob_items = list(zip(index.blob_names, index.blobs))
+
+def forward(index, stages_runner):
+    """Net::ForwardFromTo over the whole net: (the loss, every blob's data)."""
+    loss = stages_runner.run("forward", "forward", index.net._forward, 0, len(index.layers) - 1)
     out = {}
-    for name, blob in blob_items:
+    for name, blob in zip(index.blob_names, index.blobs):
         out["data/" + name] = blob.data.copy()
+    return loss, out
 
-    net.clear_param_diffs()
+
+def backward(request, index, layers, stages_runner):
+    """Net::Backward, after clearing the param diffs it accumulates into, observing which bottom
+    diffs each layer writes (each layer's "bottom_written"): every blob's diff and param diff."""
+    index.net.clear_param_diffs()
     need_backward = [layer.get("need_backward") for layer in layers]
     written, backward_s = stages_runner.run(
-        "backward", "backward", backward_observing, net, index, need_backward
+        "backward",
+        "backward",
+        backward_observing,
+        index.net,
+        index,
+        need_backward,
+        request.reads_bottom_diff,
+        request.repoints_bottom_diff,
     )
     # Caffe's own Backward calls count as "backward", the observation's bookkeeping as "observe".
     stages_runner.reassign("backward", "observe", backward_s)
     for layer, flags in zip(layers, written):
         layer["bottom_written"] = flags
-    for name, blob in blob_items:
+    out = {}
+    for name, blob in zip(index.blob_names, index.blobs):
         out["diff/" + name] = blob.diff.copy()
     out.update(param_values(index, "diff", prefix="param_diff/"))
+    return out
 
-    losses = [float(loss)]
-    if header.get("solver") is not None:
-        solver_path = os.path.join(work_dir, "solver.prototxt")
-        overwrite_file(
-            solver_path, solver_text(header["solver"], net_path, level, stages).encode("utf-8")
-        )
-        caffe.set_random_seed(int(header.get("seed", 0)))
-        # The solver's net logs all its construction: keep that off stderr.
-        solver, _ = stages_runner.run_logged(
-            "solver", "solver_init", caffe.get_solver, native_str(solver_path)
-        )
-        solver_index = NetIndex(solver.net)
-        copy_initial_params(solver_index, initial)
-        # Input layers' Forward does nothing (input_layer.cpp): the blobs keep what we set.
-        set_inputs(solver_index, inputs)
-        for k in range(1, iterations + 1):
-            _, log = stages_runner.run_logged("solver", "step", solver.step, 1)
-            losses.append(displayed_loss(log))
-            out.update(param_values(solver_index, "data", prefix="iter%d/" % k))
 
+def solver_steps(request, net_path, initial, stages_runner, work_dir):
+    """Caffe's solver on the case's net, from the case's initial params and inputs, stepped once
+    per iteration: (each step's displayed loss, the params after each step)."""
+    import caffe
+
+    solver_path = os.path.join(work_dir, "solver.prototxt")
+    overwrite_file(
+        solver_path,
+        solver_text(request.solver, net_path, request.level, request.stages).encode("utf-8"),
+    )
+    caffe.set_random_seed(request.seed)
+    # The solver's net logs all its construction: keep that off stderr.
+    solver, _ = stages_runner.run_logged(
+        "solver", "solver_init", caffe.get_solver, native_str(solver_path)
+    )
+    solver_index = NetIndex(solver.net)
+    copy_initial_params(solver_index, initial)
+    # Input layers' Forward does nothing (input_layer.cpp): the blobs keep what we set.
+    set_inputs(solver_index, request.inputs)
+    losses = []
+    out = {}
+    for k in range(1, request.iterations + 1):
+        _, log = stages_runner.run_logged("solver", "step", solver.step, 1)
+        losses.append(displayed_loss(log))
+        out.update(param_values(solver_index, "data", prefix="iter%d/" % k))
+    return losses, out
+
+
+def result_reply(request, layers, outputs, losses, info, stages_runner, started):
+    """The "result" frame's header for a case that ran to its end."""
     info["worker_s"] = time.time() - started
     info["caffe_s"] = stages_runner.caffe_s
     info["steps_s"] = stages_runner.steps_s
-    reply = {
+    return {
         "op": "result",
         "engine": "caffe",
         "outcome": "ok",
@@ -756,10 +837,9 @@ def run_case(header, arrays, stages_runner, probe, work_dir):
         "layers": layers,
         "outputs": outputs,
         "losses": losses,
-        "iterations": iterations if header.get("solver") is not None else 0,
+        "iterations": request.iterations if request.solver is not None else 0,
         "info": info,
     }
-    return reply, out
 
 
 def copy_initial_params(solver_index, initial):
@@ -772,6 +852,8 @@ def copy_initial_params(solver_index, initial):
 
 
 def hello(probe, fork_server):
+    import caffe
+
     return {
         "op": "hello",
         "protocol": PROTOCOL_VERSION,
@@ -856,6 +938,9 @@ def warm_up(capture, postmortem, probe, work_dir):
         "net": WARM_UP_NET,
         "solver": 'type: "SGD" base_lr: 0.1 lr_policy: "fixed"',
         "iterations": 1,
+        # No layer of WARM_UP_NET reads or repoints a bottom diff.
+        "backward_reads_bottom_diff": [],
+        "backward_repoints_bottom_diff": [],
     }
     arrays = {
         "input/data": np.zeros((2, 3), np.float32),
@@ -912,7 +997,7 @@ def fork_server(serve_child, reply_fd):
 
 
 def main(argv):
-    log_dir = os.environ.get("CAFFE_CONFORMANCE_LOG_DIR")
+    log_dir = os.environ.get(LOG_DIR_VARIABLE)
     probe_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "flags_probe.so")
     fork = hasattr(os, "fork")
     args = list(argv[1:])
@@ -934,11 +1019,12 @@ def main(argv):
     # stray print (ours or a library's) can never corrupt the protocol stream.
     reply_fd = os.dup(1)
     os.dup2(2, 1)
+    import_caffe()
     # The harness removes its log dir, so temporary net and solver files go there too.
     work_dir = log_dir or tempfile.mkdtemp(prefix="caffe-conformance-worker-")
     # Opened once, here: a fresh child must not truncate the log its dead sibling left for the
     # harness to read.
-    capture = LogCapture(os.path.join(work_dir, "stage.log"))
+    capture = LogCapture(os.path.join(work_dir, STAGE_LOG))
     postmortem = Postmortem(work_dir)
     probe = FlagsProbe(probe_path)
 

@@ -9,11 +9,13 @@ import shutil
 import subprocess
 
 import numpy as np
+import pytest
 from hypothesis import given
 
 from harness.case import Case, Outcome
-from harness.engines.caffe import CaffeEngine
-from harness.engines.runtimes import INSTALL_DIR
+from harness.engines.caffe import CaffeEngine, worker_layer_facts
+from harness.engines.runtimes.base import INSTALL_DIR
+from harness.errors import HarnessError
 from harness.generate.cases import cases
 from tests.flag_nets import FLAG_NETS
 from tests.processes import processes_in_session
@@ -69,6 +71,9 @@ layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"
 layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
 """
 
+
+# HingeLoss's Backward finishes the margins its Forward left in its bottom's diff.
+HINGE_LOSS = TINY.replace('type: "SoftmaxWithLoss"', 'type: "HingeLoss"')
 
 # Big enough for OpenBLAS's threaded sgemm (im2col: 32 x 144 by 144 x 484 per image).
 CONV = """
@@ -199,6 +204,21 @@ def test_label_propagate_down_aborts_at_backward(caffe_engine):
     assert caffe_engine.run(tiny_case()).outcome == Outcome.OK
 
 
+def test_a_request_without_the_layer_facts_is_an_error(caffe_runtime):
+    """Without them the worker would fill a bottom diff that HingeLoss's Backward reads, and
+    change its gradient: it answers "error" instead of guessing."""
+
+    class WithoutLayerFacts(CaffeEngine):
+        def _request_fields(self):
+            return {}
+
+    with (
+        WithoutLayerFacts(caffe_runtime) as engine,
+        pytest.raises(HarnessError, match="backward_reads_bottom_diff: missing from the request"),
+    ):
+        engine.run(tiny_case(net=HINGE_LOSS))
+
+
 def test_hang_is_timeout_and_memory_bomb_is_out_of_memory(caffe_runtime):
     with CaffeEngine(caffe_runtime, timeout_s=1.0, memory_mb=4096) as engine:
         engine.run(tiny_case())
@@ -309,7 +329,8 @@ def test_probe_reads_the_flags_of_pycaffes_own_net(caffe_runtime):
 
 # Runs inside the runtime: for each saved case, in a forked child (Caffe may refuse the net),
 # two nets with the same params and inputs; one runs a plain Net::BackwardFromTo, the other the
-# worker's backward_observing. Prints, per case, the blobs whose diffs differ in any bit.
+# worker's backward_observing, with the layer facts CaffeEngine sends (the JSON argument).
+# Prints, per case, the blobs whose diffs differ in any bit.
 OBSERVING_AGAINST_PLAIN = f"""
 import json, os, sys
 import numpy as np
@@ -341,7 +362,8 @@ def diffs(net):
             out["param %d/%d" % (i, j)] = blob.diff.tobytes()
     return out
 
-for directory in sys.argv[1:]:
+facts = json.loads(sys.argv[1])
+for directory in sys.argv[2:]:
     meta = json.load(open(directory + "/meta.json"))
     arrays = dict(np.load(directory + "/arrays.npz"))
     pid = os.fork()
@@ -350,7 +372,9 @@ for directory in sys.argv[1:]:
         plain._backward(len(plain.layers) - 1, 0)
         observed = build(directory, meta, arrays)
         need = [layer["need_backward"] for layer in probe.flags(observed, None, None, None, None)]
-        worker.backward_observing(observed, worker.NetIndex(observed), need)
+        worker.backward_observing(observed, worker.NetIndex(observed), need,
+                                  set(facts["backward_reads_bottom_diff"]),
+                                  set(facts["backward_repoints_bottom_diff"]))
         a, b = diffs(plain), diffs(observed)
         print(json.dumps([directory, sorted(k for k in a if a[k] != b[k])]))
         sys.stdout.flush()
@@ -417,8 +441,9 @@ def shared_diff_cases() -> list[Case]:
 def test_observing_backward_leaves_the_diffs_of_a_plain_backward(caffe_runtime):
     """backward_observing (the worker's one backward pass, which also sees which bottom diffs
     each layer writes) leaves every blob diff and param diff bit for bit as a plain
-    Net::BackwardFromTo does, on nets whose blobs share diffs and on generated nets."""
-    drawn = shared_diff_cases()
+    Net::BackwardFromTo does, on nets whose blobs share diffs, on a Backward that reads a
+    bottom diff, and on generated nets."""
+    drawn = [*shared_diff_cases(), tiny_case(net=HINGE_LOSS)]
 
     @given(cases(solvers=False))
     def collect(case):
@@ -429,7 +454,8 @@ def test_observing_backward_leaves_the_diffs_of_a_plain_backward(caffe_runtime):
     for i, case in enumerate(drawn):
         case.save(host / str(i))
     rows, stderr = run_script(caffe_runtime, host, inside, OBSERVING_AGAINST_PLAIN,
-                              [f"{inside}/{i}" for i in range(len(drawn))], "3")
+                              [json.dumps(worker_layer_facts()), *(f"{inside}/{i}" for i in range(len(drawn)))],
+                              "3")
     assert len(rows) > len(drawn) // 2, f"only {len(rows)} of {len(drawn)} nets ran: {stderr[-2000:]}"
     for directory, differing in rows:
         case = drawn[int(directory.rsplit("/", 1)[1])]
