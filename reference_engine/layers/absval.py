@@ -4,6 +4,7 @@ import torch
 
 from ..checks import check_ne
 from ..layer import register_layer
+from ..math_functions import sign
 from .neuron import NeuronLayer
 
 
@@ -31,4 +32,4 @@ class AbsValLayer(NeuronLayer):
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
-        bottom[0].diff.copy_(torch.sign(bottom[0].data) * top[0].diff)
+        bottom[0].diff.copy_(sign(bottom[0].data) * top[0].diff)  # caffe_cpu_sign: 0 for NaN

@@ -4,6 +4,7 @@ import torch
 
 from ..checks import check_eq
 from ..layer import register_layer
+from ..math_functions import scal
 from .loss import LossLayer
 from .neuron import legacy_shape, libm, std_max
 
@@ -80,6 +81,7 @@ class ContrastiveLossLayer(LossLayer):
                 mdist = p.margin - dist
                 beta = -alpha * mdist / (dist + DISTANCE_EPSILON)
             similar = self._similar(bottom, num)[:, None]
-            dissimilar = torch.where((mdist > 0)[:, None], beta[:, None] * self.diff, 0.0)
-            value = torch.where(similar, alpha * self.diff, dissimilar)
+            # Each row is a caffe_cpu_axpby with beta 0: a zero coefficient skips the row's diff.
+            dissimilar = torch.where((mdist > 0)[:, None], scal(beta[:, None], self.diff), 0.0)
+            value = torch.where(similar, scal(alpha, self.diff), dissimilar)
             bottom[i].diff.copy_(value.reshape(bottom[i].diff.shape))

@@ -8,6 +8,7 @@ import torch
 
 from ..checks import check, fatal
 from ..layer import Layer, register_layer
+from ..math_functions import scal
 
 PROD, SUM, MAX = 0, 1, 2  # EltwiseParameter.EltwiseOp
 FLT_MAX = 3.4028234663852886e38
@@ -58,7 +59,8 @@ class EltwiseLayer(Layer):
         elif self.op == SUM:
             y.zero_()
             for coeff, b in zip(self.coeffs, bottom):
-                y.add_(b.data, alpha=coeff)
+                if coeff != 0:  # caffe_axpy with alpha 0 leaves the sum alone, NaN or not
+                    y.add_(b.data, alpha=coeff)
         elif self.op == MAX:
             # Bottom 0 against 1 with '>': a tie goes to bottom 1. Later bottoms need to be
             # strictly greater: a tie keeps the earlier one.
@@ -93,7 +95,7 @@ class EltwiseLayer(Layer):
                 if self.coeffs[i] == 1:
                     b.diff.copy_(dy)
                 else:
-                    torch.mul(dy, self.coeffs[i], out=b.diff)
+                    b.diff.copy_(scal(self.coeffs[i], dy))
             elif self.op == MAX:
                 torch.where(self.max_idx == i, dy, torch.zeros_like(dy), out=b.diff)
             else:

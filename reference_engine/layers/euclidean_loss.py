@@ -2,6 +2,7 @@
 
 from ..checks import check_eq
 from ..layer import register_layer
+from ..math_functions import scal
 from .loss import LossLayer
 from .neuron import legacy_shape
 
@@ -37,4 +38,4 @@ class EuclideanLossLayer(LossLayer):
                 sign = 1.0 if i == 0 else -1.0
                 # sign * w / num: each step one Dtype rounding, as in Caffe.
                 alpha = sign * self.loss_weight(top) / legacy_shape(bottom[i], 0)
-                bottom[i].diff.copy_((alpha * self.diff).reshape(bottom[i].diff.shape))
+                bottom[i].diff.copy_(scal(alpha, self.diff).reshape(bottom[i].diff.shape))  # axpby, beta 0

@@ -5,6 +5,7 @@ import torch
 from .. import caffe_pb2
 from ..checks import fatal
 from ..layer import register_layer
+from ..math_functions import scal, sign
 from .loss import LossLayer, label_indices
 from .neuron import legacy_shape, std_max
 
@@ -53,8 +54,8 @@ class HingeLossLayer(LossLayer):
         weight = self.loss_weight(top)
         norm = self.param.hinge_loss_param.norm
         if norm == caffe_pb2.HingeLossParameter.L1:
-            diff.copy_(torch.sign(diff) * (weight / num))
+            diff.copy_(scal(weight / num, sign(diff)))
         elif norm == caffe_pb2.HingeLossParameter.L2:
-            diff.mul_(weight * 2 / num)
+            diff.copy_(scal(weight * 2 / num, diff))
         else:
             fatal("Unknown Norm")

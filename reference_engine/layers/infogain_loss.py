@@ -4,6 +4,7 @@ import torch
 
 from ..checks import Unsupported, check, check_eq, fatal
 from ..layer import register_layer
+from ..math_functions import scal
 from .loss import LOG_THRESHOLD, LossLayer, label_axes, valid_labels
 from .neuron import libm, std_max
 from .softmax import SoftmaxLayer
@@ -116,4 +117,4 @@ class InfogainLossLayer(LossLayer):
         dx = prob * sum_rows[labels][:, None, :] - rows
         dx = torch.where(valid[:, None, :], dx, 0.0)
         scale = self.loss_weight(top) / self.valid_normalizer(valid)
-        bottom[0].diff.copy_((dx * scale).reshape(bottom[0].diff.shape))
+        bottom[0].diff.copy_(scal(scale, dx).reshape(bottom[0].diff.shape))

@@ -10,6 +10,7 @@ import torch
 from ..checks import check, check_ge, check_le, check_lt
 from ..layer import LAYERS, Layer
 
+
 class NeuronLayer(Layer):
     exact_num_bottom_blobs = 1
     exact_num_top_blobs = 1

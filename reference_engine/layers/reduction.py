@@ -7,6 +7,7 @@ import torch
 
 from ..checks import check_eq, fatal
 from ..layer import Layer, register_layer
+from ..math_functions import scal, sign
 
 SUM, ASUM, SUMSQ, MEAN = 1, 2, 3, 4  # ReductionParameter.ReductionOp
 
@@ -41,7 +42,7 @@ class ReductionLayer(Layer):
         else:
             fatal(f"Unknown reduction op: {self.op}")
         if self.coeff != 1:
-            y = y * self.coeff.to(y.device)
+            y = scal(self.coeff.to(y.device), y)
         top[0].data.copy_(y.view_as(top[0].data))
 
     def backward(self, top, propagate_down, bottom):
@@ -53,8 +54,8 @@ class ReductionLayer(Layer):
         if self.op in (SUM, MEAN):
             dx.copy_(bottom_coeff.expand(-1, self.dim))
         elif self.op == ASUM:
-            dx.copy_(torch.sign(x) * bottom_coeff)
+            dx.copy_(scal(bottom_coeff, sign(x)))
         elif self.op == SUMSQ:
-            dx.copy_((2 * bottom_coeff) * x)
+            dx.copy_(scal(2 * bottom_coeff, x))  # caffe_cpu_scale, per row
         else:
             fatal(f"Unknown reduction op: {self.op}")

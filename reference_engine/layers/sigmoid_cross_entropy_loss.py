@@ -4,6 +4,7 @@ import torch
 
 from ..checks import check_eq, fatal
 from ..layer import register_layer
+from ..math_functions import scal
 from .loss import LossLayer, LossParameter, normalization_mode
 from .sigmoid import caffe_sigmoid
 
@@ -62,4 +63,4 @@ class SigmoidCrossEntropyLossLayer(LossLayer):
         t = bottom[1].data.reshape(-1)
         dx = torch.where(self._valid(t), self.sigmoid_output - t, 0.0)  # ignored: exactly 0
         scale = self.loss_weight(top) / self.normalizer
-        bottom[0].diff.copy_((dx * scale).reshape(bottom[0].diff.shape))
+        bottom[0].diff.copy_(scal(scale, dx).reshape(bottom[0].diff.shape))

@@ -4,6 +4,7 @@ import torch
 
 from ..checks import fatal
 from ..layer import register_layer
+from ..math_functions import scal
 from .loss import (
     FLT_MIN,
     LossLayer,
@@ -85,4 +86,4 @@ class SoftmaxWithLossLayer(LossLayer):
         # The normalizer is recomputed from backward's own count; the loss weight is
         # whatever top 0's diff holds now.
         scale = self.loss_weight(top) / self.valid_normalizer(valid)
-        bottom[0].diff.copy_((dx * scale).reshape(bottom[0].diff.shape))
+        bottom[0].diff.copy_(scal(scale, dx).reshape(bottom[0].diff.shape))
