@@ -230,7 +230,7 @@ def cmd_check(args) -> int:
 
     from google.protobuf import text_format
 
-    from harness.campaign.bundle import Bundle, describe
+    from harness.campaign.bundle import Bundle, describe_comparison
     from harness.campaign.fuzz import run_pair
     from harness.explain.explain import solver_for_explain
     from harness.explain.user_nets import make_runnable, parse_input_shapes, synthetic_case
@@ -257,13 +257,12 @@ def cmd_check(args) -> int:
         oracle.close()
     if args.bundle is not None:
         engines = {"under_test": args.engine, "oracle": args.against}
-        Bundle(case, results, engines, describe(comparison, case)).save(args.bundle)
-    verdict = "skipped" if comparison.skipped else ("agree" if comparison.agree else "disagree")
+        Bundle(case, results, engines, comparison).save(args.bundle)
     if args.json:
         print(json.dumps({
-            "verdict": verdict,
+            "verdict": comparison.verdict,
             "summary": comparison.summary(),
-            "mismatches": [dataclasses.asdict(m) for m in comparison.mismatches],
+            "mismatches": [m.to_json() for m in comparison.mismatches],
             "outcomes": {name: {"outcome": r.outcome.value, "stage": r.stage, "message": r.message}
                          for name, r in results.items()},
             "notes": notes + runnable.notes,
@@ -274,8 +273,8 @@ def cmd_check(args) -> int:
         for name, r in results.items():
             where = f" at {r.stage}" if r.stage else ""
             print(f"{name}: {r.outcome.value}{where}" + (f": {r.message}" if r.message else ""))
-        print(describe(comparison, case).split("\n\nnet.prototxt:")[0])
-    return EXIT_DISAGREE if verdict == "disagree" else EXIT_OK
+        print(describe_comparison(comparison))
+    return EXIT_DISAGREE if comparison.verdict == "disagree" else EXIT_OK
 
 
 def cmd_replay(args) -> int:

@@ -16,6 +16,7 @@ from . import caffe_pb2
 from .checks import check, check_eq, check_le, fatal
 from .layer import layer_class
 
+# Caffe's name for a top that a layer gets without declaring it (AutoTopBlobs: Net::AppendTop).
 AUTOMATIC_TOP = "(automatic)"
 
 

@@ -1,7 +1,7 @@
 """Repro bundles: a disagreement as a directory a person can read and rerun.
 
     BUNDLE/
-      bundle.json        which engines, which Caffe, the verdict
+      bundle.json        which engines, and the comparison as data: the verdict, every mismatch
       case/              the Case (net.prototxt, solver.prototxt, arrays.npz, meta.json)
       results/<engine>/  each engine's Result (result.json, arrays.npz)
       diff.txt           the disagreement in words, first divergence first
@@ -25,15 +25,16 @@ class Bundle:
     case: Case
     results: dict[str, Result]
     engines: dict[str, str]  # role ("under_test", "oracle") -> engine spec
-    comparison_text: str
+    comparison: Comparison
 
     def save(self, directory: Path) -> Path:
         directory = Path(directory)
         self.case.save(directory / "case")
         for name, result in self.results.items():
             result.save(directory / "results" / name)
-        (directory / "bundle.json").write_text(json.dumps({"engines": self.engines}, indent=2) + "\n")
-        (directory / "diff.txt").write_text(self.comparison_text + "\n")
+        meta = {"engines": self.engines, "comparison": self.comparison.to_json()}
+        (directory / "bundle.json").write_text(json.dumps(meta, indent=2) + "\n")
+        (directory / "diff.txt").write_text(describe(self.comparison, self.case) + "\n")
         script = directory / "replay.sh"
         script.write_text(f"#!/bin/sh\nexec caffe-conformance replay {shlex.quote(str(directory))} \"$@\"\n")
         script.chmod(0o755)
@@ -45,19 +46,26 @@ class Bundle:
         if not (directory / "bundle.json").is_file():
             raise HarnessError(f"bundle={str(directory)!r}: not a repro bundle (no bundle.json)")
         meta = json.loads((directory / "bundle.json").read_text())
+        if "comparison" not in meta:
+            raise HarnessError(f"bundle={str(directory)!r}: written by an older caffe-conformance "
+                               "(bundle.json holds no comparison); rerun the case to bundle it again")
         results = {p.name: Result.load(p) for p in sorted((directory / "results").iterdir())} \
             if (directory / "results").is_dir() else {}
-        text = (directory / "diff.txt").read_text() if (directory / "diff.txt").is_file() else ""
-        return cls(Case.load(directory / "case"), results, meta["engines"], text)
+        return cls(Case.load(directory / "case"), results, meta["engines"], Comparison.from_json(meta["comparison"]))
 
 
-def describe(comparison: Comparison, case: Case) -> str:
-    """diff.txt: the verdict, every mismatch in blame order, then the net."""
+def describe_comparison(comparison: Comparison) -> str:
+    """The verdict, then every mismatch in blame order."""
     lines = [f"verdict: {comparison.summary()}", ""]
     for m in comparison.mismatches:
         where = f"[{m.kind}{', ' + m.layer if m.layer else ''}] "
         lines.append(where + m.message)
-    lines += ["", "net.prototxt:", case.net.rstrip()]
+    return "\n".join(lines)
+
+
+def describe(comparison: Comparison, case: Case) -> str:
+    """diff.txt: the comparison, then the net."""
+    lines = [describe_comparison(comparison), "", "net.prototxt:", case.net.rstrip()]
     if case.solver:
         lines += ["", f"solver.prototxt ({case.iterations} iterations):", case.solver.rstrip()]
     return "\n".join(lines)

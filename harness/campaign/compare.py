@@ -28,11 +28,12 @@ NaN must meet NaN and an infinity the same infinity; anything else is a mismatch
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from harness.case import Outcome, Result
+from reference_engine.topology import AUTOMATIC_TOP
 
 
 @dataclass(frozen=True)
@@ -63,25 +64,36 @@ FLAG_FIELDS = {
     "param_decay": "decay_mult after sharing",
 }
 
-ANONYMOUS_TOP = "(automatic)"
-
 
 @dataclass(frozen=True)
 class Mismatch:
     kind: str  # "outcome", "layers", "flags", a key of TOLERANCES
-    layer: str | None
-    message: str
+    layer: str | None  # the layer blamed, if any
+    message: str  # what differs, in words (for an array: where, both values, the tolerance)
     max_abs_error: float | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> Mismatch:
+        return cls(**d)
 
 
 @dataclass
 class Comparison:
     mismatches: list[Mismatch] = field(default_factory=list)
-    skipped: str | None = None  # why no verdict: an engine does not model this case
+    skipped: str | None = None  # why the engines were not compared: one does not model this case
 
     @property
     def agree(self) -> bool:
         return not self.mismatches
+
+    @property
+    def verdict(self) -> str:
+        if self.skipped:
+            return "skipped"
+        return "agree" if self.agree else "disagree"
 
     @property
     def first(self) -> Mismatch | None:
@@ -94,6 +106,15 @@ class Comparison:
             return "agree"
         more = f" (and {len(self.mismatches) - 1} more)" if len(self.mismatches) > 1 else ""
         return self.mismatches[0].message + more
+
+    def to_json(self) -> dict:
+        # The verdict is derived, stored only for whoever reads the file.
+        return {"verdict": self.verdict, "skipped": self.skipped,
+                "mismatches": [m.to_json() for m in self.mismatches]}
+
+    @classmethod
+    def from_json(cls, d: dict) -> Comparison:
+        return cls([Mismatch.from_json(m) for m in d["mismatches"]], d["skipped"])
 
 
 def normalise_message(message: str) -> str:
@@ -137,7 +158,7 @@ def _outcome(r: Result) -> str:
 
 def _wiring(record):
     return (record.name, record.type, tuple(record.bottoms),
-            tuple(t for t in record.tops if t != ANONYMOUS_TOP))
+            tuple(t for t in record.tops if t != AUTOMATIC_TOP))
 
 
 def _compare_layers(ref: Result, other: Result, result: Comparison) -> bool:

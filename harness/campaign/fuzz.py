@@ -2,9 +2,9 @@
 shrink each new disagreement and write it as a repro bundle.
 
 The hunt is a sequence of Hypothesis runs. In each run the first disagreement of a
-kind not yet bundled becomes the target; Hypothesis shrinks it (other kinds found
-on the way pass, so the shrink cannot slip to another bug) and the minimal case is
-bundled. The next run then hunts for the next kind, until the budget is spent.
+kind not yet bundled starts a Shrink (shrink.py); Hypothesis shrinks it (other kinds
+found on the way pass, so the shrink cannot slip to another bug) and the minimal case
+is bundled. The next run then hunts for the next kind, until the budget is spent.
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.campaign.compare import Comparison, compare
+from harness.campaign.shrink import Shrink, ShrinkLimit
 from harness.case import Case
 from harness.errors import HarnessError
 
 CHUNK = 25  # examples per Hypothesis run between budget checks
 SHRINK_SECONDS = 60.0  # per disagreement; the smallest case found by then is bundled
+STOP_SECONDS = 30.0  # after Ctrl-C, for the cases in flight to finish before the shards are ended
 # What a default campaign generates: nets Caffe accepts, and a controlled share it refuses
 # (one in ten), so that refusals are compared too.
 DEFAULT_STRATEGY_OPTIONS = {"refusals": True}
@@ -90,39 +92,29 @@ class Hunter:
         self.under_test, self.oracle, self.engines = under_test, oracle, engines
         self.budget, self.seed, self.bundle_dir = budget, seed, Path(bundle_dir)
         self.database_dir, self.on_record, self.options = database_dir, on_record, strategy_options
-        # Shrinking stops after shrink_seconds, or after shrink_attempts cases (reproducible).
-        self.shrink_seconds, self.shrink_attempts = shrink_seconds, shrink_attempts
+        self.shrink_limit = ShrinkLimit(shrink_seconds, shrink_attempts)
         self.known: set[str] = set()
         self.count = 0
 
     def execute(self, case: Case, shrinking: bool) -> tuple[CaseRecord, Comparison, dict]:
         comparison, results = run_pair(case, self.under_test, self.oracle)
         types = layer_types_of(case)
-        verdict = "skipped" if comparison.skipped else ("agree" if comparison.agree else "disagree")
         self.count += 1
         record = CaseRecord(
             name=f"seed{self.seed}-case{self.count}",
-            verdict=verdict,
+            verdict=comparison.verdict,
             summary=comparison.summary(),
             seconds={n: r.info.get("seconds", 0.0) for n, r in results.items()},
             layer_types=sorted(set(types.values())),
             outcomes={n: r.outcome.value for n, r in results.items()},
             shrinking=shrinking,
-            signature=signature(comparison, types) if verdict == "disagree" else None,
+            signature=signature(comparison, types) if comparison.verdict == "disagree" else None,
         )
         return record, comparison, results
 
-    def _shrink_spent(self, target: dict) -> bool:
-        if self.shrink_attempts is not None:
-            return self.count - target["attempts_at"] >= self.shrink_attempts
-        return time.monotonic() - target["since"] > self.shrink_seconds
-
     def hunt(self):
-        from hypothesis import HealthCheck, Verbosity, given, seed, settings
         from hypothesis.database import DirectoryBasedExampleDatabase
-        from hypothesis.errors import Flaky
 
-        from harness.campaign.bundle import Bundle, describe
         from harness.generate import cases
 
         strategy = cases(**self.options)
@@ -130,48 +122,66 @@ class Hunter:
         round_ = 0
         while not self.budget.exhausted():
             round_ += 1
-            target: dict = {}
+            shrink = self._hunt_round(strategy, database, round_)
+            if shrink is not None:
+                self._bundle(shrink, round_)
 
-            @settings(max_examples=CHUNK, deadline=None, database=database, report_multiple_bugs=False,
-                      suppress_health_check=list(HealthCheck), print_blob=False, verbosity=Verbosity.quiet)
-            @seed(self.seed * 7919 + round_)
-            @given(strategy)
-            def probe(case):
-                shrinking = "signature" in target
-                if shrinking and self._shrink_spent(target):
-                    # Out of shrinking time: every further attempt passes, so Hypothesis stops;
-                    # its final replay then passes too (Flaky) and the smallest case so far is kept.
-                    return
-                if not shrinking:
-                    if self.budget.exhausted():
-                        return
-                    self.budget.generated += 1
-                record, comparison, results = self.execute(case, shrinking)
-                if not shrinking:
-                    self.on_record(record)
-                sig = record.signature
-                if sig is None or sig in self.known:
-                    return
-                if target.setdefault("signature", sig) != sig:
-                    return  # another bug: left for a later round, so this shrink cannot slip to it
-                target.setdefault("since", time.monotonic())
-                target.setdefault("attempts_at", self.count)
-                target.update(case=case, comparison=comparison, results=results, record=record)
-                raise Disagreement(comparison.summary())
+    def _hunt_round(self, strategy, database, round_: int) -> Shrink | None:
+        """One Hypothesis run: the first disagreement of a kind not yet bundled, shrunk; None
+        if the run found none."""
+        from hypothesis import HealthCheck, Verbosity, given, seed, settings
+        from hypothesis.errors import Flaky
 
-            try:
-                probe()
-            except (Disagreement, Flaky):
-                # Flaky: the case stopped failing when replayed (an engine is not deterministic
-                # on it); the first failing case is still bundled, as found.
-                sig = target["signature"]
-                self.known.add(sig)
-                path = self.bundle_dir / f"{sig.replace(':', '-')}-seed{self.seed}-{round_}"
-                Bundle(target["case"], target["results"], self.engines,
-                       describe(target["comparison"], target["case"])).save(path)
-                minimal = target["record"]
-                minimal.bundle, minimal.shrinking = str(path), True
-                self.on_record(minimal)
+        shrink: Shrink | None = None
+
+        @settings(max_examples=CHUNK, deadline=None, database=database, report_multiple_bugs=False,
+                  suppress_health_check=list(HealthCheck), print_blob=False, verbosity=Verbosity.quiet)
+        @seed(self.seed * 7919 + round_)
+        @given(strategy)
+        def fails_on_a_new_disagreement(case):
+            nonlocal shrink
+            shrinking = shrink is not None
+            if shrinking and shrink.spent(self.count):
+                # Every further attempt passes, so Hypothesis stops; its final replay then
+                # passes too (Flaky) and the smallest case so far is kept.
+                return
+            if not shrinking:
+                if self.budget.exhausted():
+                    return
+                self.budget.generated += 1
+            record, comparison, results = self.execute(case, shrinking)
+            if not shrinking:
+                self.on_record(record)
+            if record.signature is None or record.signature in self.known:
+                return
+            if not shrinking:
+                shrink = Shrink(record.signature, time.monotonic(), self.count, self.shrink_limit,
+                                case, comparison, results, record)
+            elif record.signature == shrink.signature:
+                shrink.failed_again(case, comparison, results, record)
+            else:
+                return  # another bug: left for a later round, so this shrink cannot slip to it
+            raise Disagreement(comparison.summary())
+
+        try:
+            fails_on_a_new_disagreement()
+        except (Disagreement, Flaky):
+            if shrink is None:
+                raise  # an error of the harness's own that did not recur: it fails the shard
+            # Flaky: Hypothesis's final replay passed, because the shrink was spent or an
+            # engine is not deterministic on the case; the latest failing case is bundled.
+            return shrink
+        return None
+
+    def _bundle(self, shrink: Shrink, round_: int) -> None:
+        from harness.campaign.bundle import Bundle
+
+        self.known.add(shrink.signature)
+        path = self.bundle_dir / f"{shrink.signature.replace(':', '-')}-seed{self.seed}-{round_}"
+        Bundle(shrink.case, shrink.results, self.engines, shrink.comparison).save(path)
+        minimal = shrink.record
+        minimal.bundle, minimal.shrinking = str(path), True
+        self.on_record(minimal)
 
 
 # ---- a whole campaign: shards in worker processes, one progress line, one report ----------
@@ -263,8 +273,6 @@ def _bundle_dir(options: CampaignOptions) -> Path:
 
 def replay_corpus(options: CampaignOptions, on_record) -> None:
     """Replay every bundle saved in the corpus before generating anything new."""
-    from harness.campaign.bundle import Bundle
-
     directory = _bundle_dir(options)
     if options.corpus_dir is None or not directory.is_dir():
         return
@@ -273,7 +281,7 @@ def replay_corpus(options: CampaignOptions, on_record) -> None:
     try:
         hunter = Hunter(under_test, oracle, {}, Budget(), 0, directory, None, on_record, {})
         for path in sorted(p for p in directory.iterdir() if (p / "bundle.json").is_file()):
-            record, _, _ = hunter.execute(Bundle.load(path).case, shrinking=False)
+            record, _, _ = hunter.execute(Case.load(path / "case"), shrinking=False)
             record.name, record.bundle = f"corpus/{path.name}", str(path)
             on_record(record)
     finally:
@@ -305,44 +313,38 @@ def run_campaign(options: CampaignOptions, progress) -> tuple[list[CaseRecord], 
     for process in shards:
         process.start()
     running = set(range(options.jobs))
-    interrupted = False
     errors: list[str] = []
-    try:
-        while running:
+
+    def take_events(until: float | None = None):
+        """Take the shards' events until every shard is done (or the monotonic time ``until``)."""
+        while running and (until is None or time.monotonic() < until):
             try:
-                kind, shard, record = events.get(timeout=0.5)
+                kind, shard, payload = events.get(timeout=0.5)
             except queue.Empty:
-                dead = {j for j in running if not shards[j].is_alive()}
-                for j in dead:
+                for j in [j for j in running if not shards[j].is_alive()]:
                     if shards[j].exitcode not in (0, None):
                         progress.note(f"shard {j} ended with exit code {shards[j].exitcode}")
-                running -= dead
+                    running.discard(j)
                 continue
             if kind == "record":
-                take(record)
+                take(payload)
             elif kind == "error":
-                errors.append(f"shard {shard}:\n{record}")
-                progress.note(f"shard {shard} failed:\n{record}")
+                errors.append(f"shard {shard}:\n{payload}")
+                progress.note(f"shard {shard} failed:\n{payload}")
             else:
                 running.discard(shard)
+
+    interrupted = False
+    try:
+        take_events()
     except KeyboardInterrupt:
+        interrupted = True
         progress.note("interrupted: finishing the cases in flight, then writing the report")
         stop_event.set()
-        deadline = time.monotonic() + 30
-        while running and time.monotonic() < deadline:
-            try:
-                kind, shard, record = events.get(timeout=0.5)
-            except queue.Empty:
-                running = {j for j in running if shards[j].is_alive()}
-                continue
-            if kind == "record":
-                take(record)
-            else:
-                running.discard(shard)
+        take_events(until=time.monotonic() + STOP_SECONDS)
         for process in shards:
             if process.is_alive():
                 process.terminate()
-        interrupted = True
     finally:
         for process in shards:
             process.join(timeout=5)

@@ -106,9 +106,9 @@ def _write_junit(path: Path, records: list[CaseRecord]):
 def _write_html(path: Path, summary: dict):
     from harness.campaign.bundle import Bundle
 
-    parts = [f"<h1>caffe-conformance report</h1><p>{summary['cases']} generated cases; verdicts "
-             f"{html.escape(json.dumps(summary['verdicts']))}"
-             f"{' (interrupted)' if summary['interrupted'] else ''}</p>"]
+    parts = [(f"<h1>caffe-conformance report</h1><p>{summary['cases']} generated cases; verdicts "
+              f"{html.escape(json.dumps(summary['verdicts']))}"
+              f"{' (interrupted)' if summary['interrupted'] else ''}</p>")]
     if not summary["disagreements"]:
         parts.append("<p>No disagreement.</p>")
     for d in summary["disagreements"]:
@@ -129,11 +129,8 @@ def _picture(bundle) -> str:
     from harness.explain.graph import render, to_dot
     from reference_engine.checks import CaffeError, Unsupported
 
-    blame = None
-    for line in bundle.comparison_text.splitlines():
-        if line.startswith("[") and ", " in line.split("]")[0]:
-            blame = line.split("]")[0].split(", ", 1)[1]
-            break
+    # Marked: the first layer a mismatch blames (an outcome or a loss blames none).
+    blame = next((m.layer for m in bundle.comparison.mismatches if m.layer), None)
     try:
         data = explain(bundle.case.net, bundle.case.phase, bundle.case.level, bundle.case.stages)
         return render(to_dot(data, blame=blame), "svg").decode()

@@ -5,8 +5,9 @@ Results are built by hand here: these tests claim nothing about Caffe.
 
 import numpy as np
 
-from harness.campaign.compare import TOLERANCES, array_mismatch, compare
+from harness.campaign.compare import TOLERANCES, Comparison, Mismatch, array_mismatch, compare
 from harness.case import LayerRecord, Outcome, Result
+from reference_engine.topology import AUTOMATIC_TOP
 
 LAYERS = (
     LayerRecord("input", "Input", (), ("data",), False, False, (), (), (), ()),
@@ -17,15 +18,15 @@ LAYERS = (
 
 
 def result(engine="reference", **changes):
-    base = dict(
-        engine=engine,
-        layers=LAYERS,
-        outputs=("loss",),
-        losses=(1.5,),
-        blob_data={"data": np.ones((2, 3)), "ip": np.arange(4.0).reshape(2, 2), "loss": np.float64(1.5)},
-        blob_diff={"data": np.zeros((2, 3)), "ip": np.full((2, 2), 0.5), "loss": np.float64(1.0)},
-        param_diff={"ip": (np.ones((2, 3)), np.ones(2))},
-    )
+    base = {
+        "engine": engine,
+        "layers": LAYERS,
+        "outputs": ("loss",),
+        "losses": (1.5,),
+        "blob_data": {"data": np.ones((2, 3)), "ip": np.arange(4.0).reshape(2, 2), "loss": np.float64(1.5)},
+        "blob_diff": {"data": np.zeros((2, 3)), "ip": np.full((2, 2), 0.5), "loss": np.float64(1.0)},
+        "param_diff": {"ip": (np.ones((2, 3)), np.ones(2))},
+    }
     base.update(changes)
     return Result(**base)
 
@@ -71,7 +72,8 @@ def test_a_different_layer_list_stops_the_comparison():
 
 
 def test_outcomes_compare_kind_stage_and_message():
-    refused = dict(outcome=Outcome.REFUSED, stage="init", message="Check failed: x (1 vs. 2) msg ", layers=())
+    refused = {"outcome": Outcome.REFUSED, "stage": "init", "message": "Check failed: x (1 vs. 2) msg ",
+               "layers": ()}
     assert compare(result(**refused), result("caffe", **refused)).agree
     other = dict(refused, message="Check failed: x (1 vs. 3) msg ")
     assert not compare(result(**refused), result("caffe", **other)).agree
@@ -79,15 +81,37 @@ def test_outcomes_compare_kind_stage_and_message():
 
 
 def test_unknown_type_messages_ignore_the_list_of_known_types():
-    a = dict(outcome=Outcome.REFUSED, stage="init", layers=(),
-             message="Check failed: registry.count(type) == 1 (0 vs. 1) Unknown layer type: Foo (known types: A, B)")
+    a = {"outcome": Outcome.REFUSED, "stage": "init", "layers": (),
+         "message": "Check failed: registry.count(type) == 1 (0 vs. 1) Unknown layer type: Foo (known types: A, B)"}
     b = dict(a, message=a["message"].replace("A, B", "A, B, C"))
     assert compare(result(**a), result("caffe", **b)).agree
 
 
 def test_unsupported_is_skipped_not_a_verdict():
     c = compare(result(outcome=Outcome.UNSUPPORTED, message="reads files"), result("caffe"))
-    assert c.skipped and c.agree
+    assert c.skipped and c.agree and c.verdict == "skipped"
+
+
+def test_the_verdict_of_a_comparison():
+    assert compare(result(), result("caffe")).verdict == "agree"
+    assert compare(result(), result("caffe", losses=(2.5,))).verdict == "disagree"
+
+
+def test_a_mismatch_and_a_comparison_round_trip_through_json():
+    import json
+
+    mismatch = Mismatch("forward", "relu", "relu top 'ip' data: max abs err 0.25", 0.25)
+    assert Mismatch.from_json(json.loads(json.dumps(mismatch.to_json()))) == mismatch
+    comparison = Comparison([mismatch, Mismatch("outcome", None, "outcome: reference=ok caffe=crashed")])
+    assert Comparison.from_json(json.loads(json.dumps(comparison.to_json()))) == comparison
+
+
+def test_the_reference_engines_automatic_tops_are_not_wiring():
+    """Caffe names a top that a layer gets without declaring it "(automatic)"; the comparison
+    knows that name by the reference engine's constant."""
+    layers = LAYERS[:3] + (LayerRecord("loss", "EuclideanLoss", ("ip", "data"), ("loss", AUTOMATIC_TOP),
+                                       True, True, (True, False), (), (), ()),)
+    assert compare(result(layers=layers), result("caffe")).agree
 
 
 def test_nan_and_infinity_must_match_exactly():
