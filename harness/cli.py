@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from harness.engines.runtimes import DEFAULT_RUNTIME, RUNTIMES
@@ -142,7 +143,6 @@ def _write_pictures(args, data: dict):
 def cmd_runtime(args) -> int:
     """`runtime install` builds or refreshes a runtime (idempotent); both actions then print,
     once, as JSON, which Caffe and Python it holds and where it lives."""
-    import time
 
     from harness.engines.runtimes import get_runtime
 
@@ -198,6 +198,9 @@ def cmd_fuzz(args) -> int:
 
     if args.examples is None and args.time is None:
         args.examples = 100
+    if args.seed is None:  # a fresh seed each night, printed and reported so that it can be rerun
+        args.seed = int(time.strftime("%Y%m%d"))
+    print(f"seed {args.seed}", flush=True)
     options = CampaignOptions(
         under_test=args.engine, oracle=args.against, engine_cmd=args.engine_cmd, examples=args.examples,
         seconds=args.time, seed=args.seed, jobs=args.jobs, report_dir=args.report, corpus_dir=args.corpus,
@@ -215,13 +218,16 @@ def cmd_fuzz(args) -> int:
     summary = write_report(args.report, records, interrupted, settings) if args.report else None
     disagreements = [r for r in records if r.bundle and not r.name.startswith("corpus/")]
     disagreements += [r for r in records if r.name.startswith("corpus/") and r.verdict == "disagree"]
-    print(f"{len([r for r in records if not r.shrinking])} cases, {len(disagreements)} disagreement(s)"
-          + (f"; report in {args.report}" if summary else ""))
+    precision = [r for r in records if r.verdict == "precision" and not r.shrinking]
+    print(f"{len([r for r in records if not r.shrinking])} cases, {len(disagreements)} disagreement(s), "
+          f"{len(precision)} precision case(s)" + (f"; report in {args.report}" if summary else ""))
     for r in disagreements:
         print(f"  {r.signature or r.name}: {r.summary}\n    replay: caffe-conformance replay {r.bundle}")
+    for r in precision:
+        print(f"  precision {r.name}: {r.summary}")
     if interrupted:
         return 130
-    return EXIT_DISAGREE if disagreements else EXIT_OK
+    return EXIT_DISAGREE if disagreements or (args.strict and precision) else EXIT_OK
 
 
 def cmd_check(args) -> int:
@@ -336,8 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--examples", type=_positive, default=None, help="cases to generate (default 100)")
     budget.add_argument("--time", type=parse_duration, default=None, metavar="DURATION",
                         help="run for this long: 90s, 10m, 2h")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None,
+                   help="the campaign's seed (default: today's date, YYYYMMDD, new every night)")
     p.add_argument("--jobs", type=_positive, default=1, help="worker processes side by side")
+    p.add_argument("--strict", action="store_true",
+                   help="fail (exit 1) on cases the precision triage classifies as float32 precision too")
     p.add_argument("--shrink-time", type=parse_duration, default=60.0, metavar="DURATION",
                    help="time spent shrinking each disagreement (default 60s)")
     p.add_argument("--report", type=Path, default=None, metavar="DIR",

@@ -3,6 +3,8 @@
 Caffe: include/caffe/blob.hpp, src/caffe/blob.cpp.
 """
 
+import math
+
 import torch
 
 from .checks import check_ge, check_le, check_lt
@@ -21,7 +23,7 @@ class Blob:
     def reshape(self, shape):
         """Blob::Reshape: memory is reallocated (zeroed) only when the count grows.
 
-        Growing loses what the diff held, loss weights included (caffe-semantics §0.2).
+        Growing loses what the diff held, loss weights included (docs/semantics.md §3.3).
         """
         shape = [int(d) for d in shape]
         for d in shape:
@@ -60,8 +62,7 @@ class Blob:
         return axis + self.num_axes if axis < 0 else axis
 
     def shape_string(self) -> str:
-        """Blob::shape_string: "2 3 4 (24)"."""
-        return " ".join(str(d) for d in self.shape) + f" ({self.count()})"
+        return shape_string(self.shape)
 
     def share_data(self, other: "Blob"):
         """Blob::ShareData: this blob's data is the other's memory (Flatten, Reshape)."""
@@ -81,3 +82,8 @@ class Blob:
 
     def __repr__(self):
         return f"Blob({self.shape})"
+
+
+def shape_string(shape) -> str:
+    """Blob::shape_string: each dim and a space, then the count: "2 3 4 (24)", and "(1)" for 0-D."""
+    return "".join(f"{d} " for d in shape) + f"({math.prod(shape)})"

@@ -1,7 +1,7 @@
 """Where Caffe 1.0 (tag 1.0, the bvlc/caffe:cpu image) and master (9b89154) differ.
 
 One value, read where the difference acts; each field cites both sources.
-caffe-semantics.md lists the differences ("Master-only vs 1.0 summary").
+docs/semantics.md §6 lists the differences.
 """
 
 from dataclasses import dataclass
@@ -14,8 +14,9 @@ class CaffeSemantics:
     has_clip_and_swish: bool = True
     # PoolingParameter.round_mode (master); 1.0 always rounds the output size up (pooling_layer.cpp).
     pooling_round_mode: bool = True
-    # Accuracy: master counts a tie with the true label's score as a hit only if fewer than
-    # top_k scores are strictly greater (accuracy_layer.cpp); 1.0 ranks with partial_sort.
+    # Accuracy: master counts the other classes scoring at least the true one (a tie counts
+    # against the sample) and hits when fewer than top_k do (accuracy_layer.cpp); 1.0 ranks
+    # with partial_sort.
     accuracy_ties_by_count: bool = True
     # Master checks lr-policy parameters (solver.cpp / sgd_solver.cpp GetLearningRate CHECKs).
     lr_policy_checks: bool = True

@@ -27,7 +27,7 @@ def insert_splits(param):
 
     A nonzero explicit loss_weight counts as one more reader of its top; the
     implicit weight 1 of loss layers is added later (LossLayer::LayerSetUp) and is
-    invisible here (caffe-semantics §1.5).
+    invisible here (docs/semantics.md §1.5).
     """
     last_producer: dict[str, tuple[int, int]] = {}
     source_of_bottom: dict[tuple[int, int], tuple[int, int]] = {}

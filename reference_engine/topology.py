@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import caffe_pb2
+from .blob import shape_string
 from .checks import check, check_eq, check_le, fatal
 from .layer import layer_class
 
@@ -209,12 +210,12 @@ def _append_param(layers, node, own_param, p, net_param_id, shape, param_shapes,
             check_eq(_count(shape), _count(owner_shape), "this_blob->count()", "owner_blob->count()",
                      f"Cannot share param '{name}' owned by layer '{owner_layer}' with layer "
                      f"'{node.name}'; count mismatch.  Owner layer param shape is "
-                     f"{_shape_string(owner_shape)}; sharing layer shape is {_shape_string(shape)}")
+                     f"{shape_string(owner_shape)}; sharing layer shape is {shape_string(shape)}")
         else:
             check(list(shape) == list(owner_shape), "this_blob->shape() == owner_blob->shape()",
                   f"Cannot share param '{name}' owned by layer '{owner_layer}' with layer "
                   f"'{node.name}'; shape mismatch.  Owner layer param shape is "
-                  f"{_shape_string(owner_shape)}; sharing layer expects shape {_shape_string(shape)}")
+                  f"{shape_string(owner_shape)}; sharing layer expects shape {shape_string(shape)}")
     learnable = learnables[owner.learnable]
     if spec.HasField("lr_mult"):
         if learnable.has_lr_mult:
@@ -237,7 +238,3 @@ def _count(shape) -> int:
     for d in shape:
         n *= d
     return n
-
-
-def _shape_string(shape) -> str:
-    return " ".join(str(d) for d in shape) + f" ({_count(shape)})"

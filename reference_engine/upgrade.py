@@ -3,7 +3,7 @@
 Caffe: UpgradeNetAsNeeded (src/caffe/util/upgrade_proto.cpp). It runs only when a
 net is read from a file (Net(file, phase), a solver's ``net:`` path), never for a
 NetParameter given directly or embedded in a solver as ``net_param``
-(caffe-semantics §1.1).
+(docs/semantics.md §1.1).
 """
 
 from . import caffe_pb2

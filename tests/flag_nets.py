@@ -189,7 +189,7 @@ FLAG_NETS = {
     "propagate_down_conv": FlagNet(
         PROPAGATE_DOWN_CONV,
         expected={"conv1": (False, (False,)), "ip": (True, (False,)), "loss": (True, (True, False))},
-        why="caffe-semantics §2.6: propagate_down: false keeps ip's own weights learning, prunes conv1",
+        why="docs/semantics.md §2.6: propagate_down: false keeps ip's own weights learning, prunes conv1",
     ),
     "propagate_down_conv_other_path": FlagNet(
         PROPAGATE_DOWN_CONV_OTHER_PATH,

@@ -38,10 +38,14 @@ def plant(name: str):
 class PlantedEngine:
     """The reference engine with one planted bug, active only while it runs a case."""
 
-    def __init__(self, bug: str):
+    def __init__(self, bug: str, inner: ReferenceEngine | None = None):
         self.bug = bug
         self.name = "reference"
-        self.inner = ReferenceEngine()
+        self.inner = inner or ReferenceEngine()
+
+    def in_float32(self):
+        """The same planted bug in float32: the precision triage must see it too."""
+        return PlantedEngine(self.bug, self.inner.in_float32())
 
     def run(self, case):
         with PLANTS[self.bug]():
@@ -317,10 +321,12 @@ def _swap_source(cls, method: str, old: str, new: str):
 def hunt_planted(bug: str, oracle, max_examples: int, seed: int, bundle_dir, shrink_attempts: int = 600):
     """A default fuzz run against ``oracle`` with ``bug`` planted, stopped at its first bundle;
     shrinking is bounded by a number of cases, so the result does not depend on the machine.
+    The precision triage is on, as in a campaign: it must not explain the plant away.
 
     Returns (examples generated before the catch or None, the bundle or None)."""
     from harness.campaign.bundle import Bundle
     from harness.campaign.fuzz import DEFAULT_STRATEGY_OPTIONS, Budget, Hunter
+    from harness.campaign.triage import PrecisionTriage
 
     budget = Budget(examples=max_examples)
     found = []
@@ -332,7 +338,8 @@ def hunt_planted(bug: str, oracle, max_examples: int, seed: int, bundle_dir, shr
 
     engine = PlantedEngine(bug)
     hunter = Hunter(engine, oracle, {"under_test": f"planted:{bug}", "oracle": oracle.name}, budget, seed,
-                    bundle_dir, None, on_record, DEFAULT_STRATEGY_OPTIONS, shrink_attempts=shrink_attempts)
+                    bundle_dir, None, on_record, DEFAULT_STRATEGY_OPTIONS, shrink_attempts=shrink_attempts,
+                    triage=PrecisionTriage.for_engines(engine, oracle))
     hunter.hunt()
     if not found:
         return None, None

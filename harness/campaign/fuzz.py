@@ -31,7 +31,7 @@ class CaseRecord:
     """One executed case, as the report shows it."""
 
     name: str
-    verdict: str  # "agree", "disagree", "skipped"
+    verdict: str  # "agree", "disagree", "precision" (triage.py), "skipped"
     summary: str
     seconds: dict[str, float]
     layer_types: list[str]
@@ -39,6 +39,7 @@ class CaseRecord:
     shrinking: bool = False
     bundle: str | None = None
     signature: str | None = None
+    precision: dict | None = None  # the triage's class and evidence, where verdict is "precision"
 
 
 @dataclass
@@ -88,8 +89,10 @@ class Hunter:
 
     def __init__(self, under_test, oracle, engines: dict[str, str], budget: Budget, seed: int,
                  bundle_dir: Path, database_dir: Path | None, on_record, strategy_options: dict,
-                 shrink_seconds: float = SHRINK_SECONDS, shrink_attempts: int | None = None):
+                 shrink_seconds: float = SHRINK_SECONDS, shrink_attempts: int | None = None,
+                 triage=None):
         self.under_test, self.oracle, self.engines = under_test, oracle, engines
+        self.triage = triage  # a PrecisionTriage, where the engine under test is the reference
         self.budget, self.seed, self.bundle_dir = budget, seed, Path(bundle_dir)
         self.database_dir, self.on_record, self.options = database_dir, on_record, strategy_options
         self.shrink_limit = ShrinkLimit(shrink_seconds, shrink_attempts)
@@ -100,15 +103,21 @@ class Hunter:
         comparison, results = run_pair(case, self.under_test, self.oracle)
         types = layer_types_of(case)
         self.count += 1
+        verdict, summary, precision = comparison.verdict, comparison.summary(), None
+        if verdict == "disagree" and self.triage is not None:
+            triage = self.triage.classify(case, comparison, results[self.oracle.name])
+            if triage.precision is not None:
+                verdict, summary, precision = "precision", f"{triage.reason}; {summary}", triage.to_json()
         record = CaseRecord(
             name=f"seed{self.seed}-case{self.count}",
-            verdict=comparison.verdict,
-            summary=comparison.summary(),
+            verdict=verdict,
+            summary=summary,
             seconds={n: r.info.get("seconds", 0.0) for n, r in results.items()},
             layer_types=sorted(set(types.values())),
             outcomes={n: r.outcome.value for n, r in results.items()},
             shrinking=shrinking,
-            signature=signature(comparison, types) if comparison.verdict == "disagree" else None,
+            signature=signature(comparison, types) if verdict == "disagree" else None,
+            precision=precision,
         )
         return record, comparison, results
 
@@ -201,6 +210,7 @@ class CampaignOptions:
     runtime: str = "rootfs"
     timeout_s: float = 20.0
     shrink_seconds: float = SHRINK_SECONDS
+    triage: bool = True  # precision triage of reference-versus-Caffe mismatches (triage.py)
     strategy_options: dict = field(default_factory=lambda: dict(DEFAULT_STRATEGY_OPTIONS))
 
 
@@ -253,7 +263,7 @@ def _shard(options: CampaignOptions, shard: int, events, stop_event) -> None:
     engines = {"under_test": options.engine_cmd and f"cmd:{options.engine_cmd}" or options.under_test,
                "oracle": options.oracle}
     hunter = Hunter(under_test, oracle, engines, budget, options.seed * 1000 + shard, bundle_dir, database,
-                    on_record, options.strategy_options, options.shrink_seconds)
+                    on_record, options.strategy_options, options.shrink_seconds, triage=_triage(options, under_test, oracle))
     try:
         hunter.hunt()
     except Exception:  # noqa: BLE001 - reported to the parent, which fails the campaign with it
@@ -264,6 +274,12 @@ def _shard(options: CampaignOptions, shard: int, events, stop_event) -> None:
         under_test.close()
         oracle.close()
         events.put(("done", shard, None))
+
+
+def _triage(options: CampaignOptions, under_test, oracle):
+    from harness.campaign.triage import PrecisionTriage
+
+    return PrecisionTriage.for_engines(under_test, oracle) if options.triage else None
 
 
 def _bundle_dir(options: CampaignOptions) -> Path:
@@ -279,7 +295,8 @@ def replay_corpus(options: CampaignOptions, on_record) -> None:
     under_test = make_engine(options.under_test, options, options.engine_cmd)
     oracle = make_engine(options.oracle, options)
     try:
-        hunter = Hunter(under_test, oracle, {}, Budget(), 0, directory, None, on_record, {})
+        hunter = Hunter(under_test, oracle, {}, Budget(), 0, directory, None, on_record, {},
+                        triage=_triage(options, under_test, oracle))
         for path in sorted(p for p in directory.iterdir() if (p / "bundle.json").is_file()):
             record, _, _ = hunter.execute(Case.load(path / "case"), shrinking=False)
             record.name, record.bundle = f"corpus/{path.name}", str(path)

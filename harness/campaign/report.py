@@ -68,11 +68,26 @@ def summarise(records: list[CaseRecord], interrupted: bool, settings: dict) -> d
         "cases": len(generated),
         "verdicts": dict(Counter(r.verdict for r in generated)),
         "disagreements": [{"signature": r.signature, "summary": r.summary, "bundle": r.bundle} for r in bundles],
+        "precision": _precision(generated),
         "corpus": [asdict(r) for r in records if r.name.startswith("corpus/")],
         "layer_types_seen": dict(Counter(t for r in generated for t in r.layer_types)),
         "outcomes": dict(Counter(f"{k}={v}" for r in generated for k, v in r.outcomes.items())),
         "engine_seconds": {k: round(sum(r.seconds.get(k, 0.0) for r in generated), 3)
                            for k in sorted({k for r in generated for k in r.seconds})},
+    }
+
+
+def _precision(generated: list[CaseRecord]) -> dict:
+    """Cases the triage classified as float32 precision rather than semantics: per class, per
+    10,000 generated cases, and each one with its evidence."""
+    found = [r for r in generated if r.verdict == "precision"]
+    classes = Counter(r.precision["precision"] for r in found)
+    scale = 10_000 / max(len(generated), 1)
+    return {
+        "count": len(found),
+        "per_10k": round(len(found) * scale, 2),
+        "classes": {k: {"count": v, "per_10k": round(v * scale, 2)} for k, v in sorted(classes.items())},
+        "cases": [{"name": r.name, "summary": r.summary, **r.precision} for r in found],
     }
 
 
@@ -91,14 +106,14 @@ def _write_junit(path: Path, records: list[CaseRecord]):
     shown = [r for r in records if not r.shrinking or r.bundle]
     suite = ET.Element("testsuite", name="caffe-conformance", tests=str(len(shown)),
                        failures=str(sum(r.verdict == "disagree" for r in shown)),
-                       skipped=str(sum(r.verdict == "skipped" for r in shown)))
+                       skipped=str(sum(r.verdict in ("skipped", "precision") for r in shown)))
     for r in shown:
         case = ET.SubElement(suite, "testcase", classname="bundle" if r.bundle else "generated", name=r.name,
                              time=f"{sum(r.seconds.values()):.4f}")
         if r.verdict == "disagree":
             failure = ET.SubElement(case, "failure", message=r.summary[:500])
             failure.text = r.summary + (f"\nreplay: caffe-conformance replay {r.bundle}" if r.bundle else "")
-        elif r.verdict == "skipped":
+        elif r.verdict in ("skipped", "precision"):  # precision: not a semantic verdict (triage.py)
             ET.SubElement(case, "skipped", message=r.summary[:500])
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
 
@@ -109,12 +124,20 @@ def _write_html(path: Path, summary: dict):
     parts = [(f"<h1>caffe-conformance report</h1><p>{summary['cases']} generated cases; verdicts "
               f"{html.escape(json.dumps(summary['verdicts']))}"
               f"{' (interrupted)' if summary['interrupted'] else ''}</p>")]
+    settings = summary["settings"]
+    parts.append(f"<p>seed {html.escape(str(settings.get('seed')))}, against "
+                 f"{html.escape(str(settings.get('against')))}</p>")
     if not summary["disagreements"]:
         parts.append("<p>No disagreement.</p>")
     for d in summary["disagreements"]:
         parts.append(f"<h2>{html.escape(d['signature'] or '')}</h2><p>{html.escape(d['summary'])}</p>"
                      f"<p><code>caffe-conformance replay {html.escape(d['bundle'])}</code></p>")
         parts.append(_picture(Bundle.load(Path(d["bundle"]))))
+    precision = summary["precision"]
+    if precision["count"]:
+        rows = "".join(f"<li>{html.escape(c['name'])}: {html.escape(c['summary'])}</li>" for c in precision["cases"])
+        parts.append(f"<h2>Precision, not semantics ({precision['count']}, {precision['per_10k']} per 10,000)</h2>"
+                     f"<ul>{rows}</ul>")
     types = ", ".join(f"{k} ({v})" for k, v in sorted(summary["layer_types_seen"].items()))
     parts.append(f"<h2>Layer types exercised</h2><p>{html.escape(types)}</p>")
     path.write_text("<!doctype html><meta charset=utf-8><title>caffe-conformance</title>"

@@ -37,6 +37,10 @@ class ReferenceEngine:
         self.device = device
         self.semantics = SEMANTICS[semantics]
 
+    def in_float32(self) -> ReferenceEngine:
+        """The same engine in Caffe's precision: the precision triage's rerun."""
+        return ReferenceEngine(dtype="float32", device=self.device, semantics=self.semantics.name, threads=None)
+
     def run(self, case: Case) -> Result:
         started = time.perf_counter()
         state = {"stage": "init", "layers": ()}

@@ -129,7 +129,7 @@ def find_hazards(analysis: NetAnalysis) -> list[Hazard]:
                     "(insert_splits.cpp counts explicit weights only). Read the loss layer's bottom "
                     "instead of its top.")
 
-        # BatchNorm without param specs looks trainable to the flag loop (caffe-semantics §2.7).
+        # BatchNorm without param specs looks trainable to the flag loop (docs/semantics.md §2.7).
         if node.type == "BatchNorm" and not node.param.param and node.param_lr_mults:
             add("batch_norm_looks_learnable", node,
                 "without param { lr_mult: 0 } x3 the net's flag loop reads the default lr_mult 1 "

@@ -20,7 +20,7 @@ from reference_engine.layer import layer_class
 
 PHASES = {"TRAIN": caffe_pb2.TRAIN, "TEST": caffe_pb2.TEST}
 
-# What an Input blob holds; cases.py draws each role's values (roles.md of this module).
+# What an Input blob holds; cases.py draws each role's values (listed below).
 #   data      distinct values, spaced apart and away from 0 (no ties, no kinks)
 #   positive  data values, all > 0 (recorded in input_roles only; the blob's role stays data)
 #   label     integer class indices in [0, classes)

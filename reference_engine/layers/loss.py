@@ -56,7 +56,7 @@ class LossLayer(Layer):
         return get_normalizer(self.normalization, count, self.outer_num, self.inner_num)
 
     def loss_weight(self, top):
-        """The weight backward scales by: whatever top 0's diff holds now (caffe-semantics §0.2)."""
+        """The weight backward scales by: whatever top 0's diff holds now (docs/semantics.md §3.2)."""
         return top[0].diff.reshape(-1)[0]
 
 

@@ -80,7 +80,7 @@ def libm(fn, x, *args):
     """A C math function applied to each element as Caffe's float build applies it.
 
     Caffe calls exp/log/tanh/pow unqualified on floats; with the 1.0 image's GCC 5
-    libstdc++ these resolve to the double functions (caffe-semantics §8), so the value
+    libstdc++ these resolve to the double functions (docs/semantics.md §8.3), so the value
     is the double result rounded once to the blob's type. torch's float32 kernels are
     only within an ulp of that, so we compute in double here."""
     return fn(x.to(torch.float64), *args).to(x.dtype)

@@ -7,7 +7,7 @@ Every policy is called as ``policy(param, it, current_step, dtype, checks)`` and
 it back unchanged. ``it`` is `iter_` before this update's increment (0 for the first update).
 ``dtype`` is the numpy scalar type of the net's Dtype; Caffe computes in Dtype where it says
 so, and evaluates `pow(Dtype, int)` in double (C++11 promotion), rounding the product to
-Dtype when it is stored in `rate` (caffe-semantics §4.3, §4.6). ``checks`` is
+Dtype when it is stored in `rate` (docs/semantics.md §4.3, §4.6). ``checks`` is
 ``semantics.lr_policy_checks``: master CHECKs gamma and stepsize, 1.0 does not (commit
 c23b3563f, `git diff 1.0 HEAD -- src/caffe/solvers/sgd_solver.cpp`).
 

@@ -91,7 +91,7 @@ class SGDSolver(Solver):
     def regularize(self, param_id: int):
         """diff += weight_decay * decay_mult * (data for L2, sign(data) for L1).
 
-        Applied whatever the param's lr_mult (caffe-semantics §4.7). The type is only read when
+        Applied whatever the param's lr_mult (docs/semantics.md §4.7). The type is only read when
         the local decay is non-zero, so an unknown type with no decay is never refused.
         """
         dtype = self.dtype

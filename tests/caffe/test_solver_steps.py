@@ -24,7 +24,7 @@ layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip" inner_product_p
 layer { name: "sum" type: "Reduction" bottom: "ip" top: "sum" loss_weight: 1 }
 """
 
-# The §2.6 example of caffe-semantics.md: ip does not propagate to conv1, so conv1 needs no
+# The §2.6 example of docs/semantics.md: ip does not propagate to conv1, so conv1 needs no
 # backward (its diff stays 0) while its params keep lr_mult 1 and still get weight decay.
 PRUNED_CONV = """
 layer { name: "data" type: "Input" top: "data" top: "label"

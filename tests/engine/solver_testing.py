@@ -1,7 +1,7 @@
 """A fake train net with a hand-written quadratic loss, and a numpy reference for the solvers.
 
 Allowed here because these tests claim nothing about Caffe: they check the solvers against the
-formulas of caffe-semantics §4 (src/caffe/solvers/*.cpp), computed by hand in float64 numpy.
+formulas of docs/semantics.md §4 (src/caffe/solvers/*.cpp), computed by hand in float64 numpy.
 """
 
 import numpy as np
@@ -82,7 +82,7 @@ class QuadraticNet:
 
 def reference_train(param, net: QuadraticNet, iterations: int):
     """Run ``iterations`` of Caffe's Step/ApplyUpdate in numpy float64 on a copy of ``net``'s
-    loss; returns (values, history, losses). Formulas from caffe-semantics §4.2-§4.5."""
+    loss; returns (values, history, losses). Formulas from docs/semantics.md §4.2-§4.5."""
     values = net.values()
     n = len(values)
     history = [np.zeros_like(v) for _ in range(2) for v in values]
@@ -140,7 +140,7 @@ def reference_train(param, net: QuadraticNet, iterations: int):
 
 
 def reference_rate(param, it):
-    """The lr policies of caffe-semantics §4.3 in float64 (multistep replayed from iter 0)."""
+    """The lr policies of docs/semantics.md §4.3 in float64 (multistep replayed from iter 0)."""
     p = param
     if p.lr_policy == "fixed":
         return p.base_lr

@@ -82,7 +82,7 @@ def test_forward_matches_direct_sum(body, stride, pad, dilation, group):
 
 
 def test_output_size_truncates_toward_zero():
-    # 3x3 input, kernel 4, stride 2: (3 - 4) / 2 + 1 = 1 in C++ (caffe-semantics §9 ex11).
+    # 3x3 input, kernel 4, stride 2: (3 - 4) / 2 + 1 = 1 in C++ (docs/semantics.md §7.4).
     _, _, top = make_layer(
         conv_proto("num_output: 1 kernel_size: 4 stride: 2"), [torch.ones(1, 1, 3, 3)]
     )

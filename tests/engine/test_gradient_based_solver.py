@@ -74,7 +74,7 @@ def test_solver_update_identical_in_1_0_and_master(solver_type):
 
 @pytest.mark.parametrize("solver_type", SOLVERS)
 def test_lr_mult_zero_params_still_decay_and_move_history(solver_type):
-    """caffe-semantics §4.7: the decayed diff feeds the history; the step is 0 * ... = 0."""
+    """docs/semantics.md §4.7: the decayed diff feeds the history; the step is 0 * ... = 0."""
     solver, net = assert_matches_reference(SOLVERS[solver_type], lr_mults=[0.0, 1.0])
     np.testing.assert_array_equal(net.values()[0], np.asarray(VALUES[0]))
     # SGD and Nesterov scale the decayed diff by local_rate 0 into h, so h stays 0; the
@@ -85,7 +85,7 @@ def test_lr_mult_zero_params_still_decay_and_move_history(solver_type):
 
 
 def test_sgd_lr_mult_zero_weight_and_bias_values():
-    """The s1 scenario of caffe-semantics §9: bias 1 -> 0.79 -> 0.3931 -> -0.16804(1) with g = 2 + 0.1 b."""
+    """The scenario of docs/semantics.md §7.6: bias 1 -> 0.79 -> 0.3931 -> -0.16804(1) with g = 2 + 0.1 b."""
     param = solver_param(
         'type: "SGD" base_lr: 0.1 momentum: 0.9 weight_decay: 0.1 lr_policy: "fixed"'
     )

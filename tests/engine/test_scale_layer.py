@@ -1,6 +1,6 @@
 """Scale: broadcasting, bias_term, gradients, and the param diff Caffe overwrites.
 
-Follows src/caffe/test/test_scale_layer.cpp; the overwrite cases are caffe-semantics §9 ex6."""
+Follows src/caffe/test/test_scale_layer.cpp; the overwrite cases are docs/semantics.md §7.2."""
 
 import pytest
 import torch
