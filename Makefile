@@ -3,11 +3,14 @@
 # Both install what they need: Debian's debootstrap and graphviz, the CPU build of
 # torch (pinned: a looser spec may pull a multi-GB CUDA build), this package, and the
 # rootfs Caffe runtime (built once per machine, cached outside the checkout).
+# A night's seed is new (the date) unless SEED is given; the corpus keeps what earlier
+# nights found, replayed first.
 
 PYTHON ?= python3
 REPORT ?= reports/nightly
 TIME ?= 10m
-SEED ?= 0
+SEED ?=
+CORPUS ?= reports/corpus
 
 .PHONY: setup nightly test
 
@@ -19,7 +22,8 @@ setup:
 	$(PYTHON) -m harness runtime install --runtime rootfs
 
 nightly: setup
-	$(PYTHON) -m harness fuzz --against caffe --time $(TIME) --seed $(SEED) --jobs 2 --report $(REPORT)
+	$(PYTHON) -m harness fuzz --against caffe --time $(TIME) $(if $(SEED),--seed $(SEED)) --jobs 2 \
+		--report $(REPORT) --corpus $(CORPUS)
 
 test: setup
 	$(PYTHON) -m pytest -q -p no:cacheprovider
