@@ -26,4 +26,6 @@ nightly: setup
 		--report $(REPORT) --corpus $(CORPUS)
 
 test: setup
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
 	$(PYTHON) -m pytest -q -p no:cacheprovider

@@ -65,8 +65,10 @@ def case(batch: int, size: int) -> Case:
     rng = np.random.default_rng(0)
     return Case(
         INCEPTION.replace("BATCH", str(batch)).replace("SIZE", str(size)),
-        inputs={"data": rng.standard_normal((batch, 3, size, size)).astype(np.float32),
-                "label": rng.integers(0, 10, batch).astype(np.float32)},
+        inputs={
+            "data": rng.standard_normal((batch, 3, size, size)).astype(np.float32),
+            "label": rng.integers(0, 10, batch).astype(np.float32),
+        },
     )
 
 
@@ -115,21 +117,30 @@ def main():
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=os.cpu_count(),
-                        help="for torch and for Caffe's OpenBLAS alike (default: one per core)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count(),
+        help="for torch and for Caffe's OpenBLAS alike (default: one per core)",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--no-caffe", action="store_true", help="reference engine only (e.g. on a GPU host)")
     args = parser.parse_args()
     # The worker inherits this environment: Caffe's gemms get the same number of threads.
     os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
     the_case = case(args.batch, args.size)
-    print(f"inception-style net, batch {args.batch}, {args.size}x{args.size}, "
-          f"{args.threads} threads (torch, and Caffe's OpenBLAS)")
+    print(
+        f"inception-style net, batch {args.batch}, {args.size}x{args.size}, "
+        f"{args.threads} threads (torch, and Caffe's OpenBLAS)"
+    )
     runners = {} if args.no_caffe else {"Caffe (CPU, float32)": CaffeRunner(the_case)}
     runners[f"reference ({args.device}, float32, fresh)"] = ReferenceRunner(
-        the_case, "float32", args.device, args.threads, fresh=True)
+        the_case, "float32", args.device, args.threads, fresh=True
+    )
     for dtype in ("float32", "float64"):
-        runners[f"reference ({args.device}, {dtype})"] = ReferenceRunner(the_case, dtype, args.device, args.threads)
+        runners[f"reference ({args.device}, {dtype})"] = ReferenceRunner(
+            the_case, dtype, args.device, args.threads
+        )
     # Round-robin, so that a neighbour's load on a shared machine falls on every engine alike.
     times = {name: [] for name in runners}
     try:
@@ -143,7 +154,11 @@ def main():
     caffe = statistics.median(times["Caffe (CPU, float32)"]) if not args.no_caffe else None
     for name, seconds in times.items():
         ours = statistics.median(seconds)
-        ratio = f"  Caffe/reference = {caffe / ours:.2f}x" if caffe is not None and name.startswith("reference") else ""
+        ratio = (
+            f"  Caffe/reference = {caffe / ours:.2f}x"
+            if caffe is not None and name.startswith("reference")
+            else ""
+        )
         print(f"{name:<38} {ours * 1000:9.1f} ms{ratio}")
 
 

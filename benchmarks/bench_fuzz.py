@@ -31,8 +31,12 @@ def main():
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    options = CampaignOptions(examples=args.examples, jobs=args.jobs, seed=args.seed,
-                              report_dir=Path(tempfile.mkdtemp(prefix="bench-fuzz-")))
+    options = CampaignOptions(
+        examples=args.examples,
+        jobs=args.jobs,
+        seed=args.seed,
+        report_dir=Path(tempfile.mkdtemp(prefix="bench-fuzz-")),
+    )
     started = time.monotonic()
     with open(os.devnull, "w") as quiet:
         records, _ = run_campaign(options, Progress(args.examples, stream=quiet))
@@ -41,15 +45,23 @@ def main():
     caffe = sum(r.seconds.get("caffe", 0.0) for r in records)
     reference = sum(r.seconds.get("reference", 0.0) for r in records)
     shard_time = wall * args.jobs
-    print(f"{len(generated)} cases ({len(records) - len(generated)} more while shrinking) in {wall:.1f} s "
-          f"with --jobs {args.jobs}: {len(generated) / wall:.1f} cases/s")
-    print(f"share of shard time: Caffe {caffe / shard_time:.0%}, reference engine {reference / shard_time:.0%}, "
-          f"harness {1 - (caffe + reference) / shard_time:.0%}")
-    print(f"verdicts: { {v: sum(r.verdict == v for r in generated) for v in ('agree', 'disagree', 'skipped')} }")
+    print(
+        f"{len(generated)} cases ({len(records) - len(generated)} more while shrinking) in {wall:.1f} s "
+        f"with --jobs {args.jobs}: {len(generated) / wall:.1f} cases/s"
+    )
+    print(
+        f"share of shard time: Caffe {caffe / shard_time:.0%}, reference engine {reference / shard_time:.0%}, "
+        f"harness {1 - (caffe + reference) / shard_time:.0%}"
+    )
+    print(
+        f"verdicts: { {v: sum(r.verdict == v for r in generated) for v in ('agree', 'disagree', 'skipped')} }"
+    )
     per_case = 1000 * shard_time / max(1, len(records))
     alone = generation_ms(min(args.examples, 300), args.seed)
-    print(f"shard time per case {per_case:.1f} ms; generation alone {alone:.1f} ms CPU per case "
-          f"({alone / per_case:.0%} of it)")
+    print(
+        f"shard time per case {per_case:.1f} ms; generation alone {alone:.1f} ms CPU per case "
+        f"({alone / per_case:.0%} of it)"
+    )
 
 
 def generation_ms(examples: int, seed: int) -> float:
@@ -61,8 +73,13 @@ def generation_ms(examples: int, seed: int) -> float:
 
     count = 0
 
-    @settings(max_examples=examples, deadline=None, database=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @fixed_seed(seed)
     @given(cases(**DEFAULT_STRATEGY_OPTIONS))
     def generate(case):

@@ -31,12 +31,16 @@ def main():
     try:
         for bug in sorted(PLANTS):
             started = time.monotonic()
-            examples, bundle = hunt_planted(bug, oracle, args.examples, args.seed, tempfile.mkdtemp(),
-                                            args.shrink_attempts)
+            examples, bundle = hunt_planted(
+                bug, oracle, args.examples, args.seed, tempfile.mkdtemp(), args.shrink_attempts
+            )
             layers = bundle.case.net.count("layer {") if bundle else "-"
             caught += bundle is not None
-            print(f"{bug:62s} {'caught' if bundle else 'SURVIVED':8s} examples {examples or '-':>5} "
-                  f"layers {layers:>3} {time.monotonic() - started:6.1f}s", flush=True)
+            print(
+                f"{bug:62s} {'caught' if bundle else 'SURVIVED':8s} examples {examples or '-':>5} "
+                f"layers {layers:>3} {time.monotonic() - started:6.1f}s",
+                flush=True,
+            )
     finally:
         oracle.close()
     print(f"kill rate: {caught}/{len(PLANTS)}")

@@ -34,7 +34,7 @@ import numpy as np
 from .errors import HarnessError
 
 
-class Outcome(str, enum.Enum):
+class Outcome(enum.StrEnum):
     OK = "ok"
     REFUSED = "refused"  # Caffe aborted while building the net or solver
     ABORTED = "aborted"  # Caffe aborted at forward, backward or a solver step
@@ -91,7 +91,7 @@ class Case:
 
     @classmethod
     def from_parts(cls, net: str, solver: str | None, meta: dict, arrays: dict) -> Case:
-        inputs = {k[len("input/"):]: v for k, v in arrays.items() if k.startswith("input/")}
+        inputs = {k[len("input/") :]: v for k, v in arrays.items() if k.startswith("input/")}
         return cls(
             net=net,
             solver=solver,
@@ -132,8 +132,12 @@ class Case:
         meta = json.loads((directory / "meta.json").read_text())
         solver_path = directory / "solver.prototxt"
         solver = solver_path.read_text() if solver_path.is_file() else None
-        return cls.from_parts((directory / "net.prototxt").read_text(), solver, meta,
-                              load_npz((directory / "arrays.npz").read_bytes()))
+        return cls.from_parts(
+            (directory / "net.prototxt").read_text(),
+            solver,
+            meta,
+            load_npz((directory / "arrays.npz").read_bytes()),
+        )
 
 
 @dataclass(frozen=True)
@@ -161,7 +165,9 @@ class LayerRecord:
 
     @classmethod
     def from_json(cls, d: dict) -> LayerRecord:
-        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in _LAYER_FIELDS})
+        return cls(
+            **{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in _LAYER_FIELDS}
+        )
 
 
 # Read once: dataclasses.fields costs more than building a LayerRecord, and a result has one
@@ -255,9 +261,7 @@ class Result:
 
 def _indexed(arrays: dict, prefix: str) -> dict[str, tuple[np.ndarray, ...]]:
     """Collect "<prefix><layer>/<i>" keys into {layer: (blob 0, blob 1, ...)}."""
-    return _by_layer(
-        (key[len(prefix) :], value) for key, value in arrays.items() if key.startswith(prefix)
-    )
+    return _by_layer((key[len(prefix) :], value) for key, value in arrays.items() if key.startswith(prefix))
 
 
 def _by_layer(items) -> dict[str, tuple[np.ndarray, ...]]:

@@ -28,8 +28,9 @@ def _read_text(path: str) -> str:
 def _state_args(parser):
     parser.add_argument("--phase", choices=("TRAIN", "TEST"), default="TRAIN")
     parser.add_argument("--level", type=int, default=0)
-    parser.add_argument("--stage", action="append", default=[], metavar="S",
-                        help="a NetState stage (repeatable)")
+    parser.add_argument(
+        "--stage", action="append", default=[], metavar="S", help="a NetState stage (repeatable)"
+    )
 
 
 def cmd_explain(args) -> int:
@@ -71,8 +72,11 @@ def cmd_explain(args) -> int:
             print(render_caffe(data["caffe"]))
     if "caffe" in data and data["caffe"]["outcome"] != "ok":
         c = data["caffe"]
-        print(f"{args.net}: Caffe {'refuses this net' if c['outcome'] == 'refused' else c['outcome']}"
-              f"{'' if c['outcome'] == 'refused' else ' at ' + str(c['stage'])}: {c['message']}", file=sys.stderr)
+        print(
+            f"{args.net}: Caffe {'refuses this net' if c['outcome'] == 'refused' else c['outcome']}"
+            f"{'' if c['outcome'] == 'refused' else ' at ' + str(c['stage'])}: {c['message']}",
+            file=sys.stderr,
+        )
     return status
 
 
@@ -93,7 +97,9 @@ def _explain_against_caffe(args, text: str, data: dict, input_shapes) -> int:
     if args.phase != "TRAIN":
         notes.append("phase TEST: no solver step (a solver always trains its TRAIN net)")
         solver_text = None
-    case, case_notes = synthetic_case(runnable, args.phase, args.level, args.stage, solver_text, seed=args.seed)
+    case, case_notes = synthetic_case(
+        runnable, args.phase, args.level, args.stage, solver_text, seed=args.seed
+    )
     engine = CaffeEngine(runtime=args.runtime, timeout_s=args.timeout)
     try:
         result = engine.run(case)
@@ -121,9 +127,11 @@ def _confirm_refusal(args, text: str, message: str) -> int:
     if result.outcome.value == "refused":
         print(f"{args.net}: real Caffe refuses it too: {result.message}", file=sys.stderr)
         return EXIT_ERROR
-    print(f"{args.net}: real Caffe does not refuse it (outcome {result.outcome.value}"
-          f"{': ' + result.message if result.message else ''}); the reference engine's refusal disagrees",
-          file=sys.stderr)
+    print(
+        f"{args.net}: real Caffe does not refuse it (outcome {result.outcome.value}"
+        f"{': ' + result.message if result.message else ''}); the reference engine's refusal disagrees",
+        file=sys.stderr,
+    )
     return EXIT_DISAGREE
 
 
@@ -164,7 +172,9 @@ def parse_duration(text: str) -> float:
         else:
             value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--time={text!r}: expected a duration such as 90s, 10m or 2h") from None
+        raise argparse.ArgumentTypeError(
+            f"--time={text!r}: expected a duration such as 90s, 10m or 2h"
+        ) from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"--time={text!r}: must be positive")
     return value
@@ -179,15 +189,18 @@ def _positive(text: str) -> int:
 
 def _check_oracle(args):
     if args.engine_cmd is None and args.engine == args.against:
-        raise HarnessError(f"--engine={args.engine} --against={args.against}: an engine cannot be its own oracle")
+        raise HarnessError(
+            f"--engine={args.engine} --against={args.against}: an engine cannot be its own oracle"
+        )
 
 
 def _engines(args):
     """The engine under test and the oracle, from --engine/--engine-cmd/--against."""
     from harness.campaign.fuzz import CampaignOptions, make_engine
 
-    options = CampaignOptions(under_test=args.engine, oracle=args.against, runtime=args.runtime,
-                              timeout_s=args.timeout)
+    options = CampaignOptions(
+        under_test=args.engine, oracle=args.against, runtime=args.runtime, timeout_s=args.timeout
+    )
     _check_oracle(args)
     return make_engine(args.engine, options, args.engine_cmd), make_engine(args.against, options)
 
@@ -202,9 +215,18 @@ def cmd_fuzz(args) -> int:
         args.seed = int(time.strftime("%Y%m%d"))
     print(f"seed {args.seed}", flush=True)
     options = CampaignOptions(
-        under_test=args.engine, oracle=args.against, engine_cmd=args.engine_cmd, examples=args.examples,
-        seconds=args.time, seed=args.seed, jobs=args.jobs, report_dir=args.report, corpus_dir=args.corpus,
-        runtime=args.runtime, timeout_s=args.timeout, shrink_seconds=args.shrink_time,
+        under_test=args.engine,
+        oracle=args.against,
+        engine_cmd=args.engine_cmd,
+        examples=args.examples,
+        seconds=args.time,
+        seed=args.seed,
+        jobs=args.jobs,
+        report_dir=args.report,
+        corpus_dir=args.corpus,
+        runtime=args.runtime,
+        timeout_s=args.timeout,
+        shrink_seconds=args.shrink_time,
     )
     _check_oracle(args)
     progress = Progress(args.examples, args.time)
@@ -219,8 +241,10 @@ def cmd_fuzz(args) -> int:
     disagreements = [r for r in records if r.bundle and not r.name.startswith("corpus/")]
     disagreements += [r for r in records if r.name.startswith("corpus/") and r.verdict == "disagree"]
     precision = [r for r in records if r.verdict == "precision" and not r.shrinking]
-    print(f"{len([r for r in records if not r.shrinking])} cases, {len(disagreements)} disagreement(s), "
-          f"{len(precision)} precision case(s)" + (f"; report in {args.report}" if summary else ""))
+    print(
+        f"{len([r for r in records if not r.shrinking])} cases, {len(disagreements)} disagreement(s), "
+        f"{len(precision)} precision case(s)" + (f"; report in {args.report}" if summary else "")
+    )
     for r in disagreements:
         print(f"  {r.signature or r.name}: {r.summary}\n    replay: caffe-conformance replay {r.bundle}")
     for r in precision:
@@ -244,7 +268,9 @@ def cmd_check(args) -> int:
 
     text = _read_text(args.net)
     try:
-        runnable = make_runnable(text, args.phase, args.level, args.stage, parse_input_shapes(args.input_shape))
+        runnable = make_runnable(
+            text, args.phase, args.level, args.stage, parse_input_shapes(args.input_shape)
+        )
     except text_format.ParseError as e:
         raise HarnessError(f"{args.net}: not a valid NetParameter prototxt: {e}") from e
     except CaffeError as e:
@@ -265,14 +291,21 @@ def cmd_check(args) -> int:
         engines = {"under_test": args.engine, "oracle": args.against}
         Bundle(case, results, engines, comparison).save(args.bundle)
     if args.json:
-        print(json.dumps({
-            "verdict": comparison.verdict,
-            "summary": comparison.summary(),
-            "mismatches": [m.to_json() for m in comparison.mismatches],
-            "outcomes": {name: {"outcome": r.outcome.value, "stage": r.stage, "message": r.message}
-                         for name, r in results.items()},
-            "notes": notes + runnable.notes,
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "verdict": comparison.verdict,
+                    "summary": comparison.summary(),
+                    "mismatches": [m.to_json() for m in comparison.mismatches],
+                    "outcomes": {
+                        name: {"outcome": r.outcome.value, "stage": r.stage, "message": r.message}
+                        for name, r in results.items()
+                    },
+                    "notes": notes + runnable.notes,
+                },
+                indent=2,
+            )
+        )
     else:
         for note in notes + runnable.notes:
             print(f"note: {note}")
@@ -303,35 +336,64 @@ def cmd_replay(args) -> int:
 
 def _engine_args(parser):
     parser.add_argument("--against", default="caffe", help="the oracle: caffe (default) or reference")
-    parser.add_argument("--engine", default="reference",
-                        help="the engine under test: a registered name or package.module:Class (default reference)")
-    parser.add_argument("--engine-cmd", default=None, metavar="CMD",
-                        help="put under test any command that speaks the worker protocol (docs/protocol.md)")
-    parser.add_argument("--runtime", default=DEFAULT_RUNTIME, choices=tuple(RUNTIMES),
-                        help="how real Caffe is started (default rootfs)")
+    parser.add_argument(
+        "--engine",
+        default="reference",
+        help="the engine under test: a registered name or package.module:Class (default reference)",
+    )
+    parser.add_argument(
+        "--engine-cmd",
+        default=None,
+        metavar="CMD",
+        help="put under test any command that speaks the worker protocol (docs/protocol.md)",
+    )
+    parser.add_argument(
+        "--runtime",
+        default=DEFAULT_RUNTIME,
+        choices=tuple(RUNTIMES),
+        help="how real Caffe is started (default rootfs)",
+    )
     parser.add_argument("--timeout", type=float, default=20.0, help="seconds a case may run in Caffe")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="caffe-conformance",
-                                     description="Differential testing of Caffe training semantics.")
+    parser = argparse.ArgumentParser(
+        prog="caffe-conformance", description="Differential testing of Caffe training semantics."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("explain", help="which layers need backward, and why, as Caffe decides it")
     p.add_argument("net", help="a NetParameter prototxt")
     _state_args(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--against", choices=("caffe",), default=None,
-                   help="also run the net in real Caffe on synthetic inputs: its flags, gradient norms, one step")
-    p.add_argument("--solver", default=None, metavar="SOLVER.prototxt",
-                   help="solver for the one step (default: SGD, base_lr 0.01, momentum 0.9, weight_decay 5e-4)")
-    p.add_argument("--input-shape", action="append", default=[], metavar="BLOB=d0,d1,...",
-                   help="the shape of a data or Input top (repeatable), e.g. data=1,3,32,32")
+    p.add_argument(
+        "--against",
+        choices=("caffe",),
+        default=None,
+        help="also run the net in real Caffe on synthetic inputs: its flags, gradient norms, one step",
+    )
+    p.add_argument(
+        "--solver",
+        default=None,
+        metavar="SOLVER.prototxt",
+        help="solver for the one step (default: SGD, base_lr 0.01, momentum 0.9, weight_decay 5e-4)",
+    )
+    p.add_argument(
+        "--input-shape",
+        action="append",
+        default=[],
+        metavar="BLOB=d0,d1,...",
+        help="the shape of a data or Input top (repeatable), e.g. data=1,3,32,32",
+    )
     p.add_argument("--dot", default=None, metavar="FILE", help="write the net as a Graphviz dot file")
     p.add_argument("--svg", default=None, metavar="FILE", help="draw the net as SVG (needs Graphviz)")
     p.add_argument("--png", default=None, metavar="FILE", help="draw the net as PNG (needs Graphviz)")
-    p.add_argument("--runtime", default=DEFAULT_RUNTIME, choices=tuple(RUNTIMES),
-                   help="how real Caffe is started (default rootfs)")
+    p.add_argument(
+        "--runtime",
+        default=DEFAULT_RUNTIME,
+        choices=tuple(RUNTIMES),
+        help="how real Caffe is started (default rootfs)",
+    )
     p.add_argument("--timeout", type=float, default=120.0, help="seconds Caffe may take (default 120)")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic inputs and params")
     p.set_defaults(handler=cmd_explain)
@@ -340,19 +402,46 @@ def build_parser() -> argparse.ArgumentParser:
     _engine_args(p)
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--examples", type=_positive, default=None, help="cases to generate (default 100)")
-    budget.add_argument("--time", type=parse_duration, default=None, metavar="DURATION",
-                        help="run for this long: 90s, 10m, 2h")
-    p.add_argument("--seed", type=int, default=None,
-                   help="the campaign's seed (default: today's date, YYYYMMDD, new every night)")
+    budget.add_argument(
+        "--time",
+        type=parse_duration,
+        default=None,
+        metavar="DURATION",
+        help="run for this long: 90s, 10m, 2h",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="the campaign's seed (default: today's date, YYYYMMDD, new every night)",
+    )
     p.add_argument("--jobs", type=_positive, default=1, help="worker processes side by side")
-    p.add_argument("--strict", action="store_true",
-                   help="fail (exit 1) on cases the precision triage classifies as float32 precision too")
-    p.add_argument("--shrink-time", type=parse_duration, default=60.0, metavar="DURATION",
-                   help="time spent shrinking each disagreement (default 60s)")
-    p.add_argument("--report", type=Path, default=None, metavar="DIR",
-                   help="write report.json, junit.xml and report.html here")
-    p.add_argument("--corpus", type=Path, default=None, metavar="DIR",
-                   help="keep bundles and Hypothesis's examples here; replayed first next time")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail (exit 1) on cases the precision triage classifies as float32 precision too",
+    )
+    p.add_argument(
+        "--shrink-time",
+        type=parse_duration,
+        default=60.0,
+        metavar="DURATION",
+        help="time spent shrinking each disagreement (default 60s)",
+    )
+    p.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write report.json, junit.xml and report.html here",
+    )
+    p.add_argument(
+        "--corpus",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="keep bundles and Hypothesis's examples here; replayed first next time",
+    )
     p.set_defaults(handler=cmd_fuzz)
 
     p = sub.add_parser("check", help="one net through both engines, with generated inputs and weights")
@@ -363,7 +452,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=int, default=0, help="solver iterations (default 1 with --solver)")
     p.add_argument("--input-shape", action="append", default=[], metavar="BLOB=d0,d1,...")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated inputs and weights")
-    p.add_argument("--bundle", type=Path, default=None, metavar="DIR", help="also save the case and results here")
+    p.add_argument(
+        "--bundle", type=Path, default=None, metavar="DIR", help="also save the case and results here"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_check)
 

@@ -55,10 +55,20 @@ class Blob:
 
     def canonical_axis_index(self, axis: int) -> int:
         """Blob::CanonicalAxisIndex: negative axes count from the end."""
-        check_ge(axis, -self.num_axes, "axis_index", "-num_axes()",
-                 f"axis {axis} out of range for {self.num_axes}-D Blob with shape {self.shape_string()}")
-        check_lt(axis, self.num_axes, "axis_index", "num_axes()",
-                 f"axis {axis} out of range for {self.num_axes}-D Blob with shape {self.shape_string()}")
+        check_ge(
+            axis,
+            -self.num_axes,
+            "axis_index",
+            "-num_axes()",
+            f"axis {axis} out of range for {self.num_axes}-D Blob with shape {self.shape_string()}",
+        )
+        check_lt(
+            axis,
+            self.num_axes,
+            "axis_index",
+            "num_axes()",
+            f"axis {axis} out of range for {self.num_axes}-D Blob with shape {self.shape_string()}",
+        )
         return axis + self.num_axes if axis < 0 else axis
 
     def shape_string(self) -> str:

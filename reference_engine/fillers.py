@@ -19,17 +19,23 @@ def fill(blob, filler, generator: torch.Generator | None = None):
     if kind == "constant":
         data.fill_(filler.value)
     elif kind == "uniform":
-        data.copy_(torch.rand(data.shape, generator=generator, dtype=torch.float64)
-                   * (filler.max - filler.min) + filler.min)
+        data.copy_(
+            torch.rand(data.shape, generator=generator, dtype=torch.float64) * (filler.max - filler.min)
+            + filler.min
+        )
     elif kind == "gaussian":
-        data.copy_(torch.randn(data.shape, generator=generator, dtype=torch.float64) * filler.std + filler.mean)
+        data.copy_(
+            torch.randn(data.shape, generator=generator, dtype=torch.float64) * filler.std + filler.mean
+        )
     elif kind in ("xavier", "msra"):
         scale = _fan_scale(blob, filler)
         if kind == "xavier":
             bound = math.sqrt(3.0 / scale)
             data.copy_((torch.rand(data.shape, generator=generator, dtype=torch.float64) * 2 - 1) * bound)
         else:
-            data.copy_(torch.randn(data.shape, generator=generator, dtype=torch.float64) * math.sqrt(2.0 / scale))
+            data.copy_(
+                torch.randn(data.shape, generator=generator, dtype=torch.float64) * math.sqrt(2.0 / scale)
+            )
     elif kind == "positive_unitball":
         values = torch.rand(data.shape, generator=generator, dtype=torch.float64).reshape(data.shape[0], -1)
         data.copy_((values / values.sum(1, keepdim=True)).reshape(data.shape))

@@ -18,8 +18,13 @@ def register_layer(type_name: str):
     """REGISTER_LAYER_CLASS: map Caffe's type string to the class; a duplicate is refused."""
 
     def decorate(cls):
-        check_eq(LAYERS.get(type_name) is None, True, "registry.count(type)", "0",
-                 f"Layer type {type_name} already registered.")
+        check_eq(
+            LAYERS.get(type_name) is None,
+            True,
+            "registry.count(type)",
+            "0",
+            f"Layer type {type_name} already registered.",
+        )
         cls.type = type_name
         LAYERS[type_name] = cls
         return cls
@@ -33,8 +38,7 @@ def layer_class(type_name: str) -> type["Layer"]:
     cls = LAYERS.get(type_name)
     if cls is None:
         known = ", ".join(sorted(LAYERS))
-        check_eq(0, 1, "registry.count(type)", "1",
-                 f"Unknown layer type: {type_name} (known types: {known})")
+        check_eq(0, 1, "registry.count(type)", "1", f"Unknown layer type: {type_name} (known types: {known})")
     return cls
 
 
@@ -162,33 +166,73 @@ class Layer:
     def check_blob_counts(self, bottom, top):
         t = self.type
         if self.exact_num_bottom_blobs >= 0:
-            check_eq(self.exact_num_bottom_blobs, len(bottom), "ExactNumBottomBlobs()", "bottom.size()",
-                     f"{t} Layer takes {self.exact_num_bottom_blobs} bottom blob(s) as input.")
+            check_eq(
+                self.exact_num_bottom_blobs,
+                len(bottom),
+                "ExactNumBottomBlobs()",
+                "bottom.size()",
+                f"{t} Layer takes {self.exact_num_bottom_blobs} bottom blob(s) as input.",
+            )
         if self.min_bottom_blobs >= 0:
-            check_le(self.min_bottom_blobs, len(bottom), "MinBottomBlobs()", "bottom.size()",
-                     f"{t} Layer takes at least {self.min_bottom_blobs} bottom blob(s) as input.")
+            check_le(
+                self.min_bottom_blobs,
+                len(bottom),
+                "MinBottomBlobs()",
+                "bottom.size()",
+                f"{t} Layer takes at least {self.min_bottom_blobs} bottom blob(s) as input.",
+            )
         if self.max_bottom_blobs >= 0:
-            check_ge(self.max_bottom_blobs, len(bottom), "MaxBottomBlobs()", "bottom.size()",
-                     f"{t} Layer takes at most {self.max_bottom_blobs} bottom blob(s) as input.")
+            check_ge(
+                self.max_bottom_blobs,
+                len(bottom),
+                "MaxBottomBlobs()",
+                "bottom.size()",
+                f"{t} Layer takes at most {self.max_bottom_blobs} bottom blob(s) as input.",
+            )
         if self.exact_num_top_blobs >= 0:
-            check_eq(self.exact_num_top_blobs, len(top), "ExactNumTopBlobs()", "top.size()",
-                     f"{t} Layer produces {self.exact_num_top_blobs} top blob(s) as output.")
+            check_eq(
+                self.exact_num_top_blobs,
+                len(top),
+                "ExactNumTopBlobs()",
+                "top.size()",
+                f"{t} Layer produces {self.exact_num_top_blobs} top blob(s) as output.",
+            )
         if self.min_top_blobs >= 0:
-            check_le(self.min_top_blobs, len(top), "MinTopBlobs()", "top.size()",
-                     f"{t} Layer produces at least {self.min_top_blobs} top blob(s) as output.")
+            check_le(
+                self.min_top_blobs,
+                len(top),
+                "MinTopBlobs()",
+                "top.size()",
+                f"{t} Layer produces at least {self.min_top_blobs} top blob(s) as output.",
+            )
         if self.max_top_blobs >= 0:
-            check_ge(self.max_top_blobs, len(top), "MaxTopBlobs()", "top.size()",
-                     f"{t} Layer produces at most {self.max_top_blobs} top blob(s) as output.")
+            check_ge(
+                self.max_top_blobs,
+                len(top),
+                "MaxTopBlobs()",
+                "top.size()",
+                f"{t} Layer produces at most {self.max_top_blobs} top blob(s) as output.",
+            )
         if self.equal_num_bottom_top_blobs:
-            check_eq(len(bottom), len(top), "bottom.size()", "top.size()",
-                     f"{t} Layer produces one top blob as output for each bottom blob input.")
+            check_eq(
+                len(bottom),
+                len(top),
+                "bottom.size()",
+                "top.size()",
+                f"{t} Layer produces one top blob as output for each bottom blob input.",
+            )
 
     def set_loss_weights(self, top):
         """Layer::SetLossWeights: a nonzero weight is written into the top's diff."""
         weights = list(self.param.loss_weight)
         if weights:
-            check_eq(len(top), len(weights), "top.size()", "num_loss_weights",
-                     "loss_weight must be unspecified or specified once per top blob.")
+            check_eq(
+                len(top),
+                len(weights),
+                "top.size()",
+                "num_loss_weights",
+                "loss_weight must be unspecified or specified once per top blob.",
+            )
         self.loss = [0.0] * len(top)
         for t, w in enumerate(weights):
             self.loss[t] = w
@@ -241,4 +285,3 @@ class Layer:
         if buffer is None or tuple(buffer.shape) != shape or buffer.dtype != dtype:
             buffer = buffers[name] = torch.zeros(shape, dtype=dtype, device=self.device)
         return buffer
-

@@ -46,8 +46,14 @@ def analyse(topology: Topology) -> BackwardAnalysis:
         propagate_down = node.propagate_down
         for k, b in enumerate(node.bottom_ids):
             carried = blob_nb[b]
-            why = [f"bottom '{names[b]}' " + (f"carries gradient: {blob_why[b]}" if carried
-                                              else "carries no gradient: nothing above it learns")]
+            why = [
+                f"bottom '{names[b]}' "
+                + (
+                    f"carries gradient: {blob_why[b]}"
+                    if carried
+                    else "carries no gradient: nothing above it learns"
+                )
+            ]
             if carried:
                 f.need_backward = True
                 f.reasons.append(f"bottom '{names[b]}' carries gradient ({blob_why[b]})")
@@ -126,7 +132,9 @@ def analyse(topology: Topology) -> BackwardAnalysis:
                     f.bottom_need_backward[k] = True
                     f.bottom_reasons[k].append("force_backward: true")
                 elif not f.bottom_need_backward[k]:
-                    f.bottom_reasons[k].append(f"force_backward is not allowed into bottom {k} of a {node.type}")
+                    f.bottom_reasons[k].append(
+                        f"force_backward is not allowed into bottom {k} of a {node.type}"
+                    )
                 blob_nb[b] = blob_nb[b] or f.bottom_need_backward[k]
             for p in range(len(f.param_propagate_down)):
                 if not f.param_propagate_down[p]:

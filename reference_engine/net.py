@@ -150,8 +150,13 @@ class Net:
         """BackwardFromTo: reverse order, skipping layers that need no backward."""
         for node, layer, f in reversed(list(zip(self.topology.layers, self.layers, self.flags.layers))):
             if f.need_backward:
-                _at_stage("backward", layer.backward, self._tops(node), list(f.bottom_need_backward),
-                          self._bottoms(node))
+                _at_stage(
+                    "backward",
+                    layer.backward,
+                    self._tops(node),
+                    list(f.bottom_need_backward),
+                    self._bottoms(node),
+                )
 
     def forward_backward(self) -> float:
         loss = self.forward()

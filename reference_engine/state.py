@@ -13,16 +13,16 @@ def state_meets_rule(state, rule) -> bool:
         return False
     if any(stage not in state.stage for stage in rule.stage):
         return False
-    if any(stage in state.stage for stage in rule.not_stage):
-        return False
-    return True
+    return not any(stage in state.stage for stage in rule.not_stage)
 
 
 def layer_included(layer, state) -> bool:
     """No rules: kept. Only exclude rules: kept unless one is met. Only include rules: kept if one is met."""
-    check(len(layer.include) == 0 or len(layer.exclude) == 0,
-          "layer_param.include_size() == 0 || layer_param.exclude_size() == 0",
-          "Specify either include rules or exclude rules; not both.")
+    check(
+        len(layer.include) == 0 or len(layer.exclude) == 0,
+        "layer_param.include_size() == 0 || layer_param.exclude_size() == 0",
+        "Specify either include rules or exclude rules; not both.",
+    )
     if layer.include:
         return any(state_meets_rule(state, rule) for rule in layer.include)
     return not any(state_meets_rule(state, rule) for rule in layer.exclude)

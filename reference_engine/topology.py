@@ -126,9 +126,13 @@ def build_topology(param, setup: SetupHook = shape_free_setup) -> Topology:
         if not lp.HasField("phase"):
             lp.phase = phase
         if lp.propagate_down:
-            check_eq(len(lp.propagate_down), len(lp.bottom), "layer_param.propagate_down_size()",
-                     "layer_param.bottom_size()",
-                     "propagate_down param must be specified either 0 or bottom_size times ")
+            check_eq(
+                len(lp.propagate_down),
+                len(lp.bottom),
+                "layer_param.propagate_down_size()",
+                "layer_param.bottom_size()",
+                "propagate_down param must be specified either 0 or bottom_size times ",
+            )
         node = LayerNode(layer_id, lp, layer_class(lp.type))
 
         for k, blob in enumerate(lp.bottom):
@@ -159,16 +163,34 @@ def build_topology(param, setup: SetupHook = shape_free_setup) -> Topology:
         info = setup(node, node.bottom_ids, node.top_ids)
         node.loss_weights = list(info.loss_weights)
 
-        check_le(len(lp.param), len(info.param_shapes), "param_size", "num_param_blobs",
-                 f"Too many params specified for layer {lp.name}")
+        check_le(
+            len(lp.param),
+            len(info.param_shapes),
+            "param_size",
+            "num_param_blobs",
+            f"Too many params specified for layer {lp.name}",
+        )
         default_spec = caffe_pb2.ParamSpec()
         node.param_lr_mults = [
-            (lp.param[p] if p < len(lp.param) else default_spec).lr_mult for p in range(len(info.param_shapes))
+            (lp.param[p] if p < len(lp.param) else default_spec).lr_mult
+            for p in range(len(info.param_shapes))
         ]
         for p, shape in enumerate(info.param_shapes):
             node.net_param_ids.append(len(params))
-            params.append(_append_param(layers, node, info.own_param, p, len(params), shape, param_shapes,
-                                        param_name_to_id, params, learnables))
+            params.append(
+                _append_param(
+                    layers,
+                    node,
+                    info.own_param,
+                    p,
+                    len(params),
+                    shape,
+                    param_shapes,
+                    param_name_to_id,
+                    params,
+                    learnables,
+                )
+            )
             param_shapes.append(shape)
         layers.append(node)
 
@@ -185,8 +207,9 @@ def build_topology(param, setup: SetupHook = shape_free_setup) -> Topology:
     )
 
 
-def _append_param(layers, node, own_param, p, net_param_id, shape, param_shapes, name_to_id, params,
-                  learnables) -> ParamEntry:
+def _append_param(
+    layers, node, own_param, p, net_param_id, shape, param_shapes, name_to_id, params, learnables
+) -> ParamEntry:
     """Net::AppendParam: a new learnable param, or a share of a named one seen before.
 
     It reads the layer's own copy of its LayerParameter (BatchNorm's added specs count here).
@@ -197,8 +220,15 @@ def _append_param(layers, node, own_param, p, net_param_id, shape, param_shapes,
     if not name or name not in name_to_id:
         if name:
             name_to_id[name] = net_param_id
-        learnables.append(Learnable(net_param_id, spec.lr_mult, spec.decay_mult,
-                                    spec.HasField("lr_mult"), spec.HasField("decay_mult")))
+        learnables.append(
+            Learnable(
+                net_param_id,
+                spec.lr_mult,
+                spec.decay_mult,
+                spec.HasField("lr_mult"),
+                spec.HasField("decay_mult"),
+            )
+        )
         return ParamEntry(node.index, p, display, -1, len(learnables) - 1)
 
     owner_id = name_to_id[name]
@@ -207,27 +237,44 @@ def _append_param(layers, node, own_param, p, net_param_id, shape, param_shapes,
     owner_shape = param_shapes[owner_id]
     if shape is not None and owner_shape is not None:
         if p < len(own_param.param) and spec.share_mode == caffe_pb2.ParamSpec.PERMISSIVE:
-            check_eq(_count(shape), _count(owner_shape), "this_blob->count()", "owner_blob->count()",
-                     f"Cannot share param '{name}' owned by layer '{owner_layer}' with layer "
-                     f"'{node.name}'; count mismatch.  Owner layer param shape is "
-                     f"{shape_string(owner_shape)}; sharing layer shape is {shape_string(shape)}")
+            check_eq(
+                _count(shape),
+                _count(owner_shape),
+                "this_blob->count()",
+                "owner_blob->count()",
+                f"Cannot share param '{name}' owned by layer '{owner_layer}' with layer "
+                f"'{node.name}'; count mismatch.  Owner layer param shape is "
+                f"{shape_string(owner_shape)}; sharing layer shape is {shape_string(shape)}",
+            )
         else:
-            check(list(shape) == list(owner_shape), "this_blob->shape() == owner_blob->shape()",
-                  f"Cannot share param '{name}' owned by layer '{owner_layer}' with layer "
-                  f"'{node.name}'; shape mismatch.  Owner layer param shape is "
-                  f"{shape_string(owner_shape)}; sharing layer expects shape {shape_string(shape)}")
+            check(
+                list(shape) == list(owner_shape),
+                "this_blob->shape() == owner_blob->shape()",
+                f"Cannot share param '{name}' owned by layer '{owner_layer}' with layer "
+                f"'{node.name}'; shape mismatch.  Owner layer param shape is "
+                f"{shape_string(owner_shape)}; sharing layer expects shape {shape_string(shape)}",
+            )
     learnable = learnables[owner.learnable]
     if spec.HasField("lr_mult"):
         if learnable.has_lr_mult:
-            check_eq(spec.lr_mult, learnable.lr_mult, "param_spec->lr_mult()",
-                     "params_lr_[learnable_param_id]", f"Shared param '{name}' has mismatched lr_mult.")
+            check_eq(
+                spec.lr_mult,
+                learnable.lr_mult,
+                "param_spec->lr_mult()",
+                "params_lr_[learnable_param_id]",
+                f"Shared param '{name}' has mismatched lr_mult.",
+            )
         else:
             learnable.has_lr_mult, learnable.lr_mult = True, spec.lr_mult
     if spec.HasField("decay_mult"):
         if learnable.has_decay_mult:
-            check_eq(spec.decay_mult, learnable.decay_mult, "param_spec->decay_mult()",
-                     "params_weight_decay_[learnable_param_id]",
-                     f"Shared param '{name}' has mismatched decay_mult.")
+            check_eq(
+                spec.decay_mult,
+                learnable.decay_mult,
+                "param_spec->decay_mult()",
+                "params_weight_decay_[learnable_param_id]",
+                f"Shared param '{name}' has mismatched decay_mult.",
+            )
         else:
             learnable.has_decay_mult, learnable.decay_mult = True, spec.decay_mult
     return ParamEntry(node.index, p, display, owner_id, owner.learnable)

@@ -43,7 +43,7 @@ def upgrade_net_input(param):
             else:
                 if 4 * i + 4 > len(param.input_dim):
                     fatal(f"input '{name}' needs four input_dim values ({len(param.input_dim)} given)")
-                shape.dim.extend(param.input_dim[4 * i: 4 * i + 4])
+                shape.dim.extend(param.input_dim[4 * i : 4 * i + 4])
         layers = [layer] + list(param.layer)
         del param.layer[:]
         for l in layers:

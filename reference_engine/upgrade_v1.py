@@ -59,18 +59,45 @@ V1_LAYER_TYPES = {
 # The *_param messages UpgradeV1LayerParameter copies, in its order; V1 and LayerParameter
 # use the same field names for them.
 V1_LAYER_PARAMS = (
-    "accuracy_param", "argmax_param", "concat_param", "contrastive_loss_param", "convolution_param",
-    "data_param", "dropout_param", "dummy_data_param", "eltwise_param", "exp_param", "hdf5_data_param",
-    "hdf5_output_param", "hinge_loss_param", "image_data_param", "infogain_loss_param",
-    "inner_product_param", "lrn_param", "memory_data_param", "mvn_param", "pooling_param",
-    "power_param", "relu_param", "sigmoid_param", "softmax_param", "slice_param", "tanh_param",
-    "threshold_param", "window_data_param", "transform_param", "loss_param",
+    "accuracy_param",
+    "argmax_param",
+    "concat_param",
+    "contrastive_loss_param",
+    "convolution_param",
+    "data_param",
+    "dropout_param",
+    "dummy_data_param",
+    "eltwise_param",
+    "exp_param",
+    "hdf5_data_param",
+    "hdf5_output_param",
+    "hinge_loss_param",
+    "image_data_param",
+    "infogain_loss_param",
+    "inner_product_param",
+    "lrn_param",
+    "memory_data_param",
+    "mvn_param",
+    "pooling_param",
+    "power_param",
+    "relu_param",
+    "sigmoid_param",
+    "softmax_param",
+    "slice_param",
+    "tanh_param",
+    "threshold_param",
+    "window_data_param",
+    "transform_param",
+    "loss_param",
 )
 
 # UpgradeNetDataTransformation: the V1 data layers whose own scale/mean_file/crop_size/mirror
 # move into transform_param.
-_TRANSFORM_OWNERS = {V1.DATA: "data_param", V1.IMAGE_DATA: "image_data_param",
-                     V1.WINDOW_DATA: "window_data_param"}
+_TRANSFORM_OWNERS = {
+    V1.DATA: "data_param",
+    V1.IMAGE_DATA: "image_data_param",
+    V1.WINDOW_DATA: "window_data_param",
+}
 _TRANSFORM_FIELDS = ("scale", "mean_file", "crop_size", "mirror")
 
 
@@ -149,23 +176,31 @@ def upgrade_v1_net(param) -> list[str]:
     Returns one note per upgrade applied.
     """
     if any(layer.HasField("layer") for layer in param.layers):
-        raise Unsupported("this net uses the V0 layer format (layers { layer { ... } }); the reference "
-                          "engine does not upgrade it: run Caffe's tools/upgrade_net_proto_text first")
+        raise Unsupported(
+            "this net uses the V0 layer format (layers { layer { ... } }); the reference "
+            "engine does not upgrade it: run Caffe's tools/upgrade_net_proto_text first"
+        )
     notes = []
     if net_needs_data_upgrade(param):
         upgrade_net_data_transformation(param)
-        notes.append("upgraded deprecated data transformation fields (scale, mean_file, crop_size, "
-                     "mirror) into transform_param")
+        notes.append(
+            "upgraded deprecated data transformation fields (scale, mean_file, crop_size, "
+            "mirror) into transform_param"
+        )
     if param.layer:
-        fatal("Refusing to upgrade inconsistent NetParameter input; the definition includes both 'layer' "
-              "and 'layers' fields. The current format defines 'layer' fields with string type like "
-              "layer { type: 'Layer' ... } and not layers { type: LAYER ... }. Manually switch the "
-              "definition to 'layer' format to continue.")
+        fatal(
+            "Refusing to upgrade inconsistent NetParameter input; the definition includes both 'layer' "
+            "and 'layers' fields. The current format defines 'layer' fields with string type like "
+            "layer { type: 'Layer' ... } and not layers { type: LAYER ... }. Manually switch the "
+            "definition to 'layer' format to continue."
+        )
     v1_layers = list(param.layers)
     del param.layers[:]
     for i, v1 in enumerate(v1_layers):
         if not upgrade_v1_layer_parameter(v1, param.layer.add()):
             notes.append(f"V1 layer {i} ('{v1.name}') could not be fully upgraded")
-    notes.append("upgraded from the deprecated V1LayerParameter format (layers { type: ENUM ... }): "
-                 "blobs_lr -> param.lr_mult, weight_decay -> param.decay_mult")
+    notes.append(
+        "upgraded from the deprecated V1LayerParameter format (layers { type: ENUM ... }): "
+        "blobs_lr -> param.lr_mult, weight_decay -> param.decay_mult"
+    )
     return notes

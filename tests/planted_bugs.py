@@ -133,7 +133,9 @@ def _():
     # The offset loop spells the rule out; torch's max_pool2d, which keeps it too, is bypassed.
     return _together(
         mock.patch.object(pooling.PoolingLayer, "_torch_max_pool_agrees", lambda self, x: False),
-        _swap_source(pooling.PoolingLayer, "_max_pool_by_offsets", "(values > maximum)", "(values >= maximum)"),
+        _swap_source(
+            pooling.PoolingLayer, "_max_pool_by_offsets", "(values > maximum)", "(values >= maximum)"
+        ),
     )
 
 
@@ -171,9 +173,12 @@ def _():
 
 @plant("InnerProduct weight diff overwritten instead of accumulated")
 def _():
-    return _swap_source(inner_product.InnerProductLayer, "backward",
-                        "self.blobs[0].diff.add_(dw.view_as(self.blobs[0].diff))",
-                        "self.blobs[0].diff.copy_(dw.view_as(self.blobs[0].diff))")
+    return _swap_source(
+        inner_product.InnerProductLayer,
+        "backward",
+        "self.blobs[0].diff.add_(dw.view_as(self.blobs[0].diff))",
+        "self.blobs[0].diff.copy_(dw.view_as(self.blobs[0].diff))",
+    )
 
 
 @plant("Eltwise SUM coefficients ignored in backward")
@@ -316,8 +321,6 @@ def _swap_source(cls, method: str, old: str, new: str):
     return mock.patch.object(cls, method, namespace[method])
 
 
-
-
 def hunt_planted(bug: str, oracle, max_examples: int, seed: int, bundle_dir, shrink_attempts: int = 600):
     """A default fuzz run against ``oracle`` with ``bug`` planted, stopped at its first bundle;
     shrinking is bounded by a number of cases, so the result does not depend on the machine.
@@ -337,9 +340,19 @@ def hunt_planted(bug: str, oracle, max_examples: int, seed: int, bundle_dir, shr
             budget.stop_requested = True
 
     engine = PlantedEngine(bug)
-    hunter = Hunter(engine, oracle, {"under_test": f"planted:{bug}", "oracle": oracle.name}, budget, seed,
-                    bundle_dir, None, on_record, DEFAULT_STRATEGY_OPTIONS, shrink_attempts=shrink_attempts,
-                    triage=PrecisionTriage.for_engines(engine, oracle))
+    hunter = Hunter(
+        engine,
+        oracle,
+        {"under_test": f"planted:{bug}", "oracle": oracle.name},
+        budget,
+        seed,
+        bundle_dir,
+        None,
+        on_record,
+        DEFAULT_STRATEGY_OPTIONS,
+        shrink_attempts=shrink_attempts,
+        triage=PrecisionTriage.for_engines(engine, oracle),
+    )
     hunter.hunt()
     if not found:
         return None, None

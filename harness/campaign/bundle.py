@@ -1,11 +1,11 @@
 """Repro bundles: a disagreement as a directory a person can read and rerun.
 
-    BUNDLE/
-      bundle.json        which engines, and the comparison as data: the verdict, every mismatch
-      case/              the Case (net.prototxt, solver.prototxt, arrays.npz, meta.json)
-      results/<engine>/  each engine's Result (result.json, arrays.npz)
-      diff.txt           the disagreement in words, first divergence first
-      replay.sh          the one command that reruns it
+BUNDLE/
+  bundle.json        which engines, and the comparison as data: the verdict, every mismatch
+  case/              the Case (net.prototxt, solver.prototxt, arrays.npz, meta.json)
+  results/<engine>/  each engine's Result (result.json, arrays.npz)
+  diff.txt           the disagreement in words, first divergence first
+  replay.sh          the one command that reruns it
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class Bundle:
         (directory / "bundle.json").write_text(json.dumps(meta, indent=2) + "\n")
         (directory / "diff.txt").write_text(describe(self.comparison, self.case) + "\n")
         script = directory / "replay.sh"
-        script.write_text(f"#!/bin/sh\nexec caffe-conformance replay {shlex.quote(str(directory))} \"$@\"\n")
+        script.write_text(f'#!/bin/sh\nexec caffe-conformance replay {shlex.quote(str(directory))} "$@"\n')
         script.chmod(0o755)
         return directory
 
@@ -47,11 +47,18 @@ class Bundle:
             raise HarnessError(f"bundle={str(directory)!r}: not a repro bundle (no bundle.json)")
         meta = json.loads((directory / "bundle.json").read_text())
         if "comparison" not in meta:
-            raise HarnessError(f"bundle={str(directory)!r}: written by an older caffe-conformance "
-                               "(bundle.json holds no comparison); rerun the case to bundle it again")
-        results = {p.name: Result.load(p) for p in sorted((directory / "results").iterdir())} \
-            if (directory / "results").is_dir() else {}
-        return cls(Case.load(directory / "case"), results, meta["engines"], Comparison.from_json(meta["comparison"]))
+            raise HarnessError(
+                f"bundle={str(directory)!r}: written by an older caffe-conformance "
+                "(bundle.json holds no comparison); rerun the case to bundle it again"
+            )
+        results = (
+            {p.name: Result.load(p) for p in sorted((directory / "results").iterdir())}
+            if (directory / "results").is_dir()
+            else {}
+        )
+        return cls(
+            Case.load(directory / "case"), results, meta["engines"], Comparison.from_json(meta["comparison"])
+        )
 
 
 def describe_comparison(comparison: Comparison) -> str:

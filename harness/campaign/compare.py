@@ -109,8 +109,11 @@ class Comparison:
 
     def to_json(self) -> dict:
         # The verdict is derived, stored only for whoever reads the file.
-        return {"verdict": self.verdict, "skipped": self.skipped,
-                "mismatches": [m.to_json() for m in self.mismatches]}
+        return {
+            "verdict": self.verdict,
+            "skipped": self.skipped,
+            "mismatches": [m.to_json() for m in self.mismatches],
+        }
 
     @classmethod
     def from_json(cls, d: dict) -> Comparison:
@@ -131,16 +134,22 @@ def compare(ref: Result, other: Result, initial_params: dict | None = None) -> C
             return Comparison(skipped=f"{r.engine} does not model this case: {r.message}")
     result = Comparison()
     if (ref.outcome, ref.stage) != (other.outcome, other.stage):
-        result.mismatches.append(Mismatch(
-            "outcome", None,
-            f"outcome: {ref.engine}={_outcome(ref)} {other.engine}={_outcome(other)}"))
+        result.mismatches.append(
+            Mismatch(
+                "outcome", None, f"outcome: {ref.engine}={_outcome(ref)} {other.engine}={_outcome(other)}"
+            )
+        )
         return result
     if ref.outcome is not Outcome.OK:
         if normalise_message(ref.message) != normalise_message(other.message):
-            result.mismatches.append(Mismatch(
-                "outcome", None,
-                f"{ref.outcome.value} at {ref.stage} with different messages: "
-                f"{ref.engine}={ref.message!r} {other.engine}={other.message!r}"))
+            result.mismatches.append(
+                Mismatch(
+                    "outcome",
+                    None,
+                    f"{ref.outcome.value} at {ref.stage} with different messages: "
+                    f"{ref.engine}={ref.message!r} {other.engine}={other.message!r}",
+                )
+            )
         if ref.stage == "init" or not ref.layers or not other.layers:
             return result
     if not _compare_layers(ref, other, result):
@@ -157,8 +166,12 @@ def _outcome(r: Result) -> str:
 
 
 def _wiring(record):
-    return (record.name, record.type, tuple(record.bottoms),
-            tuple(t for t in record.tops if t != AUTOMATIC_TOP))
+    return (
+        record.name,
+        record.type,
+        tuple(record.bottoms),
+        tuple(t for t in record.tops if t != AUTOMATIC_TOP),
+    )
 
 
 def _compare_layers(ref: Result, other: Result, result: Comparison) -> bool:
@@ -167,11 +180,16 @@ def _compare_layers(ref: Result, other: Result, result: Comparison) -> bool:
         return True
     for i, (x, y) in enumerate(zip(a, b)):
         if x != y:
-            result.mismatches.append(Mismatch(
-                "layers", x[0], f"layer {i} differs: {ref.engine}={_describe(x)} {other.engine}={_describe(y)}"))
+            result.mismatches.append(
+                Mismatch(
+                    "layers",
+                    x[0],
+                    f"layer {i} differs: {ref.engine}={_describe(x)} {other.engine}={_describe(y)}",
+                )
+            )
             return False
     longer, name = (a, ref.engine) if len(a) > len(b) else (b, other.engine)
-    extra = ", ".join(l[0] for l in longer[min(len(a), len(b)):])
+    extra = ", ".join(l[0] for l in longer[min(len(a), len(b)) :])
     result.mismatches.append(Mismatch("layers", None, f"only {name} has the layers {extra}"))
     return False
 
@@ -186,8 +204,13 @@ def _compare_flags(ref: Result, other: Result, result: Comparison):
         for name, words in FLAG_FIELDS.items():
             u, v = getattr(x, name), getattr(y, name)
             if u is not None and v is not None and _flag_value(u) != _flag_value(v):
-                result.mismatches.append(Mismatch(
-                    "flags", x.name, f"{x.name} {words}: {ref.engine}={_flag_value(u)} {other.engine}={_flag_value(v)}"))
+                result.mismatches.append(
+                    Mismatch(
+                        "flags",
+                        x.name,
+                        f"{x.name} {words}: {ref.engine}={_flag_value(u)} {other.engine}={_flag_value(v)}",
+                    )
+                )
 
 
 def _flag_value(value):
@@ -227,8 +250,17 @@ def _compare_arrays(ref: Result, other: Result, result: Comparison, initial_para
         inputs = max([_largest(data_size, record.bottoms)] + [below.get(b, 0.0) for b in record.bottoms])
         for top in dict.fromkeys(record.tops):
             if writer.get(top) == record.name:
-                _check_array(result, "forward", record.name, f"{record.name} top '{top}' data",
-                             ref.blob_data.get(top), other.blob_data.get(top), ref.engine, other.engine, inputs)
+                _check_array(
+                    result,
+                    "forward",
+                    record.name,
+                    f"{record.name} top '{top}' data",
+                    ref.blob_data.get(top),
+                    other.blob_data.get(top),
+                    ref.engine,
+                    other.engine,
+                    inputs,
+                )
         for top in record.tops:
             below[top] = max(below.get(top, 0.0), inputs)
     # Backward runs last-to-first: blame the first layer to run whose bottom diff differs. A
@@ -237,30 +269,52 @@ def _compare_arrays(ref: Result, other: Result, result: Comparison, initial_para
     above: dict[str, float] = {}
     incoming_of: dict[str, float] = {}
     for record in reversed(layers):
-        incoming = max([_largest(sizes, record.tops) for sizes in diff_sizes]
-                       + [above.get(t, 0.0) for t in record.tops])
+        incoming = max(
+            [_largest(sizes, record.tops) for sizes in diff_sizes] + [above.get(t, 0.0) for t in record.tops]
+        )
         incoming_of[record.name] = incoming
         for bottom in record.bottoms:
             above[bottom] = max(above.get(bottom, 0.0), incoming)
         for k, bottom in enumerate(record.bottoms):
             if _last_reader(layers, bottom) == record.name:
-                _check_array(result, "bottom_diff", record.name, f"{record.name} bottom diff {k} ('{bottom}')",
-                             ref.blob_diff.get(bottom), other.blob_diff.get(bottom), ref.engine, other.engine,
-                             incoming)
+                _check_array(
+                    result,
+                    "bottom_diff",
+                    record.name,
+                    f"{record.name} bottom diff {k} ('{bottom}')",
+                    ref.blob_diff.get(bottom),
+                    other.blob_diff.get(bottom),
+                    ref.engine,
+                    other.engine,
+                    incoming,
+                )
     rounding_only = set()  # (layer, i): gradients that are rounding on both sides, see below
     for record in layers:
         # A param diff sums incoming diffs times bottom values, or times 1 (a bias; Embed's rows).
         terms = incoming_of.get(record.name, 0.0) * max(1.0, _largest(data_size, record.bottoms))
-        for i, (x, y) in enumerate(zip(ref.param_diff.get(record.name, ()), other.param_diff.get(record.name, ()))):
-            _check_array(result, "param_diff", record.name, f"{record.name} param diff {i}", x, y,
-                         ref.engine, other.engine, terms)
+        for i, (x, y) in enumerate(
+            zip(ref.param_diff.get(record.name, ()), other.param_diff.get(record.name, ()))
+        ):
+            _check_array(
+                result,
+                "param_diff",
+                record.name,
+                f"{record.name} param diff {i}",
+                x,
+                y,
+                ref.engine,
+                other.engine,
+                terms,
+            )
             if _rounding_only(x, y, TOLERANCES["param_diff"].rtol * terms):
                 rounding_only.add((record.name, i))
     # A loss is a sum of weighted terms that may cancel: scale by the largest blob value.
     values = max(data_size.values(), default=0.0)
     for k, (x, y) in enumerate(zip(ref.losses, other.losses)):
         what = "forward loss" if k == 0 else f"loss of solver iteration {k}"
-        _check_array(result, "loss", None, what, np.float64(x), np.float64(y), ref.engine, other.engine, values)
+        _check_array(
+            result, "loss", None, what, np.float64(x), np.float64(y), ref.engine, other.engine, values
+        )
     # Each iteration's update w_k - w_(k-1), judged by the size of the update itself plus the
     # float32 rounding of the weights: a tolerance relative to the weights alone would hide a
     # wrong update rule behind a small learning rate.
@@ -274,16 +328,38 @@ def _compare_arrays(ref: Result, other: Result, result: Comparison, initial_para
                     continue
                 if i < len(before_a) and i < len(before_b):
                     w = _size(x)
-                    _check_array(result, "update", record.name, f"{record.name} param {i} update at iteration {k}",
-                                 x - np.asarray(before_a[i], np.float64), y - np.asarray(before_b[i], np.float64),
-                                 ref.engine, other.engine, WEIGHT_ROUNDING * w / TOLERANCES["update"].rtol)
+                    _check_array(
+                        result,
+                        "update",
+                        record.name,
+                        f"{record.name} param {i} update at iteration {k}",
+                        x - np.asarray(before_a[i], np.float64),
+                        y - np.asarray(before_b[i], np.float64),
+                        ref.engine,
+                        other.engine,
+                        WEIGHT_ROUNDING * w / TOLERANCES["update"].rtol,
+                    )
                 else:
-                    _check_array(result, "weights", record.name, f"{record.name} param {i} after iteration {k}",
-                                 x, y, ref.engine, other.engine)
+                    _check_array(
+                        result,
+                        "weights",
+                        record.name,
+                        f"{record.name} param {i} after iteration {k}",
+                        x,
+                        y,
+                        ref.engine,
+                        other.engine,
+                    )
         previous = (snap_a, snap_b)
     if len(ref.param_history) != len(other.param_history):
-        result.mismatches.append(Mismatch("weights", None, f"solver iterations: {ref.engine}="
-                                          f"{len(ref.param_history)} {other.engine}={len(other.param_history)}"))
+        result.mismatches.append(
+            Mismatch(
+                "weights",
+                None,
+                f"solver iterations: {ref.engine}="
+                f"{len(ref.param_history)} {other.engine}={len(other.param_history)}",
+            )
+        )
 
 
 def _rounding_only(a, b, noise: float) -> bool:
@@ -316,21 +392,26 @@ def _check_array(result, kind, layer, what, a, b, name_a, name_b, scale: float =
         return
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
-        result.mismatches.append(Mismatch(kind, layer, f"{what}: shape {name_a}={a.shape} {name_b}={b.shape}"))
+        result.mismatches.append(
+            Mismatch(kind, layer, f"{what}: shape {name_a}={a.shape} {name_b}={b.shape}")
+        )
         return
     message, error = array_mismatch(a, b, TOLERANCES[kind], name_a, name_b, scale)
     if message:
         result.mismatches.append(Mismatch(kind, layer, f"{what}: {message}", error))
 
 
-def array_mismatch(a: np.ndarray, b: np.ndarray, tol: Tolerance, name_a="reference", name_b="caffe",
-                   scale: float = 0.0):
+def array_mismatch(
+    a: np.ndarray, b: np.ndarray, tol: Tolerance, name_a="reference", name_b="caffe", scale: float = 0.0
+):
     """(message, max abs error) where a and b disagree beyond ``tol`` relative to the larger of
     their magnitudes and ``scale`` (the size of what went into them), else (None, error)."""
     nan_a, nan_b = np.isnan(a), np.isnan(b)
     if (nan_a != nan_b).any():
         where = tuple(int(i) for i in np.argwhere(nan_a != nan_b)[0])
-        return f"NaN at {where} on one side only: {name_a}={a[where]:.6g} {name_b}={b[where]:.6g}", float("nan")
+        return f"NaN at {where} on one side only: {name_a}={a[where]:.6g} {name_b}={b[where]:.6g}", float(
+            "nan"
+        )
     inf_a, inf_b = np.isinf(a), np.isinf(b)
     if (inf_a != inf_b).any() or (a[inf_a] != b[inf_a]).any():
         where = tuple(int(i) for i in np.argwhere((inf_a != inf_b) | (inf_a & (a != b)))[0])
@@ -345,5 +426,7 @@ def array_mismatch(a: np.ndarray, b: np.ndarray, tol: Tolerance, name_a="referen
     if error <= bound:
         return None, error
     where = tuple(int(i) for i in np.unravel_index(int(diff.argmax()), diff.shape))
-    return (f"max abs err {error:.2g} at {where}: {name_a}={a[where]:.6g} {name_b}={b[where]:.6g} "
-            f"(tolerance {bound:.2g})"), error
+    return (
+        f"max abs err {error:.2g} at {where}: {name_a}={a[where]:.6g} {name_b}={b[where]:.6g} "
+        f"(tolerance {bound:.2g})"
+    ), error

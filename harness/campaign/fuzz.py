@@ -87,10 +87,21 @@ def layer_types_of(case: Case) -> dict[str, str]:
 class Hunter:
     """One shard of a campaign: its own engines, its own Hypothesis seed."""
 
-    def __init__(self, under_test, oracle, engines: dict[str, str], budget: Budget, seed: int,
-                 bundle_dir: Path, database_dir: Path | None, on_record, strategy_options: dict,
-                 shrink_seconds: float = SHRINK_SECONDS, shrink_attempts: int | None = None,
-                 triage=None):
+    def __init__(
+        self,
+        under_test,
+        oracle,
+        engines: dict[str, str],
+        budget: Budget,
+        seed: int,
+        bundle_dir: Path,
+        database_dir: Path | None,
+        on_record,
+        strategy_options: dict,
+        shrink_seconds: float = SHRINK_SECONDS,
+        shrink_attempts: int | None = None,
+        triage=None,
+    ):
         self.under_test, self.oracle, self.engines = under_test, oracle, engines
         self.triage = triage  # a PrecisionTriage, where the engine under test is the reference
         self.budget, self.seed, self.bundle_dir = budget, seed, Path(bundle_dir)
@@ -143,8 +154,15 @@ class Hunter:
 
         shrink: Shrink | None = None
 
-        @settings(max_examples=CHUNK, deadline=None, database=database, report_multiple_bugs=False,
-                  suppress_health_check=list(HealthCheck), print_blob=False, verbosity=Verbosity.quiet)
+        @settings(
+            max_examples=CHUNK,
+            deadline=None,
+            database=database,
+            report_multiple_bugs=False,
+            suppress_health_check=list(HealthCheck),
+            print_blob=False,
+            verbosity=Verbosity.quiet,
+        )
         @seed(self.seed * 7919 + round_)
         @given(strategy)
         def fails_on_a_new_disagreement(case):
@@ -164,8 +182,16 @@ class Hunter:
             if record.signature is None or record.signature in self.known:
                 return
             if not shrinking:
-                shrink = Shrink(record.signature, time.monotonic(), self.count, self.shrink_limit,
-                                case, comparison, results, record)
+                shrink = Shrink(
+                    record.signature,
+                    time.monotonic(),
+                    self.count,
+                    self.shrink_limit,
+                    case,
+                    comparison,
+                    results,
+                    record,
+                )
             elif record.signature == shrink.signature:
                 shrink.failed_again(case, comparison, results, record)
             else:
@@ -260,10 +286,23 @@ def _shard(options: CampaignOptions, shard: int, events, stop_event) -> None:
             budget.stop_requested = True
         events.put(("record", shard, record))
 
-    engines = {"under_test": options.engine_cmd and f"cmd:{options.engine_cmd}" or options.under_test,
-               "oracle": options.oracle}
-    hunter = Hunter(under_test, oracle, engines, budget, options.seed * 1000 + shard, bundle_dir, database,
-                    on_record, options.strategy_options, options.shrink_seconds, triage=_triage(options, under_test, oracle))
+    engines = {
+        "under_test": options.engine_cmd and f"cmd:{options.engine_cmd}" or options.under_test,
+        "oracle": options.oracle,
+    }
+    hunter = Hunter(
+        under_test,
+        oracle,
+        engines,
+        budget,
+        options.seed * 1000 + shard,
+        bundle_dir,
+        database,
+        on_record,
+        options.strategy_options,
+        options.shrink_seconds,
+        triage=_triage(options, under_test, oracle),
+    )
     try:
         hunter.hunt()
     except Exception:  # noqa: BLE001 - reported to the parent, which fails the campaign with it
@@ -295,8 +334,18 @@ def replay_corpus(options: CampaignOptions, on_record) -> None:
     under_test = make_engine(options.under_test, options, options.engine_cmd)
     oracle = make_engine(options.oracle, options)
     try:
-        hunter = Hunter(under_test, oracle, {}, Budget(), 0, directory, None, on_record, {},
-                        triage=_triage(options, under_test, oracle))
+        hunter = Hunter(
+            under_test,
+            oracle,
+            {},
+            Budget(),
+            0,
+            directory,
+            None,
+            on_record,
+            {},
+            triage=_triage(options, under_test, oracle),
+        )
         for path in sorted(p for p in directory.iterdir() if (p / "bundle.json").is_file()):
             record, _, _ = hunter.execute(Case.load(path / "case"), shrinking=False)
             record.name, record.bundle = f"corpus/{path.name}", str(path)
@@ -325,8 +374,10 @@ def run_campaign(options: CampaignOptions, progress) -> tuple[list[CaseRecord], 
     replay_corpus(options, take)
     context = mp.get_context("fork")
     events, stop_event = context.Queue(), context.Event()
-    shards = [context.Process(target=_shard, args=(options, j, events, stop_event), daemon=True)
-              for j in range(options.jobs)]
+    shards = [
+        context.Process(target=_shard, args=(options, j, events, stop_event), daemon=True)
+        for j in range(options.jobs)
+    ]
     for process in shards:
         process.start()
     running = set(range(options.jobs))

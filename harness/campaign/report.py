@@ -42,8 +42,10 @@ class Progress:
         goal = f"/{self.total}" if self.total else ""
         clock = f" {elapsed:5.0f}s" + (f"/{self.seconds:.0f}s" if self.seconds else "")
         rate = done / elapsed if elapsed > 0 else 0.0
-        line = (f"[{done}{goal}{clock}] agree {self.counts['agree']}  disagree {self.counts['disagree']}  "
-                f"skipped {self.counts['skipped']}  bundles {self.counts['bundled']}  {rate:.1f} cases/s")
+        line = (
+            f"[{done}{goal}{clock}] agree {self.counts['agree']}  disagree {self.counts['disagree']}  "
+            f"skipped {self.counts['skipped']}  bundles {self.counts['bundled']}  {rate:.1f} cases/s"
+        )
         self.stream.write(("\r" + line + "\033[K") if self.tty else line + "\n")
         self.stream.flush()
 
@@ -67,13 +69,17 @@ def summarise(records: list[CaseRecord], interrupted: bool, settings: dict) -> d
         "interrupted": interrupted,
         "cases": len(generated),
         "verdicts": dict(Counter(r.verdict for r in generated)),
-        "disagreements": [{"signature": r.signature, "summary": r.summary, "bundle": r.bundle} for r in bundles],
+        "disagreements": [
+            {"signature": r.signature, "summary": r.summary, "bundle": r.bundle} for r in bundles
+        ],
         "precision": _precision(generated),
         "corpus": [asdict(r) for r in records if r.name.startswith("corpus/")],
         "layer_types_seen": dict(Counter(t for r in generated for t in r.layer_types)),
         "outcomes": dict(Counter(f"{k}={v}" for r in generated for k, v in r.outcomes.items())),
-        "engine_seconds": {k: round(sum(r.seconds.get(k, 0.0) for r in generated), 3)
-                           for k in sorted({k for r in generated for k in r.seconds})},
+        "engine_seconds": {
+            k: round(sum(r.seconds.get(k, 0.0) for r in generated), 3)
+            for k in sorted({k for r in generated for k in r.seconds})
+        },
     }
 
 
@@ -95,8 +101,9 @@ def write_report(directory: Path, records: list[CaseRecord], interrupted: bool, 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     summary = summarise(records, interrupted, settings)
-    (directory / "report.json").write_text(json.dumps(
-        {"summary": summary, "cases": [asdict(r) for r in records]}, indent=2, default=str) + "\n")
+    (directory / "report.json").write_text(
+        json.dumps({"summary": summary, "cases": [asdict(r) for r in records]}, indent=2, default=str) + "\n"
+    )
     _write_junit(directory / "junit.xml", records)
     _write_html(directory / "report.html", summary)
     return summary
@@ -104,12 +111,21 @@ def write_report(directory: Path, records: list[CaseRecord], interrupted: bool, 
 
 def _write_junit(path: Path, records: list[CaseRecord]):
     shown = [r for r in records if not r.shrinking or r.bundle]
-    suite = ET.Element("testsuite", name="caffe-conformance", tests=str(len(shown)),
-                       failures=str(sum(r.verdict == "disagree" for r in shown)),
-                       skipped=str(sum(r.verdict in ("skipped", "precision") for r in shown)))
+    suite = ET.Element(
+        "testsuite",
+        name="caffe-conformance",
+        tests=str(len(shown)),
+        failures=str(sum(r.verdict == "disagree" for r in shown)),
+        skipped=str(sum(r.verdict in ("skipped", "precision") for r in shown)),
+    )
     for r in shown:
-        case = ET.SubElement(suite, "testcase", classname="bundle" if r.bundle else "generated", name=r.name,
-                             time=f"{sum(r.seconds.values()):.4f}")
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname="bundle" if r.bundle else "generated",
+            name=r.name,
+            time=f"{sum(r.seconds.values()):.4f}",
+        )
         if r.verdict == "disagree":
             failure = ET.SubElement(case, "failure", message=r.summary[:500])
             failure.text = r.summary + (f"\nreplay: caffe-conformance replay {r.bundle}" if r.bundle else "")
@@ -121,28 +137,42 @@ def _write_junit(path: Path, records: list[CaseRecord]):
 def _write_html(path: Path, summary: dict):
     from harness.campaign.bundle import Bundle
 
-    parts = [(f"<h1>caffe-conformance report</h1><p>{summary['cases']} generated cases; verdicts "
-              f"{html.escape(json.dumps(summary['verdicts']))}"
-              f"{' (interrupted)' if summary['interrupted'] else ''}</p>")]
+    parts = [
+        (
+            f"<h1>caffe-conformance report</h1><p>{summary['cases']} generated cases; verdicts "
+            f"{html.escape(json.dumps(summary['verdicts']))}"
+            f"{' (interrupted)' if summary['interrupted'] else ''}</p>"
+        )
+    ]
     settings = summary["settings"]
-    parts.append(f"<p>seed {html.escape(str(settings.get('seed')))}, against "
-                 f"{html.escape(str(settings.get('against')))}</p>")
+    parts.append(
+        f"<p>seed {html.escape(str(settings.get('seed')))}, against "
+        f"{html.escape(str(settings.get('against')))}</p>"
+    )
     if not summary["disagreements"]:
         parts.append("<p>No disagreement.</p>")
     for d in summary["disagreements"]:
-        parts.append(f"<h2>{html.escape(d['signature'] or '')}</h2><p>{html.escape(d['summary'])}</p>"
-                     f"<p><code>caffe-conformance replay {html.escape(d['bundle'])}</code></p>")
+        parts.append(
+            f"<h2>{html.escape(d['signature'] or '')}</h2><p>{html.escape(d['summary'])}</p>"
+            f"<p><code>caffe-conformance replay {html.escape(d['bundle'])}</code></p>"
+        )
         parts.append(_picture(Bundle.load(Path(d["bundle"]))))
     precision = summary["precision"]
     if precision["count"]:
-        rows = "".join(f"<li>{html.escape(c['name'])}: {html.escape(c['summary'])}</li>" for c in precision["cases"])
-        parts.append(f"<h2>Precision, not semantics ({precision['count']}, {precision['per_10k']} per 10,000)</h2>"
-                     f"<ul>{rows}</ul>")
+        rows = "".join(
+            f"<li>{html.escape(c['name'])}: {html.escape(c['summary'])}</li>" for c in precision["cases"]
+        )
+        parts.append(
+            f"<h2>Precision, not semantics ({precision['count']}, {precision['per_10k']} per 10,000)</h2>"
+            f"<ul>{rows}</ul>"
+        )
     types = ", ".join(f"{k} ({v})" for k, v in sorted(summary["layer_types_seen"].items()))
     parts.append(f"<h2>Layer types exercised</h2><p>{html.escape(types)}</p>")
-    path.write_text("<!doctype html><meta charset=utf-8><title>caffe-conformance</title>"
-                    "<style>body{font-family:sans-serif;max-width:70em;margin:auto} svg{max-width:100%}</style>"
-                    + "\n".join(parts))
+    path.write_text(
+        "<!doctype html><meta charset=utf-8><title>caffe-conformance</title>"
+        "<style>body{font-family:sans-serif;max-width:70em;margin:auto} svg{max-width:100%}</style>"
+        + "\n".join(parts)
+    )
 
 
 def _picture(bundle) -> str:

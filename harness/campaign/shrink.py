@@ -42,7 +42,8 @@ class Shrink:
             return executed - self.attempts_base >= self.limit.attempts
         return time.monotonic() - self.started > self.limit.seconds
 
-    def failed_again(self, case: Case, comparison: Comparison, results: dict[str, Result],
-                     record: CaseRecord) -> None:
+    def failed_again(
+        self, case: Case, comparison: Comparison, results: dict[str, Result], record: CaseRecord
+    ) -> None:
         """A smaller case with the same signature: it is now the one to bundle."""
         self.case, self.comparison, self.results, self.record = case, comparison, results, record

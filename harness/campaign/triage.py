@@ -48,8 +48,10 @@ class Triage:
         if self.precision == "float32":
             return f"precision: the reference in float32 agrees with Caffe ({self.evidence['float64']})"
         if self.precision == "ill_conditioned":
-            return (f"precision: a few float32 ulps of the inputs move this quantity by "
-                    f"{self.evidence['spread']:.3g}, the mismatch is {self.evidence['error']:.3g}")
+            return (
+                f"precision: a few float32 ulps of the inputs move this quantity by "
+                f"{self.evidence['spread']:.3g}, the mismatch is {self.evidence['error']:.3g}"
+            )
         return "semantics"
 
     def to_json(self) -> dict:
@@ -67,9 +69,17 @@ def perturbed(case: Case, rng: np.random.Generator, ulps: float) -> Case:
         step = 1 + ulps * FLOAT32_EPS * rng.uniform(-1.0, 1.0, size=array.shape)
         return np.where(array == np.round(array), array, array * step).astype(array.dtype)
 
-    return Case(net=case.net, solver=case.solver, phase=case.phase, level=case.level, stages=case.stages,
-                iterations=case.iterations, inputs={k: move(v) for k, v in case.inputs.items()},
-                params={k: tuple(move(b) for b in v) for k, v in case.params.items()}, seed=case.seed)
+    return Case(
+        net=case.net,
+        solver=case.solver,
+        phase=case.phase,
+        level=case.level,
+        stages=case.stages,
+        iterations=case.iterations,
+        inputs={k: move(v) for k, v in case.inputs.items()},
+        params={k: tuple(move(b) for b in v) for k, v in case.params.items()},
+        seed=case.seed,
+    )
 
 
 class PrecisionTriage:
@@ -100,8 +110,14 @@ class PrecisionTriage:
         spread = 0.0
         for _ in range(self.draws):
             moved = compare(self.float32.run(perturbed(case, rng, self.ulps)), baseline, case.params)
-            spread = max([spread] + [m.max_abs_error or 0.0 for m in moved.mismatches
-                                     if (m.kind, m.layer) == (first.kind, first.layer)])
+            spread = max(
+                [spread]
+                + [
+                    m.max_abs_error or 0.0
+                    for m in moved.mismatches
+                    if (m.kind, m.layer) == (first.kind, first.layer)
+                ]
+            )
         evidence = {"float32": in_float32.summary(), "spread": spread, "error": first.max_abs_error}
         if spread >= 0.5 * first.max_abs_error:
             return Triage("ill_conditioned", evidence)

@@ -71,4 +71,3 @@ class CaffeEngine(CommandEngine):
 
     def _request_fields(self) -> dict:
         return worker_layer_facts()
-

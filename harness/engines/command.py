@@ -82,9 +82,7 @@ class _FrameReader:
         try:
             header = json.loads(bytes(self.pending[:end]))
         except json.JSONDecodeError as e:
-            raise HarnessError(
-                f"worker reply header {bytes(self.pending[:200])!r}: not JSON ({e})"
-            ) from e
+            raise HarnessError(f"worker reply header {bytes(self.pending[:200])!r}: not JSON ({e})") from e
         size = int(header.get("raw_bytes", 0) if "arrays" in header else header.get("npz_bytes", 0))
         # A uint8 array, not a bytearray: bytearray(size) zero-fills (a quarter of a second for
         # 250 MB); the raw arrays are writable views into it (case.py, load_raw).
@@ -216,11 +214,7 @@ class CommandEngine:
         except (TimeoutError, _WorkerGone) as e:
             log = self._logs()
             self._kill()
-            what = (
-                "did not answer hello"
-                if isinstance(e, TimeoutError)
-                else "died before answering hello"
-            )
+            what = "did not answer hello" if isinstance(e, TimeoutError) else "died before answering hello"
             raise HarnessError(
                 f"worker {shlex.join(argv)!r} {what} within {self.start_timeout_s} s; "
                 f"its stderr ends with:\n{log[-3000:]}"
@@ -329,8 +323,7 @@ class CommandEngine:
                     return self._with_info(self._death(stage, reply), started, built)
                 elif op == "error":
                     raise HarnessError(
-                        f"worker could not run the case: {reply.get('message')}\n"
-                        f"{reply.get('traceback', '')}"
+                        f"worker could not run the case: {reply.get('message')}\n{reply.get('traceback', '')}"
                     )
                 else:
                     raise HarnessError(
@@ -421,9 +414,7 @@ class CommandEngine:
             outcome = Outcome.REFUSED
         else:
             outcome = Outcome.ABORTED
-        return Result(
-            engine=self.name, outcome=outcome, stage=stage["stage"], message=message, info=info
-        )
+        return Result(engine=self.name, outcome=outcome, stage=stage["stage"], message=message, info=info)
 
     def _with_info(self, result: Result, started: float, built: dict | None = None) -> Result:
         """Add timings; a case that died after construction keeps the net Caffe built."""

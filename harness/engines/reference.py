@@ -28,8 +28,13 @@ DTYPES = {"float64": torch.float64, "float32": torch.float32}
 class ReferenceEngine:
     name = "reference"
 
-    def __init__(self, dtype: str = "float64", device: str = "cpu", semantics: str = MASTER.name,
-                 threads: int | None = 1):
+    def __init__(
+        self,
+        dtype: str = "float64",
+        device: str = "cpu",
+        semantics: str = MASTER.name,
+        threads: int | None = 1,
+    ):
         # Fuzzed nets are tiny: one thread is faster than torch's pool (and --jobs runs several engines).
         if threads is not None:
             torch.set_num_threads(threads)
@@ -39,7 +44,9 @@ class ReferenceEngine:
 
     def in_float32(self) -> ReferenceEngine:
         """The same engine in Caffe's precision: the precision triage's rerun."""
-        return ReferenceEngine(dtype="float32", device=self.device, semantics=self.semantics.name, threads=None)
+        return ReferenceEngine(
+            dtype="float32", device=self.device, semantics=self.semantics.name, threads=None
+        )
 
     def run(self, case: Case) -> Result:
         started = time.perf_counter()
@@ -53,7 +60,9 @@ class ReferenceEngine:
             outcome = Outcome.REFUSED if stage == "init" else Outcome.ABORTED
             result = Result(self.name, outcome, stage, error.message, layers=state["layers"])
         except Unsupported as error:
-            result = Result(self.name, Outcome.UNSUPPORTED, state["stage"], str(error), layers=state["layers"])
+            result = Result(
+                self.name, Outcome.UNSUPPORTED, state["stage"], str(error), layers=state["layers"]
+            )
         result.info["seconds"] = time.perf_counter() - started
         return result
 
@@ -118,8 +127,11 @@ class ReferenceEngine:
             blob_diff=blob_diff,
             param_diff=param_diff,
             param_history=tuple(history),
-            info={"dtype": str(self.dtype).replace("torch.", ""), "device": str(self.device),
-                  "semantics": self.semantics.name},
+            info={
+                "dtype": str(self.dtype).replace("torch.", ""),
+                "device": str(self.device),
+                "semantics": self.semantics.name,
+            },
         )
 
 
@@ -128,18 +140,20 @@ def layer_records(net: Net) -> tuple[LayerRecord, ...]:
     records = []
     for node, f in zip(topology.layers, net.flags.layers):
         learnables = [topology.learnables[topology.params[i].learnable] for i in node.net_param_ids]
-        records.append(LayerRecord(
-            name=node.name,
-            type=node.type,
-            bottoms=tuple(names[b] for b in node.bottom_ids),
-            tops=tuple(names[t] for t in node.top_ids if names[t] != AUTOMATIC_TOP),
-            logged_need_backward=f.logged_need_backward,
-            need_backward=f.need_backward,
-            bottom_need_backward=tuple(f.bottom_need_backward),
-            param_propagate_down=tuple(f.param_propagate_down),
-            param_lr=tuple(l.lr_mult for l in learnables),
-            param_decay=tuple(l.decay_mult for l in learnables),
-        ))
+        records.append(
+            LayerRecord(
+                name=node.name,
+                type=node.type,
+                bottoms=tuple(names[b] for b in node.bottom_ids),
+                tops=tuple(names[t] for t in node.top_ids if names[t] != AUTOMATIC_TOP),
+                logged_need_backward=f.logged_need_backward,
+                need_backward=f.need_backward,
+                bottom_need_backward=tuple(f.bottom_need_backward),
+                param_propagate_down=tuple(f.param_propagate_down),
+                param_lr=tuple(l.lr_mult for l in learnables),
+                param_decay=tuple(l.decay_mult for l in learnables),
+            )
+        )
     return tuple(records)
 
 

@@ -24,31 +24,53 @@ def report(analysis: NetAnalysis) -> dict:
         for p, net_param_id in enumerate(node.net_param_ids):
             entry = topology.params[net_param_id]
             learnable = topology.learnables[entry.learnable]
-            params.append({
-                "name": entry.display_name,
-                "lr_mult": learnable.lr_mult,
-                "decay_mult": learnable.decay_mult,
-                "propagate_down": f.param_propagate_down[p],
-                "learns": learnable.lr_mult != 0,
-                "update": _update_kind(f.need_backward, f.param_propagate_down[p], learnable),
-                "shared_from": None if entry.owner < 0 else topology.layers[topology.params[entry.owner].layer].name,
-                "reason": f.param_reasons[p],
-            })
-        layers.append({
-            "name": node.name,
-            "type": node.type,
-            "need_backward": f.need_backward,
-            "logged_need_backward": f.logged_need_backward,
-            "reasons": list(f.reasons),
-            "bottoms": [{"blob": names[b], "need_backward": f.bottom_need_backward[k],
-                         "reasons": list(f.bottom_reasons[k])} for k, b in enumerate(node.bottom_ids)],
-            "tops": [{"blob": names[t], "loss_weight": node.loss_weights[j] if j < len(node.loss_weights) else 0.0,
-                      "in_place": node.in_place[j]} for j, t in enumerate(node.top_ids)],
-            "params": params,
-        })
-    return {"layers": layers, "outputs": list(topology.outputs), "errors": [],
-            "notes": list(analysis.upgrade_notes),
-            "hazards": [h.to_json() for h in find_hazards(analysis)]}
+            params.append(
+                {
+                    "name": entry.display_name,
+                    "lr_mult": learnable.lr_mult,
+                    "decay_mult": learnable.decay_mult,
+                    "propagate_down": f.param_propagate_down[p],
+                    "learns": learnable.lr_mult != 0,
+                    "update": _update_kind(f.need_backward, f.param_propagate_down[p], learnable),
+                    "shared_from": None
+                    if entry.owner < 0
+                    else topology.layers[topology.params[entry.owner].layer].name,
+                    "reason": f.param_reasons[p],
+                }
+            )
+        layers.append(
+            {
+                "name": node.name,
+                "type": node.type,
+                "need_backward": f.need_backward,
+                "logged_need_backward": f.logged_need_backward,
+                "reasons": list(f.reasons),
+                "bottoms": [
+                    {
+                        "blob": names[b],
+                        "need_backward": f.bottom_need_backward[k],
+                        "reasons": list(f.bottom_reasons[k]),
+                    }
+                    for k, b in enumerate(node.bottom_ids)
+                ],
+                "tops": [
+                    {
+                        "blob": names[t],
+                        "loss_weight": node.loss_weights[j] if j < len(node.loss_weights) else 0.0,
+                        "in_place": node.in_place[j],
+                    }
+                    for j, t in enumerate(node.top_ids)
+                ],
+                "params": params,
+            }
+        )
+    return {
+        "layers": layers,
+        "outputs": list(topology.outputs),
+        "errors": [],
+        "notes": list(analysis.upgrade_notes),
+        "hazards": [h.to_json() for h in find_hazards(analysis)],
+    }
 
 
 def _update_kind(need_backward: bool, propagate_down: bool, learnable) -> str:
@@ -72,14 +94,18 @@ def render_table(data: dict) -> str:
         mark = "yes" if layer["need_backward"] else "no"
         if layer["need_backward"] != layer["logged_need_backward"]:
             mark += "*"
-        rows.append(f"{layer['name']:<{width}}  {layer['type']:<{twidth}}  {mark:<8}  {'; '.join(layer['reasons'])}")
+        rows.append(
+            f"{layer['name']:<{width}}  {layer['type']:<{twidth}}  {mark:<8}  {'; '.join(layer['reasons'])}"
+        )
         for b in layer["bottoms"]:
             flow = "gradient" if b["need_backward"] else "no gradient"
             rows.append(f"{'':<{width}}    <- {b['blob']}: {flow} ({'; '.join(b['reasons'])})")
         for p in layer["params"]:
             shared = f", shared from {p['shared_from']}" if p["shared_from"] else ""
-            rows.append(f"{'':<{width}}    param {p['name']}: lr_mult {p['lr_mult']:g}, decay_mult "
-                        f"{p['decay_mult']:g}{shared}: {p['update']}")
+            rows.append(
+                f"{'':<{width}}    param {p['name']}: lr_mult {p['lr_mult']:g}, decay_mult "
+                f"{p['decay_mult']:g}{shared}: {p['update']}"
+            )
     if any(l["need_backward"] != l["logged_need_backward"] for l in data["layers"]):
         rows.append("* Caffe's log says otherwise: it prints its flags before force_backward is applied.")
     rows.append("outputs: " + ", ".join(data["outputs"]))
@@ -95,9 +121,23 @@ def render_table(data: dict) -> str:
 DEFAULT_SOLVER = 'type: "SGD" base_lr: 0.01 momentum: 0.9 weight_decay: 0.0005 lr_policy: "fixed"'
 # Fields a user's solver may hold that the explain run must drop: the case's own net is used,
 # and test nets, snapshots and display would need files or print (worker.py, solver_text).
-_SOLVER_FIELDS_DROPPED = ("net", "net_param", "train_net", "train_net_param", "test_net", "test_net_param",
-                          "test_iter", "test_interval", "test_state", "train_state", "snapshot",
-                          "snapshot_prefix", "display", "max_iter", "weights")
+_SOLVER_FIELDS_DROPPED = (
+    "net",
+    "net_param",
+    "train_net",
+    "train_net_param",
+    "test_net",
+    "test_net_param",
+    "test_iter",
+    "test_interval",
+    "test_state",
+    "train_state",
+    "snapshot",
+    "snapshot_prefix",
+    "display",
+    "max_iter",
+    "weights",
+)
 # Policies whose rate at iteration 0 is base_lr (sgd_solver.cpp, GetLearningRate).
 _BASE_RATE_POLICIES = ("fixed", "step", "exp", "inv", "poly")
 # A decay-only SGD step is data - rate*(decay*data), three float32 roundings (Regularize's axpy,
@@ -124,8 +164,15 @@ def caffe_section(data: dict, case, result, solver_param) -> dict:
     """Caffe's flags next to ours, the gradient norms it computed, and what one step changed."""
     import numpy as np
 
-    section = {"outcome": result.outcome.value, "stage": result.stage, "message": result.message,
-               "version": result.info.get("caffe_version"), "agree": True, "layers": [], "notes": []}
+    section = {
+        "outcome": result.outcome.value,
+        "stage": result.stage,
+        "message": result.message,
+        "version": result.info.get("caffe_version"),
+        "agree": True,
+        "layers": [],
+        "notes": [],
+    }
     if result.outcome.value != "ok":
         section["agree"] = None
         return section
@@ -138,20 +185,30 @@ def caffe_section(data: dict, case, result, solver_param) -> dict:
         section["agree"] = False
         section["notes"].append(f"layer lists differ: ours {ours_names}, Caffe's {theirs_names}")
     rate = solver_param.base_lr if solver_param.lr_policy in _BASE_RATE_POLICIES else None
-    exact_decay = (solver_param.type == "SGD" and solver_param.regularization_type == "L2" and rate is not None)
+    exact_decay = solver_param.type == "SGD" and solver_param.regularization_type == "L2" and rate is not None
     after = result.param_history[0] if result.param_history else {}
     for record in result.layers:
         mine = ours.get(record.name)
         differences = []
         if mine is not None:
-            pairs = [("need_backward", record.need_backward, mine["need_backward"]),
-                     ("logged_need_backward", record.logged_need_backward, mine["logged_need_backward"]),
-                     ("bottom_need_backward", record.bottom_need_backward,
-                      tuple(b["need_backward"] for b in mine["bottoms"])),
-                     ("param_propagate_down", record.param_propagate_down,
-                      tuple(p["propagate_down"] for p in mine["params"]))]
+            pairs = [
+                ("need_backward", record.need_backward, mine["need_backward"]),
+                ("logged_need_backward", record.logged_need_backward, mine["logged_need_backward"]),
+                (
+                    "bottom_need_backward",
+                    record.bottom_need_backward,
+                    tuple(b["need_backward"] for b in mine["bottoms"]),
+                ),
+                (
+                    "param_propagate_down",
+                    record.param_propagate_down,
+                    tuple(p["propagate_down"] for p in mine["params"]),
+                ),
+            ]
             for name, caffe_value, our_value in pairs:
-                if caffe_value is not None and tuple(np.atleast_1d(caffe_value)) != tuple(np.atleast_1d(our_value)):
+                if caffe_value is not None and tuple(np.atleast_1d(caffe_value)) != tuple(
+                    np.atleast_1d(our_value)
+                ):
                     differences.append(f"{name}: caffe={_flag(caffe_value)} reference={_flag(our_value)}")
         if differences:
             section["agree"] = False
@@ -159,8 +216,13 @@ def caffe_section(data: dict, case, result, solver_param) -> dict:
         params = []
         initial = case.params.get(record.name, ())
         for i, diff in enumerate(result.param_diff.get(record.name, ())):
-            entry = {"index": i, "grad_norm": _norm(diff), "changed": None, "max_abs_change": None,
-                     "decay_only": None}
+            entry = {
+                "index": i,
+                "grad_norm": _norm(diff),
+                "changed": None,
+                "max_abs_change": None,
+                "decay_only": None,
+            }
             if i < len(initial) and record.name in after:
                 old, new = initial[i], after[record.name][i]
                 change = new.astype(np.float64) - old
@@ -169,15 +231,25 @@ def caffe_section(data: dict, case, result, solver_param) -> dict:
                 lr_mult = record.param_lr[i] if record.param_lr else 1.0
                 decay_mult = record.param_decay[i] if record.param_decay else 1.0
                 if exact_decay and not np.any(diff) and lr_mult * decay_mult * solver_param.weight_decay != 0:
-                    entry["decay_only"] = _is_decay_step(old, new, rate * lr_mult,
-                                                         solver_param.weight_decay * decay_mult)
+                    entry["decay_only"] = _is_decay_step(
+                        old, new, rate * lr_mult, solver_param.weight_decay * decay_mult
+                    )
             params.append(entry)
-        section["layers"].append({
-            "name": record.name, "agree": not differences, "differences": differences,
-            "caffe": {"need_backward": record.need_backward, "logged_need_backward": record.logged_need_backward,
-                      "bottom_need_backward": _list(record.bottom_need_backward),
-                      "param_propagate_down": _list(record.param_propagate_down)},
-            "bottoms": bottoms, "params": params})
+        section["layers"].append(
+            {
+                "name": record.name,
+                "agree": not differences,
+                "differences": differences,
+                "caffe": {
+                    "need_backward": record.need_backward,
+                    "logged_need_backward": record.logged_need_backward,
+                    "bottom_need_backward": _list(record.bottom_need_backward),
+                    "param_propagate_down": _list(record.param_propagate_down),
+                },
+                "bottoms": bottoms,
+                "params": params,
+            }
+        )
     section["losses"] = list(result.losses)
     return section
 
@@ -210,30 +282,43 @@ def _flag(value) -> str:
 
 def render_caffe(section: dict) -> str:
     """The real-Caffe half of the table: flags agreement, gradient norms, what one step did."""
-    rows = [f"real Caffe ({section.get('version') or 'unknown version'}): {section['outcome']}"
-            + (f" at {section['stage']}: {section['message']}" if section["outcome"] != "ok" else "")]
+    rows = [
+        f"real Caffe ({section.get('version') or 'unknown version'}): {section['outcome']}"
+        + (f" at {section['stage']}: {section['message']}" if section["outcome"] != "ok" else "")
+    ]
     if section["outcome"] != "ok":
         return "\n".join(rows)
     width = max([len(l["name"]) for l in section["layers"]] + [5])
     rows.append(f"{'layer':<{width}}  flags     caffe backward  gradients (L2 norm) and one solver step")
     for layer in section["layers"]:
         flags = "agree" if layer["agree"] else "DIFFER"
-        rows.append(f"{layer['name']:<{width}}  {flags:<8}  {_flag(layer['caffe']['need_backward']):<14}  "
-                    + "; ".join(f"<- {b['blob']}: {_fmt_norm(b['grad_norm'])}" for b in layer["bottoms"]))
+        rows.append(
+            f"{layer['name']:<{width}}  {flags:<8}  {_flag(layer['caffe']['need_backward']):<14}  "
+            + "; ".join(f"<- {b['blob']}: {_fmt_norm(b['grad_norm'])}" for b in layer["bottoms"])
+        )
         for d in layer["differences"]:
             rows.append(f"{'':<{width}}    differs: {d}")
         for p in layer["params"]:
-            step = ("not run" if p["changed"] is None else
-                    "unchanged" if not p["changed"] else
-                    f"changed (max |dw| {p['max_abs_change']:.3g})")
+            step = (
+                "not run"
+                if p["changed"] is None
+                else "unchanged"
+                if not p["changed"]
+                else f"changed (max |dw| {p['max_abs_change']:.3g})"
+            )
             if p["decay_only"]:
                 step += ", by weight decay only: dw = -lr*lr_mult*weight_decay*decay_mult*w exactly"
             elif p["decay_only"] is False and p["changed"]:
                 step += ", without a gradient"
-            rows.append(f"{'':<{width}}    param {p['index']}: gradient {_fmt_norm(p['grad_norm'])}; step: {step}")
+            rows.append(
+                f"{'':<{width}}    param {p['index']}: gradient {_fmt_norm(p['grad_norm'])}; step: {step}"
+            )
     rows.extend(f"note: {n}" for n in section["notes"])
-    rows.append("flags: Caffe and the reference agree" if section["agree"] else
-                "flags: Caffe and the reference DISAGREE")
+    rows.append(
+        "flags: Caffe and the reference agree"
+        if section["agree"]
+        else "flags: Caffe and the reference DISAGREE"
+    )
     return "\n".join(rows)
 
 

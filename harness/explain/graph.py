@@ -35,9 +35,12 @@ LEGEND = """  subgraph cluster_legend {
 
 def to_dot(report: dict, blame: str | None = None, title: str | None = None) -> str:
     """Split layers are drawn as the edges they stand for, so a 30-layer net stays readable."""
-    lines = ["digraph net {", "  rankdir=TB; nodesep=0.2; ranksep=0.3; newrank=true; splines=true;",
-             '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=9, height=0.3];',
-             '  edge [fontname="Helvetica", fontsize=7, arrowsize=0.6];']
+    lines = [
+        "digraph net {",
+        "  rankdir=TB; nodesep=0.2; ranksep=0.3; newrank=true; splines=true;",
+        '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=9, height=0.3];',
+        '  edge [fontname="Helvetica", fontsize=7, arrowsize=0.6];',
+    ]
     if title:
         lines.append(f"  labelloc=t; label={_quote(title)};")
     hazards = {}
@@ -70,8 +73,12 @@ def to_dot(report: dict, blame: str | None = None, title: str | None = None) -> 
         if learns:
             attrs += ['color="#38761d"', "penwidth=2.5"]
         if layer["name"] in hazards:
-            attrs += ['color="#cc0000"', 'style="rounded,filled,dashed"', "penwidth=2",
-                      f"tooltip={_quote(', '.join(hazards[layer['name']]))}"]
+            attrs += [
+                'color="#cc0000"',
+                'style="rounded,filled,dashed"',
+                "penwidth=2",
+                f"tooltip={_quote(', '.join(hazards[layer['name']]))}",
+            ]
         if layer["name"] == blame:
             attrs += ['color="#cc0000"', "penwidth=4", 'xlabel="first divergence"', 'fontcolor="#cc0000"']
         lines.append(f"  {node} [{', '.join(attrs)}];")
@@ -88,7 +95,9 @@ def to_dot(report: dict, blame: str | None = None, title: str | None = None) -> 
             style = "solid" if b["need_backward"] else "dashed"
             color = "#cc0000" if cut else ("#b45f06" if b["need_backward"] else "#999999")
             extra = ", arrowhead=tee" if cut else ""
-            lines.append(f"  {source} -> {node} [label={_quote(label)}, style={style}, color=\"{color}\"{extra}];")
+            lines.append(
+                f'  {source} -> {node} [label={_quote(label)}, style={style}, color="{color}"{extra}];'
+            )
         for t in layer["tops"]:
             producer[t["blob"]] = node
     lines.append(LEGEND)

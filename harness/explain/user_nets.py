@@ -55,14 +55,20 @@ def parse_input_shapes(specs) -> dict[str, tuple[int, ...]]:
         except ValueError:
             shape = None
         if not name or shape is None or any(d < 1 for d in shape):
-            raise HarnessError(f"--input-shape={spec!r}: expected BLOB=d0,d1,... with positive integers, "
-                               "e.g. data=1,3,32,32")
+            raise HarnessError(
+                f"--input-shape={spec!r}: expected BLOB=d0,d1,... with positive integers, e.g. data=1,3,32,32"
+            )
         shapes[name] = shape
     return shapes
 
 
-def make_runnable(text: str, phase: str = "TRAIN", level: int = 0, stages=(),
-                  input_shapes: dict[str, tuple[int, ...]] | None = None) -> RunnableNet:
+def make_runnable(
+    text: str,
+    phase: str = "TRAIN",
+    level: int = 0,
+    stages=(),
+    input_shapes: dict[str, tuple[int, ...]] | None = None,
+) -> RunnableNet:
     """Parse, upgrade and filter ``text`` as Caffe would, then replace its data readers."""
     overrides = dict(input_shapes or {})
     param, upgrade_notes = read_net_param(text, phase, level, stages)
@@ -85,8 +91,9 @@ def make_runnable(text: str, phase: str = "TRAIN", level: int = 0, stages=(),
                 if top in overrides:
                     _set_input_shape(layer, j, overrides[top])
                     used.add(top)
-                    runnable.notes.append(f"Input top '{top}' reshaped to {_dims(overrides[top])} "
-                                          "(--input-shape)")
+                    runnable.notes.append(
+                        f"Input top '{top}' reshaped to {_dims(overrides[top])} (--input-shape)"
+                    )
         if layer.type == "Input":
             for j, top in enumerate(layer.top):
                 runnable.input_shapes[top] = tuple(_input_shape(layer, j))
@@ -95,8 +102,10 @@ def make_runnable(text: str, phase: str = "TRAIN", level: int = 0, stages=(),
     unused = sorted(set(overrides) - used)
     if unused:
         known = ", ".join(sorted(runnable.input_shapes)) or "none"
-        raise HarnessError(f"--input-shape {', '.join(unused)}: not a top of a data or Input layer of this net "
-                           f"in phase {phase} (those tops: {known})")
+        raise HarnessError(
+            f"--input-shape {', '.join(unused)}: not a top of a data or Input layer of this net "
+            f"in phase {phase} (those tops: {known})"
+        )
     return runnable
 
 
@@ -116,7 +125,8 @@ def _layer_shapes(layer, overrides) -> tuple[list[tuple[int, ...]], str]:
         if shape is None:
             raise HarnessError(
                 f"layer '{layer.name}' ({layer.type}), top '{top}': the shape cannot be derived from the "
-                f"prototxt ({why}); give it with --input-shape {top}=d0,d1,...")
+                f"prototxt ({why}); give it with --input-shape {top}=d0,d1,..."
+            )
         shapes.append(shape)
         said.append(f"'{top}' {_dims(shape)} ({why})")
     return shapes, "; ".join(said)
@@ -162,13 +172,16 @@ def _image_data_shape(layer, j):
     width = p.new_width or None
     if height is None or width is None:
         height = None
-    shape, why = _transform_image(layer, batch, height, width,
-                                  f"new_height {p.new_height}, new_width {p.new_width}")
+    shape, why = _transform_image(
+        layer, batch, height, width, f"new_height {p.new_height}, new_width {p.new_width}"
+    )
     if shape is not None and not layer.transform_param.force_gray:
         # ImageDataLayer decodes with is_color (image_data_layer.cpp): 3 channels, or 1.
         channels = 3 if p.is_color else 1
         shape = (shape[0], channels) + shape[2:]
-        why = why.replace(f"channels assumed {DEFAULT_CHANNELS} (colour images)", f"is_color {str(p.is_color).lower()}")
+        why = why.replace(
+            f"channels assumed {DEFAULT_CHANNELS} (colour images)", f"is_color {str(p.is_color).lower()}"
+        )
     return shape, why
 
 
@@ -189,8 +202,10 @@ def _memory_data_shape(layer, j):
     p = layer.memory_data_param
     if j == 1:
         return (p.batch_size,), f"label: batch_size {p.batch_size}"
-    why = (f"memory_data_param batch_size {p.batch_size}, channels {p.channels}, height {p.height}, "
-           f"width {p.width}")
+    why = (
+        f"memory_data_param batch_size {p.batch_size}, channels {p.channels}, height {p.height}, "
+        f"width {p.width}"
+    )
     return (p.batch_size, p.channels, p.height, p.width), why
 
 
@@ -203,8 +218,10 @@ def _dummy_data_shape(layer, j):
     if p.shape:
         shape = tuple(p.shape[0 if len(p.shape) == 1 else j].dim)
     else:
+
         def pick(values):
             return values[0 if len(values) == 1 else j] if values else 1
+
         shape = (pick(p.num), pick(p.channels), pick(p.height), pick(p.width))
     return shape, "dummy_data_param's shape; its random filler becomes synthetic input"
 
@@ -296,8 +313,14 @@ def _roles(net) -> dict[str, tuple[str, int]]:
     return {topology.blob_names[b]: role_of(b) for b in topology.input_ids}
 
 
-def synthetic_case(runnable: RunnableNet, phase: str = "TRAIN", level: int = 0, stages=(),
-                   solver: str | None = None, seed: int = 0):
+def synthetic_case(
+    runnable: RunnableNet,
+    phase: str = "TRAIN",
+    level: int = 0,
+    stages=(),
+    solver: str | None = None,
+    seed: int = 0,
+):
     """A Case for ``runnable``: gaussian data, valid integer labels, small gaussian params.
 
     The reference engine's own net construction gives the blob and param shapes (one shape
@@ -323,8 +346,10 @@ def synthetic_case(runnable: RunnableNet, phase: str = "TRAIN", level: int = 0, 
         net = Net(param, dtype=torch.float32)
     except (CaffeError, Unsupported) as e:
         net = None
-        notes.append(f"shapes unknown to the reference engine ({getattr(e, 'message', e)}): inputs are "
-                     "gaussian and Caffe's own fillers set the params")
+        notes.append(
+            f"shapes unknown to the reference engine ({getattr(e, 'message', e)}): inputs are "
+            "gaussian and Caffe's own fillers set the params"
+        )
     if net is not None:
         for name, (role, classes) in _roles(net).items():
             shape = tuple(net.blob(name).shape)
@@ -334,25 +359,40 @@ def synthetic_case(runnable: RunnableNet, phase: str = "TRAIN", level: int = 0, 
                 inputs[name] = rng.integers(0, max(classes, 1), size=shape).astype(np.float32)
                 notes.append(f"input '{name}' {tuple(shape)}: {role} values drawn in [0, {classes})")
         drawn = {}
-        special = {i: layer.blob_values(rng, [b.shape for b in layer.blobs])
-                   for i, layer in enumerate(net.layers) if layer.blobs}
+        special = {
+            i: layer.blob_values(rng, [b.shape for b in layer.blobs])
+            for i, layer in enumerate(net.layers)
+            if layer.blobs
+        }
         for entry in net.topology.params:
             node = net.topology.layers[entry.layer]
             if entry.owner >= 0:  # a shared blob is the owner's memory (Net::ShareWeights)
-                drawn[(entry.layer, entry.index)] = drawn[(net.topology.params[entry.owner].layer,
-                                                           net.topology.params[entry.owner].index)]
+                drawn[(entry.layer, entry.index)] = drawn[
+                    (net.topology.params[entry.owner].layer, net.topology.params[entry.owner].index)
+                ]
                 continue
             shape = tuple(net.layers[entry.layer].blobs[entry.index].shape)
             if special[entry.layer] is not None:
                 drawn[(entry.layer, entry.index)] = special[entry.layer][entry.index]
             else:
-                drawn[(entry.layer, entry.index)] = (rng.standard_normal(shape) * PARAM_STD).astype(np.float32)
+                drawn[(entry.layer, entry.index)] = (rng.standard_normal(shape) * PARAM_STD).astype(
+                    np.float32
+                )
         for i, (node, layer) in enumerate(zip(net.topology.layers, net.layers)):
             if layer.blobs:
                 params[node.name] = tuple(drawn[(i, j)] for j in range(len(layer.blobs)))
     else:
         for name, shape in runnable.input_shapes.items():
             inputs[name] = rng.standard_normal(shape).astype(np.float32)
-    case = Case(net=runnable.text, solver=solver, phase=phase, level=level, stages=tuple(stages),
-                iterations=1 if solver is not None else 0, inputs=inputs, params=params, seed=seed)
+    case = Case(
+        net=runnable.text,
+        solver=solver,
+        phase=phase,
+        level=level,
+        stages=tuple(stages),
+        iterations=1 if solver is not None else 0,
+        inputs=inputs,
+        params=params,
+        seed=seed,
+    )
     return case, notes

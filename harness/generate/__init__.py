@@ -12,10 +12,10 @@ from .determinism import independent_of_imports
 # Before any strategy draws: the same seed then draws the same cases in every process.
 independent_of_imports()
 
-from .cases import case_from_draft, cases  # noqa: E402
-from .kinds import LAYER_KINDS, LOSS_KINDS  # noqa: E402
-from .nets import net_drafts, nets  # noqa: E402
-from .solvers import solver_params  # noqa: E402
+from .cases import case_from_draft, cases
+from .kinds import LAYER_KINDS, LOSS_KINDS
+from .nets import net_drafts, nets
+from .solvers import solver_params
 
 __all__ = [
     "LAYER_KINDS",

@@ -103,9 +103,7 @@ def param_arrays(draft: NetDraft, rng) -> dict[str, tuple[np.ndarray, ...]]:
     return params
 
 
-def case_from_draft(
-    draft: NetDraft, seed: int, solver: str | None = None, iterations: int = 0
-) -> Case:
+def case_from_draft(draft: NetDraft, seed: int, solver: str | None = None, iterations: int = 0) -> Case:
     """The Case for a drawn net: arrays from RandomState(seed), the NetState in the case's fields.
     Data inputs are tied_values where the draft says ``ties``, distinct values elsewhere."""
     rng = np.random.RandomState(seed)

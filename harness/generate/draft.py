@@ -65,9 +65,7 @@ class LayerShapes:
     params: list[tuple[int, ...]]
 
 
-def layer_shapes(
-    param, bottom_shapes, num_tops: int, phase: str, in_place: bool = False
-) -> LayerShapes:
+def layer_shapes(param, bottom_shapes, num_tops: int, phase: str, in_place: bool = False) -> LayerShapes:
     """Layer::SetUp of the reference layer class on Blobs of the given shapes."""
     own = caffe_pb2.LayerParameter()
     own.CopyFrom(param)
@@ -121,9 +119,7 @@ class NetDraft:
     layers: list = field(default_factory=list)  # every other LayerParameter, in order
     blobs: list[BlobInfo] = field(default_factory=list)  # readable blob versions, oldest first
     params: list[ParamRecord] = field(default_factory=list)
-    input_roles: dict[str, tuple[str, int]] = field(
-        default_factory=dict
-    )  # Input top: (role, classes)
+    input_roles: dict[str, tuple[str, int]] = field(default_factory=dict)  # Input top: (role, classes)
     kept: list[bool] = field(default_factory=list)  # per layer: does the NetState keep it?
     focus: str | None = None  # a layer type drawn more often in this net (nets.layers), or None
     ties: bool = False  # data inputs hold a few exact values (cases.tied_values), not distinct ones
@@ -146,9 +142,7 @@ class NetDraft:
 
     # ---- growing ---------------------------------------------------------------------------
 
-    def add_input(
-        self, shape, role: str = "data", classes: int = 0, positive: bool = False
-    ) -> BlobInfo:
+    def add_input(self, shape, role: str = "data", classes: int = 0, positive: bool = False) -> BlobInfo:
         """An Input layer with one top; Input layers are written before every other layer.
         A ``positive`` data input holds only values > 0 (cases.py draws it as role "positive")."""
         assert role in ROLES, role
@@ -266,8 +260,7 @@ class NetDraft:
         first set among the specs that share its name, in net order (Net::AppendParam; a later
         spec must then match it), ``pending`` (the specs of the layer being drawn) last. None
         where no spec set it yet."""
-        same = [r for r in (*self.params, *pending)
-                if r is record or (record.name and r.name == record.name)]
+        same = [r for r in (*self.params, *pending) if r is record or (record.name and r.name == record.name)]
         lr = next((r.lr_mult for r in same if r.lr_mult is not None), None)
         decay = next((r.decay_mult for r in same if r.decay_mult is not None), None)
         return lr, decay

@@ -41,8 +41,9 @@ def combinations(*options: tuple) -> tuple:
     """Every choice of one value from each of ``options`` (the first of each being the default),
     fewest non-defaults first: one ``pick`` takes a whole combination (one draw, not one per
     field), and a smaller index, which the shrinker seeks, is a simpler one."""
-    return tuple(sorted(itertools.product(*options),
-                        key=lambda combo: sum(v != o[0] for v, o in zip(combo, options))))
+    return tuple(
+        sorted(itertools.product(*options), key=lambda combo: sum(v != o[0] for v, o in zip(combo, options)))
+    )
 
 
 def pick_or_none(draw, options: Sequence):

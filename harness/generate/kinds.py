@@ -101,9 +101,7 @@ def axes(bottom: BlobInfo, default: int = 1):
 
 @functools.cache
 def _axes(n: int, default: int):
-    return st.sampled_from(
-        ([None] if default < n else []) + list(range(n)) + ([-1] if n > 0 else [])
-    )
+    return st.sampled_from(([None] if default < n else []) + list(range(n)) + ([-1] if n > 0 else []))
 
 
 def canonical(axis, bottom: BlobInfo, default: int = 1) -> int:
@@ -305,9 +303,7 @@ def _scale_or_bias(draw, draft, bottom, type_name):
             fields.axis = axis
         start = canonical(axis, bottom)
         room = bottom.num_axes - start
-        num_axes = draw(
-            maybe(0, -1, *range(2, room + 1)) if room >= 1 else st.sampled_from((0, -1))
-        )
+        num_axes = draw(maybe(0, -1, *range(2, room + 1)) if room >= 1 else st.sampled_from((0, -1)))
         if num_axes is not None:
             fields.num_axes = num_axes
     if type_name == "Scale" and draw(maybe(True)):
@@ -345,8 +341,7 @@ def prelu_layers(draw, draft, bottom):
 PAIR = 2
 
 
-@layer_kind("BatchNorm", valid=at_least_axes(2), shareable=False,
-            centres=True)
+@layer_kind("BatchNorm", valid=at_least_axes(2), shareable=False, centres=True)
 def batch_norm_layers(draw, draft, bottom):
     """BatchNorm; use_global_stats, moving_average_fraction and eps unset first.
     Its params are statistics: every ParamSpec it gets carries lr_mult 0, as Caffe demands.
@@ -673,11 +668,7 @@ def crop_layers(draw, draft, bottom):
 def _more_bottoms(draw, bottom, candidates, required: int, most: int):
     """Extra bottoms picked by index among candidates (newest first); each extra is one draw."""
     chosen = [bottom]
-    while (
-        len(chosen) < most
-        and candidates
-        and (len(chosen) <= required or draw(integers(0, 2)) > 0)
-    ):
+    while len(chosen) < most and candidates and (len(chosen) <= required or draw(integers(0, 2)) > 0):
         chosen.append(pick(draw, candidates))
     return chosen
 
@@ -698,9 +689,7 @@ def concat_layers(draw, draft, bottom):
         and all(b.shape[i] == bottom.shape[i] for i in range(b.num_axes) if i != a)
     ]
     bottoms = _more_bottoms(draw, bottom, candidates, required=0, most=3)
-    return Drawn(
-        p, bottoms, positive=all(b.positive for b in bottoms), bound=max(b.bound for b in bottoms)
-    )
+    return Drawn(p, bottoms, positive=all(b.positive for b in bottoms), bound=max(b.bound for b in bottoms))
 
 
 @layer_kind("Eltwise")
@@ -769,17 +758,13 @@ def slice_layers(draw, draft, bottom):
 @layer_kind("Split", aliases=True)
 def split_layers(draw, draft, bottom):
     """An explicit Split with 1-3 tops (Caffe inserts its own where a blob has two readers)."""
-    return Drawn(
-        LP(type="Split"), [bottom], num_tops=draw(integers(1, 3)), positive=bottom.positive
-    )
+    return Drawn(LP(type="Split"), [bottom], num_tops=draw(integers(1, 3)), positive=bottom.positive)
 
 
 @layer_kind("Silence")
 def silence_layers(draw, draft, bottom):
     """Silence: reads 1-2 blobs, makes none."""
-    bottoms = _more_bottoms(
-        draw, bottom, newest_first(draft.data_blobs(), bottom), required=0, most=2
-    )
+    bottoms = _more_bottoms(draw, bottom, newest_first(draft.data_blobs(), bottom), required=0, most=2)
     return Drawn(LP(type="Silence"), bottoms, num_tops=0)
 
 

@@ -120,8 +120,9 @@ def param_spec_lists(draw, draft: NetDraft, kind: LayerKind, shapes, layer_index
             mode = draw(maybe(caffe_pb2.ParamSpec.STRICT, caffe_pb2.ParamSpec.PERMISSIVE))
             if mode is not None:
                 spec.share_mode = mode
-            pending.append(ParamRecord(layer_index, index, shapes.params[index], spec.name,
-                                       lr_mult, decay_mult))
+            pending.append(
+                ParamRecord(layer_index, index, shapes.params[index], spec.name, lr_mult, decay_mult)
+            )
         specs.append(spec)
     return specs
 
@@ -203,9 +204,7 @@ def _add(draw, draft: NetDraft, kind: LayerKind, drawn):
         centres=kind.centres,
     )
     for top in tops:
-        top.aliased = (
-            top.aliased or kind.aliases or (kind.type == "Concat" and len(drawn.bottoms) == 1)
-        )
+        top.aliased = top.aliased or kind.aliases or (kind.type == "Concat" and len(drawn.bottoms) == 1)
         top.weighted = any(w != 0 for w in drawn.param.loss_weight)
 
 
@@ -379,9 +378,7 @@ def extra_inputs(draw, draft: NetDraft, batch: int):
 
 
 @st.composite
-def net_drafts(
-    draw, max_layers: int = 8, max_losses: int = 3, refusals=False, train_dropout: bool = False
-):
+def net_drafts(draw, max_layers: int = 8, max_losses: int = 3, refusals=False, train_dropout: bool = False):
     """The NetDraft behind ``nets()``; ``cases()`` reads its Input roles. ``refusals``: False,
     True (every name in REFUSALS) or a collection of those names.
     Shrinks as ``nets()`` does."""
@@ -423,9 +420,7 @@ def net_drafts(
 
 
 @st.composite
-def nets(
-    draw, max_layers: int = 8, max_losses: int = 3, refusals=False, train_dropout: bool = False
-):
+def nets(draw, max_layers: int = 8, max_losses: int = 3, refusals=False, train_dropout: bool = False):
     """NetParameters that Caffe accepts, built layer by layer on known blob shapes.
 
     Input layers first (batch 1-3, channels 1-4, spatial 1-6; 2-D and 4-D), then up to

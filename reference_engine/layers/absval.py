@@ -11,6 +11,7 @@ from .neuron import NeuronLayer
 @register_layer("AbsVal")
 class AbsValLayer(NeuronLayer):
     """y = |x|; the gradient at 0 is 0 (caffe_cpu_sign)."""
+
     @classmethod
     def in_place_hazard(cls, param):
         return "Caffe aborts: AbsVal Layer does not allow in-place computation (absval_layer.cpp CHECK)"

@@ -18,6 +18,7 @@ class AccuracyLayer(Layer):
     master counts every other class scoring >= the true one against it; 1.0 ranks
     (score, class index) pairs, so a tied class with a larger index ranks ahead and a
     smaller one behind. With every label ignored master gives 0 and 1.0 gives 0/0 (NaN)."""
+
     has_backward = False
     bottom_roles = {1: "label"}
     label_axis_param = "accuracy_param"

@@ -15,6 +15,7 @@ class ArgMaxLayer(Layer):
     ``axis``: the bottom's shape with shape[axis] = top_k, holding indices, or values
     only with out_max_val. Order is std::partial_sort with std::greater on
     (value, index): descending, a tie going to the larger index."""
+
     has_backward = False
 
     exact_num_bottom_blobs = 1
@@ -79,9 +80,7 @@ class ArgMaxLayer(Layer):
         if self.has_axis:
             out = values if self.out_max_val else index
         elif self.out_max_val:
-            out = torch.cat(
-                [index, values], dim=1
-            )  # per instance: top_k indices, then top_k values
+            out = torch.cat([index, values], dim=1)  # per instance: top_k indices, then top_k values
         else:
             out = index
         top[0].data.copy_(out.reshape(top[0].data.shape))

@@ -80,9 +80,7 @@ class BaseConvolutionLayer(Layer):
             1 if num_dilation == 0 else p.dilation[0 if num_dilation == 1 else i] for i in range(n)
         ]
         if n not in _CONV:
-            raise Unsupported(
-                f"{self.type} with {n} spatial axes: the reference engine models 1 to 3"
-            )
+            raise Unsupported(f"{self.type} with {n} spatial axes: the reference engine models 1 to 3")
 
         self.channels = bottom[0].shape[self.channel_axis]
         self.num_output = p.num_output
@@ -197,8 +195,7 @@ class BaseConvolutionLayer(Layer):
     def image_groups(self):
         """Slices of the batch (the `num` axis of `batched` views), in order, each a group of
         images whose input and output stay under GROUP_BYTES."""
-        image = max(self.channels * _count(self.input_spatial),
-                    self.num_output * _count(self.output_spatial))
+        image = max(self.channels * _count(self.input_spatial), self.num_output * _count(self.output_spatial))
         image *= self.blobs[0].data.element_size()
         groups = max(1, min(self.num, -(-self.num * image // GROUP_BYTES)))
         size = -(-self.num // groups)
@@ -247,8 +244,13 @@ class BaseConvolutionLayer(Layer):
         pad = self._torch_pads(image_spatial, columns_spatial)
         if pad is not None:
             return _CONV_INPUT[self.num_spatial_axes](
-                shape + list(image_spatial), self.blobs[0].data, columns, self.stride, pad,
-                self.dilation, self.group,
+                shape + list(image_spatial),
+                self.blobs[0].data,
+                columns,
+                self.stride,
+                pad,
+                self.dilation,
+                self.group,
             )
         pads = self.conv_padding(image_spatial, columns_spatial)
         padded_spatial = [
@@ -258,7 +260,12 @@ class BaseConvolutionLayer(Layer):
             for i in range(self.num_spatial_axes)
         ]
         padded = _CONV_INPUT[self.num_spatial_axes](
-            shape + padded_spatial, self.blobs[0].data, columns, self.stride, 0, self.dilation,
+            shape + padded_spatial,
+            self.blobs[0].data,
+            columns,
+            self.stride,
+            0,
+            self.dilation,
             self.group,
         )
         index = [slice(None), slice(None)] + [

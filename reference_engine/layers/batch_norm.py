@@ -23,8 +23,10 @@ class BatchNormLayer(Layer):
         """Running mean, running variance (positive) and the factor that divides both
         (positive): global statistics that stay finite."""
         bounds = [(-1.0, 1.0), (0.5, 1.5), (0.5, 2.0)]
-        return tuple(np.asarray(rng.uniform(low, high, size=shape), dtype=np.float32)
-                     for (low, high), shape in zip(bounds, shapes))
+        return tuple(
+            np.asarray(rng.uniform(low, high, size=shape), dtype=np.float32)
+            for (low, high), shape in zip(bounds, shapes)
+        )
 
     exact_num_bottom_blobs = 1
     exact_num_top_blobs = 1

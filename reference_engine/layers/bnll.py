@@ -12,6 +12,7 @@ BNLL_THRESHOLD = 50.0
 @register_layer("BNLL")
 class BNLLLayer(NeuronLayer):
     """y = x + log(1 + exp(-x)) for x > 0, else log(1 + exp(x))."""
+
     @classmethod
     def in_place_hazard(cls, param):
         return "Backward_cpu (bnll_layer.cpp) reads the input x, which the forward overwrote"
@@ -20,9 +21,7 @@ class BNLLLayer(NeuronLayer):
         x = bottom[0].data
         # `log(1. + exp(.))` is a double expression in Caffe; it is rounded once on store.
         x64 = x.to(torch.float64)
-        y = torch.where(
-            x64 > 0, x64 + torch.log(1.0 + torch.exp(-x64)), torch.log(1.0 + torch.exp(x64))
-        )
+        y = torch.where(x64 > 0, x64 + torch.log(1.0 + torch.exp(-x64)), torch.log(1.0 + torch.exp(x64)))
         top[0].data.copy_(y.to(x.dtype))
 
     def backward(self, top, propagate_down, bottom):

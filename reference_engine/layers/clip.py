@@ -9,6 +9,7 @@ class ClipLayer(NeuronLayer):
     """y = max(min, min(x, max)); a NaN input becomes min, as std::max/std::min order it.
 
     Backward reads x, so in place it is wrong, as in Caffe."""
+
     master_only = True
 
     @classmethod

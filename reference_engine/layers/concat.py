@@ -19,9 +19,7 @@ def legacy_axis(bottom, param, legacy_field, name):
             f"casting {legacy_field} from uint32 to int32 produced negative result; "
             f"{legacy_field} must satisfy 0 <= {legacy_field} < {K_MAX_BLOB_AXES}",
         )
-        check_lt(
-            axis, bottom.num_axes, f"{name}_axis_", "num_axes", f"{legacy_field} out of range."
-        )
+        check_lt(axis, bottom.num_axes, f"{name}_axis_", "num_axes", f"{legacy_field} out of range.")
         return axis
     return bottom.canonical_axis_index(param.axis)
 
@@ -68,9 +66,7 @@ class ConcatLayer(Layer):
             top[0].share_diff(bottom[0])
 
     def _views(self, blob, tensor):
-        return tensor.reshape(
-            blob.count(0, self.axis), blob.shape[self.axis], blob.count(self.axis + 1)
-        )
+        return tensor.reshape(blob.count(0, self.axis), blob.shape[self.axis], blob.count(self.axis + 1))
 
     def forward(self, bottom, top):
         if len(bottom) == 1:

@@ -19,6 +19,7 @@ class ContrastiveLossLayer(LossLayer):
 
     Bottoms a (N, C, 1, 1), b (N, C, 1, 1), y (N, 1, 1, 1); a and b take gradients, y none
     (and force_backward may not ask for it)."""
+
     bottom_roles = {2: "binary"}
     label_backward_fatal = False  # Backward_cpu loops over bottoms 0 and 1 only: the labels are left alone
 
@@ -58,9 +59,7 @@ class ContrastiveLossLayer(LossLayer):
         else:
             # margin - sqrt(.) is a double expression (sqrt binds to the double
             # function), rounded once by std::max<Dtype>.
-            gap = std_max(
-                (p.margin - torch.sqrt(self.dist_sq.to(torch.float64))).to(self.dist_sq.dtype), 0.0
-            )
+            gap = std_max((p.margin - torch.sqrt(self.dist_sq.to(torch.float64))).to(self.dist_sq.dtype), 0.0)
             dissimilar = gap * gap
         per_pair = torch.where(self._similar(bottom, num), self.dist_sq, dissimilar)
         top[0].data.copy_(per_pair.sum() / num / 2)

@@ -7,6 +7,7 @@ from .base_conv import BaseConvolutionLayer
 @register_layer("Convolution")
 class ConvolutionLayer(BaseConvolutionLayer):
     """Cross-correlation per group, bottom i → top i with the same weights; then + bias."""
+
     @classmethod
     def in_place_hazard(cls, param):
         return "im2col reads the input while the output overwrites it"

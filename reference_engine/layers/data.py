@@ -70,15 +70,20 @@ class DummyDataLayer(Layer):
     def layer_setup(self, bottom, top):
         p = self.param.dummy_data_param
         num_fillers = len(p.data_filler)
-        check(num_fillers in (0, 1, len(top)), "num_data_filler == 0 || num_data_filler == 1 || "
-              "num_data_filler == num_top", "Number of data fillers must be 0, 1 or equal to the number of tops: "
-              f"{len(top)}; you specified {num_fillers} data fillers.")
+        check(
+            num_fillers in (0, 1, len(top)),
+            "num_data_filler == 0 || num_data_filler == 1 || num_data_filler == num_top",
+            "Number of data fillers must be 0, 1 or equal to the number of tops: "
+            f"{len(top)}; you specified {num_fillers} data fillers.",
+        )
         for j, blob in enumerate(top):
             blob.reshape(self._shape(p, j, len(top)))
             filler = p.data_filler[0 if num_fillers == 1 else j] if num_fillers else None
             if filler is not None and filler.type != "constant":
-                raise Unsupported(f"DummyData '{self.param.name}': filler '{filler.type}' redraws from "
-                                  "Caffe's RNG at every forward; use an Input layer")
+                raise Unsupported(
+                    f"DummyData '{self.param.name}': filler '{filler.type}' redraws from "
+                    "Caffe's RNG at every forward; use an Input layer"
+                )
             if filler is not None:
                 fill(blob, filler)
             else:

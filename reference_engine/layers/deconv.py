@@ -44,9 +44,7 @@ class DeconvolutionLayer(BaseConvolutionLayer):
             # The weight diff accumulates, from im2col of the top diff.
             if self.param_propagate_down[0]:
                 x = self.batched(b.data, self.channels, self.input_spatial)
-                self.blobs[0].diff.add_(
-                    self.conv_weight_diff(dy, x, self.output_spatial, self.input_spatial)
-                )
+                self.blobs[0].diff.add_(self.conv_weight_diff(dy, x, self.output_spatial, self.input_spatial))
             # The bottom diff is the convolution of the top diff (overwritten).
             if propagate_down[i]:
                 dx = self.conv_forward(dy, self.output_spatial, self.input_spatial)

@@ -17,6 +17,7 @@ class DropoutLayer(NeuronLayer):
     the mask Caffe drew and hands it over with ``set_mask`` before the forward. Without
     one, the mask is drawn from ``self.generator`` (which the net may seed). BVLC Caffe
     has no ``scale_train`` (a fork's field), so neither do we."""
+
     may_run_in_place = True
 
     def __init__(self, *args, **kwargs):
@@ -30,9 +31,7 @@ class DropoutLayer(NeuronLayer):
         self.threshold = self.param.dropout_param.dropout_ratio
         # scale_ = 1. / (1. - threshold_) is a double expression stored as Dtype.
         self.scale = float(
-            torch.tensor(
-                1.0 / (1.0 - self.threshold) if self.threshold != 1 else torch.inf, dtype=self.dtype
-            )
+            torch.tensor(1.0 / (1.0 - self.threshold) if self.threshold != 1 else torch.inf, dtype=self.dtype)
         )
 
     def reshape(self, bottom, top):
@@ -44,9 +43,7 @@ class DropoutLayer(NeuronLayer):
         """Make the next TRAIN forward use ``mask`` (0/1, the bottom's shape) instead of a draw."""
         mask = torch.as_tensor(mask)
         if self.mask is None:
-            raise ValueError(
-                "set_mask: the layer must be set up first (its mask shape is the bottom's)"
-            )
+            raise ValueError("set_mask: the layer must be set up first (its mask shape is the bottom's)")
         if list(mask.shape) != list(self.mask.shape):
             raise ValueError(
                 f"mask shape {list(mask.shape)}: a Dropout mask must have the bottom's shape "
@@ -67,9 +64,7 @@ class DropoutLayer(NeuronLayer):
                 self.mask.copy_(self.pending_mask)
                 self.pending_mask = None
             else:
-                draw = torch.bernoulli(
-                    torch.full(x.shape, p, dtype=torch.float64), generator=self.generator
-                )
+                draw = torch.bernoulli(torch.full(x.shape, p, dtype=torch.float64), generator=self.generator)
                 self.mask.copy_(draw.to(device=self.device, dtype=torch.int32))
             top[0].data.copy_(x * self.mask.to(x.dtype) * self.scale)
         else:

@@ -9,6 +9,7 @@ from .neuron import NeuronLayer, libm, std_max, std_min
 @register_layer("ELU")
 class ELULayer(NeuronLayer):
     """y = max(x, 0) + alpha * (exp(min(x, 0)) - 1)."""
+
     may_run_in_place = True
 
     @classmethod

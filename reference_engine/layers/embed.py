@@ -20,7 +20,7 @@ class EmbedLayer(Layer):
     @classmethod
     def backward_abort(cls, param, bottom_need_backward):
         if bottom_need_backward and bottom_need_backward[0]:
-            return "Embed CHECKs !propagate_down[0]: \"Can't backpropagate to EmbedLayer input.\""
+            return 'Embed CHECKs !propagate_down[0]: "Can\'t backpropagate to EmbedLayer input."'
         return None
 
     exact_num_bottom_blobs = 1
@@ -54,9 +54,7 @@ class EmbedLayer(Layer):
         # static_cast<int>: truncation towards zero.
         index = torch.trunc(bottom[0].data.reshape(-1)).long()
         if bool(((index < 0) | (index >= self.input_dim)).any()):
-            raise Unsupported(
-                f"Embed index outside [0, {self.input_dim}): Caffe reads out of bounds"
-            )
+            raise Unsupported(f"Embed index outside [0, {self.input_dim}): Caffe reads out of bounds")
         return index
 
     def forward(self, bottom, top):
@@ -67,9 +65,7 @@ class EmbedLayer(Layer):
         top[0].data.copy_(y.view_as(top[0].data))
 
     def backward(self, top, propagate_down, bottom):
-        check(
-            not propagate_down[0], "!propagate_down[0]", "Can't backpropagate to EmbedLayer input."
-        )
+        check(not propagate_down[0], "!propagate_down[0]", "Can't backpropagate to EmbedLayer input.")
         dy = top[0].diff.reshape(self.m, self.num_output)
         if self.param_propagate_down[0]:
             # Rows accumulate, one input position after another.

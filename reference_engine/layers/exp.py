@@ -32,6 +32,7 @@ def checked_log_base(layer, base):
 @register_layer("Exp")
 class ExpLayer(NeuronLayer):
     """y = base ^ (shift + scale * x), computed as outer * exp(inner * x); base -1 means e."""
+
     may_run_in_place = True
 
     def layer_setup(self, bottom, top):

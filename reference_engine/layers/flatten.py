@@ -30,9 +30,7 @@ class FlattenLayer(Layer):
         p = self.param.flatten_param
         start = bottom[0].canonical_axis_index(p.axis)
         end = bottom[0].canonical_axis_index(p.end_axis)
-        shape = (
-            bottom[0].shape[:start] + [bottom[0].count(start, end + 1)] + bottom[0].shape[end + 1 :]
-        )
+        shape = bottom[0].shape[:start] + [bottom[0].count(start, end + 1)] + bottom[0].shape[end + 1 :]
         top[0].reshape(shape)
         check_eq(top[0].count(), bottom[0].count(), "top[0]->count()", "bottom[0]->count()")
 

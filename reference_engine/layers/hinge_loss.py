@@ -17,6 +17,7 @@ class HingeLossLayer(LossLayer):
 
     Forward writes the margins into bottom 0's diff and backward reads them back from
     there, as Caffe does; so the diff is written even when backward never runs."""
+
     bottom_roles = {1: "label"}
     backward_reads_bottom_diff = True  # Forward leaves the margins in bottom 0's diff
 

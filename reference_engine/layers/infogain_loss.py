@@ -19,6 +19,7 @@ class InfogainLossLayer(LossLayer):
     ``infogain_loss_param.source`` (a binaryproto file) is refused as Unsupported. Top 1
     (optional) is the softmax. force_backward may ask for bottom 2 (LossLayer only
     protects bottom 1), and backward then aborts, as in Caffe."""
+
     bottom_roles = {1: "label", 2: "infogain"}
     label_axis_param = "infogain_loss_param"
 
@@ -39,9 +40,7 @@ class InfogainLossLayer(LossLayer):
         softmax_param.type = "Softmax"
         del softmax_param.loss_weight[:]
         softmax_param.loss_weight.append(1.0)
-        self.softmax_layer = SoftmaxLayer(
-            softmax_param, self.phase, self.dtype, self.device, self.semantics
-        )
+        self.softmax_layer = SoftmaxLayer(softmax_param, self.phase, self.dtype, self.device, self.semantics)
         self.prob = self.new_blob([])
         self.softmax_layer.setup([bottom[0]], [self.prob])
         p = self.param.loss_param

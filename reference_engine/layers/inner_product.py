@@ -9,6 +9,7 @@ from .blob_proto import blobs_from_proto
 @register_layer("InnerProduct")
 class InnerProductLayer(Layer):
     """y = x W^T + b over the axes after `axis` (x W with `transpose: true`)."""
+
     @classmethod
     def in_place_hazard(cls, param):
         return "the gemm writes the output over the input it reads"
@@ -31,9 +32,7 @@ class InnerProductLayer(Layer):
         self.k = bottom[0].count(self.axis)
         # Stored blobs are taken as they are: Caffe checks no shape here.
         if not blobs_from_proto(self):
-            weight_shape = (
-                [self.k, self.num_output] if self.transpose else [self.num_output, self.k]
-            )
+            weight_shape = [self.k, self.num_output] if self.transpose else [self.num_output, self.k]
             self.blobs = [self.new_blob(weight_shape)]
             fillers.fill(self.blobs[0], p.weight_filler)
             if self.bias_term:

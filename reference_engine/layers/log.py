@@ -15,6 +15,7 @@ class LogLayer(NeuronLayer):
     """y = log_base(shift + scale * x); base -1 means e.
 
     Backward reads x, so in place it is wrong, as in Caffe."""
+
     @classmethod
     def in_place_hazard(cls, param):
         return "Backward_cpu (log_layer.cpp) reads the input x, which the forward overwrote"

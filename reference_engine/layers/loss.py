@@ -116,11 +116,7 @@ def valid_labels(label_data, num_labels: int, layer_type: str, ignore_label=None
     An ignored position may hold any value, so its label reads as 0: a safe index to
     gather at, masked out after."""
     labels = label_indices(label_data, num_labels, layer_type, ignore_label)
-    valid = (
-        torch.ones_like(labels, dtype=torch.bool)
-        if ignore_label is None
-        else labels != ignore_label
-    )
+    valid = torch.ones_like(labels, dtype=torch.bool) if ignore_label is None else labels != ignore_label
     return torch.where(valid, labels, 0), valid
 
 

@@ -22,7 +22,9 @@ class LRNLayer(Layer):
     @classmethod
     def in_place_hazard(cls, param):
         if param.lrn_param.norm_region == caffe_pb2.LRNParameter.ACROSS_CHANNELS:
-            return "the forward (lrn_layer.cpp) overwrites x before multiplying by the scale it computed from x"
+            return (
+                "the forward (lrn_layer.cpp) overwrites x before multiplying by the scale it computed from x"
+            )
         return None
 
     exact_num_bottom_blobs = 1
@@ -183,9 +185,7 @@ class LRNLayer(Layer):
         for i in reversed(range(self.size)):
             for j in reversed(range(self.size)):
                 padded[:, :, i : i + h, j : j + w] += share
-        square_output_diff = padded[
-            :, :, self.pre_pad : self.pre_pad + h, self.pre_pad : self.pre_pad + w
-        ]
+        square_output_diff = padded[:, :, self.pre_pad : self.pre_pad + h, self.pre_pad : self.pre_pad + w]
         # Power(power 2) backward: 2 x, times the diff.
         square_input_diff = 2 * self.square_input * square_output_diff
         # Split backward: the sum of its two tops' diffs.

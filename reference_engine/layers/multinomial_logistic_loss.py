@@ -11,6 +11,7 @@ from .neuron import legacy_shape, libm, std_max
 @register_layer("MultinomialLogisticLoss")
 class MultinomialLogisticLossLayer(LossLayer):
     """loss = -sum(log(max(p[label], 1e-20))) / num; bottom 0 holds probabilities, not scores."""
+
     bottom_roles = {1: "label"}
 
     def reshape(self, bottom, top):

@@ -17,9 +17,7 @@ from ..layer import Layer, register_layer
 
 def legacy_shape(blob):
     """num(), channels(), height(), width(): absent axes read 1; more than 4 axes abort."""
-    check_le(
-        blob.num_axes, 4, "num_axes()", "4", "Cannot use legacy accessors on Blobs with > 4 axes."
-    )
+    check_le(blob.num_axes, 4, "num_axes()", "4", "Cannot use legacy accessors on Blobs with > 4 axes.")
     return [blob.shape[i] if i < blob.num_axes else 1 for i in range(4)]
 
 

@@ -43,9 +43,7 @@ def legacy_shape(blob, index: int) -> int:
     """Blob::LegacyShape, behind num()/channels()/height()/width(): missing axes read as 1.
 
     Belongs on Blob; kept here until blob.py grows it."""
-    check_le(
-        blob.num_axes, 4, "num_axes()", "4", "Cannot use legacy accessors on Blobs with > 4 axes."
-    )
+    check_le(blob.num_axes, 4, "num_axes()", "4", "Cannot use legacy accessors on Blobs with > 4 axes.")
     check_lt(index, 4, "index", "4")
     check_ge(index, -4, "index", "-4")
     if index >= blob.num_axes or index < -blob.num_axes:

@@ -27,9 +27,11 @@ FLT_MAX = 3.4028234663852886e38
 class PoolingLayer(Layer):
     @classmethod
     def in_place_hazard(cls, param):
-        return ("Backward_cpu (pooling_layer.cpp) zeroes the bottom diff and then adds the top diff into "
-                "it; in place they are the same memory, so every gradient below this layer is exactly 0 "
-                "(and the output shape differs from the input's)")
+        return (
+            "Backward_cpu (pooling_layer.cpp) zeroes the bottom diff and then adds the top diff into "
+            "it; in place they are the same memory, so every gradient below this layer is exactly 0 "
+            "(and the output shape differs from the input's)"
+        )
 
     @classmethod
     def backward_abort(cls, param, bottom_need_backward):
@@ -55,8 +57,7 @@ class PoolingLayer(Layer):
             )
         else:
             check(
-                (not p.HasField("kernel_size"))
-                != (not (p.HasField("kernel_h") and p.HasField("kernel_w"))),
+                (not p.HasField("kernel_size")) != (not (p.HasField("kernel_h") and p.HasField("kernel_w"))),
                 "!pool_param.has_kernel_size() != !(pool_param.has_kernel_h() && pool_param.has_kernel_w())",
                 "Filter size is kernel_size OR kernel_h and kernel_w; not both",
             )
@@ -125,9 +126,7 @@ class PoolingLayer(Layer):
         self.num, self.channels, self.height, self.width = bottom[0].shape
         if self.global_pooling:
             self.kernel_h, self.kernel_w = self.height, self.width
-        self.pooled_height = self._pooled_size(
-            self.height, self.kernel_h, self.pad_h, self.stride_h
-        )
+        self.pooled_height = self._pooled_size(self.height, self.kernel_h, self.pad_h, self.stride_h)
         self.pooled_width = self._pooled_size(self.width, self.kernel_w, self.pad_w, self.stride_w)
         if self.pad_h or self.pad_w:
             # With padding, the last window must start inside the image, not in the padding.
@@ -186,16 +185,19 @@ class PoolingLayer(Layer):
             return out
 
         for ceil in (True, False):
-            if (size(self.height, self.kernel_h, self.pad_h, self.stride_h, ceil),
-                    size(self.width, self.kernel_w, self.pad_w, self.stride_w, ceil)) == (
-                    self.pooled_height, self.pooled_width):
+            if (
+                size(self.height, self.kernel_h, self.pad_h, self.stride_h, ceil),
+                size(self.width, self.kernel_w, self.pad_w, self.stride_w, ceil),
+            ) == (self.pooled_height, self.pooled_width):
                 return ceil
         return None
 
     def _one_window(self) -> bool:
         """Global pooling, or a kernel that covers the unpadded image exactly once."""
         return (self.pooled_height, self.pooled_width, self.pad_h, self.pad_w) == (1, 1, 0, 0) and (
-            self.kernel_h, self.kernel_w) == (self.height, self.width)
+            self.kernel_h,
+            self.kernel_w,
+        ) == (self.height, self.width)
 
     def _windows(self):
         """For each kernel offset (raster order): the rows/columns it reads for every output,
@@ -241,7 +243,9 @@ class PoolingLayer(Layer):
         elif pool == AVE:
             total = torch.zeros(top[0].shape, dtype=x.dtype, device=x.device)
             for h, w, inside in self._windows():
-                values = x.index_select(2, h.clamp(0, self.height - 1)).index_select(3, w.clamp(0, self.width - 1))
+                values = x.index_select(2, h.clamp(0, self.height - 1)).index_select(
+                    3, w.clamp(0, self.width - 1)
+                )
                 total = torch.where(inside, total + values, total)
             top[0].data.copy_(total / self._pool_sizes(x.dtype))
         elif pool == STOCHASTIC:
@@ -265,8 +269,14 @@ class PoolingLayer(Layer):
         argmax = self.scratch("argmax", (n, pooled_h, pooled_w, c), torch.long).permute(0, 3, 1, 2)
         image.copy_(x)
         torch.ops.aten.max_pool2d_with_indices.out(
-            image, self._kernel(), self._stride(), self._pad(), [1, 1], self.torch_ceil_mode,
-            out=pooled, indices=argmax,
+            image,
+            self._kernel(),
+            self._stride(),
+            self._pad(),
+            [1, 1],
+            self.torch_ceil_mode,
+            out=pooled,
+            indices=argmax,
         )
         top_data.copy_(pooled)
         mask = self.scratch("mask", top_data.shape, torch.long)
@@ -278,7 +288,9 @@ class PoolingLayer(Layer):
         maximum = torch.full(top_data.shape, -FLT_MAX, dtype=x.dtype, device=x.device)
         mask = torch.full(top_data.shape, -1, dtype=torch.long, device=x.device)
         for h, w, inside in self._windows():
-            values = x.index_select(2, h.clamp(0, self.height - 1)).index_select(3, w.clamp(0, self.width - 1))
+            values = x.index_select(2, h.clamp(0, self.height - 1)).index_select(
+                3, w.clamp(0, self.width - 1)
+            )
             # Strict '>' in raster order: the first maximum of a window wins a tie.
             wins = inside & (values > maximum)
             maximum = torch.where(wins, values, maximum)

@@ -15,6 +15,7 @@ class PowerLayer(NeuronLayer):
     Each optional step (scale, shift, power) is skipped when it is the identity, as in
     Caffe, so rounding matches; in place the layer is wrong when backward reads x, as in
     Caffe (it reads the overwritten bottom)."""
+
     @classmethod
     def in_place_hazard(cls, param):
         q = param.power_param

@@ -13,6 +13,7 @@ class PReLULayer(NeuronLayer):
 
     Param 0 is the slope: shape (C,) or () with channel_shared. Its diff accumulates.
     In place, forward saves a copy of x for backward, as Caffe does (bottom_memory_)."""
+
     may_run_in_place = True
 
     generator = None  # the net may give a torch.Generator for the slope filler

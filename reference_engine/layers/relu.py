@@ -12,6 +12,7 @@ class ReLULayer(NeuronLayer):
 
     Each step is one vectorised torch op writing into a kept buffer or the blob, so a large
     blob costs a few passes over memory and no allocation."""
+
     may_run_in_place = True
 
     @classmethod

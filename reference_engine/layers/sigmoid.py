@@ -15,6 +15,7 @@ def caffe_sigmoid(x):
 @register_layer("Sigmoid")
 class SigmoidLayer(NeuronLayer):
     """y = 1 / (1 + exp(-x)), in the tanh form."""
+
     may_run_in_place = True
 
     def forward(self, bottom, top):

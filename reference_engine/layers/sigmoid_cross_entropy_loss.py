@@ -16,6 +16,7 @@ class SigmoidCrossEntropyLossLayer(LossLayer):
     Targets may be fractional; ignore_label compares int(t). Unlike SoftmaxWithLoss, an
     unset normalization means BATCH_SIZE. Backward uses Caffe's (tanh form) sigmoid and
     the normalizer cached by forward."""
+
     bottom_roles = {1: "binary"}
 
     def layer_setup(self, bottom, top):

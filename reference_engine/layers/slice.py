@@ -59,9 +59,7 @@ class SliceLayer(Layer):
             top[0].share_diff(bottom[0])
 
     def _views(self, blob, tensor):
-        return tensor.reshape(
-            blob.count(0, self.axis), blob.shape[self.axis], blob.count(self.axis + 1)
-        )
+        return tensor.reshape(blob.count(0, self.axis), blob.shape[self.axis], blob.count(self.axis + 1))
 
     def forward(self, bottom, top):
         if len(top) == 1:

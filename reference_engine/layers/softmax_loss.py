@@ -23,6 +23,7 @@ class SoftmaxWithLossLayer(LossLayer):
     Top 1 (optional) is the softmax itself. The internal Softmax is built, as in Caffe,
     from a copy of this layer's param after LossLayer added its loss weight; so two tops
     cannot be set up (BVLC/caffe#2968): the copy's weights never fit the Softmax's one top."""
+
     bottom_roles = {1: "label"}
     label_axis_param = "softmax_param"
 
@@ -35,9 +36,7 @@ class SoftmaxWithLossLayer(LossLayer):
         softmax_param = type(self.param)()
         softmax_param.CopyFrom(self.param)
         softmax_param.type = "Softmax"
-        self.softmax_layer = SoftmaxLayer(
-            softmax_param, self.phase, self.dtype, self.device, self.semantics
-        )
+        self.softmax_layer = SoftmaxLayer(softmax_param, self.phase, self.dtype, self.device, self.semantics)
         self.prob = self.new_blob([])
         self.softmax_layer.setup([bottom[0]], [self.prob])
         p = self.param.loss_param

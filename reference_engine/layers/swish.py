@@ -10,6 +10,7 @@ from .sigmoid import caffe_sigmoid
 @register_layer("Swish")
 class SwishLayer(NeuronLayer):
     """y = x * sigmoid(beta * x), the sigmoid being Caffe's (tanh form) on beta * x."""
+
     master_only = True
 
     def __init__(self, *args, **kwargs):

@@ -9,6 +9,7 @@ from .neuron import NeuronLayer, libm
 @register_layer("TanH")
 class TanHLayer(NeuronLayer):
     """y = tanh(x)."""
+
     may_run_in_place = True
 
     def forward(self, bottom, top):

@@ -8,6 +8,7 @@ from .neuron import NeuronLayer
 @register_layer("Threshold")
 class ThresholdLayer(NeuronLayer):
     """y = 1 if x > threshold else 0 (strict)."""
+
     may_run_in_place = True
     has_backward = False
 

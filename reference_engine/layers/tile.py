@@ -23,9 +23,7 @@ class TileLayer(Layer):
 
     def forward(self, bottom, top):
         x = bottom[0].data.reshape(self.outer_dim, 1, self.inner_dim)
-        top[0].data.view(self.outer_dim, self.tiles, self.inner_dim).copy_(
-            x.expand(-1, self.tiles, -1)
-        )
+        top[0].data.view(self.outer_dim, self.tiles, self.inner_dim).copy_(x.expand(-1, self.tiles, -1))
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:

@@ -40,8 +40,13 @@ def caffe_engine(caffe_runtime):
 def assert_close():
     def check(actual, expected, what, kind="weights"):
         """Caffe's float32 values against a float64 hand computation, by the comparison's table."""
-        message, _ = array_mismatch(np.asarray(actual, np.float64), np.asarray(expected, np.float64),
-                                    TOLERANCES[kind], "caffe", "expected")
+        message, _ = array_mismatch(
+            np.asarray(actual, np.float64),
+            np.asarray(expected, np.float64),
+            TOLERANCES[kind],
+            "caffe",
+            "expected",
+        )
         assert message is None, f"{what}: {message}"
 
     return check

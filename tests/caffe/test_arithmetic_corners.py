@@ -34,42 +34,73 @@ LABELS = np.array([1, 0], np.float32)
 CORNERS = {
     # name: (net, inputs, which array must match)
     "euclidean_loss_weight_0": (
-        "force_backward: true\n" + _input("a", 2, 3) + _input("b", 2, 3)
+        "force_backward: true\n"
+        + _input("a", 2, 3)
+        + _input("b", 2, 3)
         + 'layer { name: "loss" type: "EuclideanLoss" bottom: "a" bottom: "b" top: "loss" loss_weight: 0 }',
-        {"a": _data(2, 3), "b": _data(2, 3, poison=0.5)}, "diff/a"),
+        {"a": _data(2, 3), "b": _data(2, 3, poison=0.5)},
+        "diff/a",
+    ),
     "softmax_loss_weight_0": (
-        "force_backward: true\n" + _input("x", 2, 3) + _input("label", 2)
+        "force_backward: true\n"
+        + _input("x", 2, 3)
+        + _input("label", 2)
         + 'layer { name: "ip" type: "Scale" bottom: "x" top: "y" param { lr_mult: 1 } scale_param { bias_term: false } }\n'
         + 'layer { name: "loss" type: "SoftmaxWithLoss" bottom: "y" bottom: "label" top: "loss" loss_weight: 0 }',
-        {"x": _data(2, 3), "label": LABELS}, "diff/y"),
+        {"x": _data(2, 3), "label": LABELS},
+        "diff/y",
+    ),
     "sigmoid_cross_entropy_loss_weight_0": (
-        "force_backward: true\n" + _input("x", 2, 3) + _input("t", 2, 3)
+        "force_backward: true\n"
+        + _input("x", 2, 3)
+        + _input("t", 2, 3)
         + 'layer { name: "s" type: "Scale" bottom: "x" top: "y" param { lr_mult: 1 } scale_param { bias_term: false } }\n'
         + 'layer { name: "loss" type: "SigmoidCrossEntropyLoss" bottom: "y" bottom: "t" top: "loss" loss_weight: 0 }',
-        {"x": _data(2, 3), "t": np.ones((2, 3), np.float32)}, "diff/y"),
+        {"x": _data(2, 3), "t": np.ones((2, 3), np.float32)},
+        "diff/y",
+    ),
     "hinge_loss_l2_weight_0": (
-        "force_backward: true\n" + _input("x", 2, 3) + _input("label", 2)
+        "force_backward: true\n"
+        + _input("x", 2, 3)
+        + _input("label", 2)
         + 'layer { name: "s" type: "Scale" bottom: "x" top: "y" param { lr_mult: 1 } scale_param { bias_term: false } }\n'
         + 'layer { name: "loss" type: "HingeLoss" bottom: "y" bottom: "label" top: "loss" loss_weight: 0 '
         + "hinge_loss_param { norm: L2 } }",
-        {"x": _data(2, 3, poison=INF), "label": np.zeros(2, np.float32)}, "diff/y"),
+        {"x": _data(2, 3, poison=INF), "label": np.zeros(2, np.float32)},
+        "diff/y",
+    ),
     "contrastive_loss_weight_0": (
-        "force_backward: true\n" + _input("a", 2, 3) + _input("b", 2, 3) + _input("sim", 2, 1, 1, 1)
+        "force_backward: true\n"
+        + _input("a", 2, 3)
+        + _input("b", 2, 3)
+        + _input("sim", 2, 1, 1, 1)
         + 'layer { name: "loss" type: "ContrastiveLoss" bottom: "a" bottom: "b" bottom: "sim" top: "loss" '
         + "loss_weight: 0 }",
-        {"a": _data(2, 3), "b": _data(2, 3, poison=0.5), "sim": np.array([1, 0], np.float32).reshape(2, 1, 1, 1)},
-        "diff/a"),
+        {
+            "a": _data(2, 3),
+            "b": _data(2, 3, poison=0.5),
+            "sim": np.array([1, 0], np.float32).reshape(2, 1, 1, 1),
+        },
+        "diff/a",
+    ),
     "reduction_sumsq_under_a_zero_diff": (
-        "force_backward: true\n" + _input("x", 2, 3) + _input("zero", 2)
+        "force_backward: true\n"
+        + _input("x", 2, 3)
+        + _input("zero", 2)
         + 'layer { name: "r" type: "Reduction" bottom: "x" top: "r" reduction_param { operation: SUMSQ axis: 1 } }\n'
         + 'layer { name: "loss" type: "EuclideanLoss" bottom: "r" bottom: "zero" top: "loss" loss_weight: 0 }',
-        {"x": _data(2, 3, poison=INF), "zero": np.zeros(2, np.float32)}, "diff/x"),
+        {"x": _data(2, 3, poison=INF), "zero": np.zeros(2, np.float32)},
+        "diff/x",
+    ),
     "eltwise_sum_coefficient_0": (
-        _input("a", 2, 3) + _input("b", 2, 3)
+        _input("a", 2, 3)
+        + _input("b", 2, 3)
         + 'layer { name: "sum" type: "Eltwise" bottom: "a" bottom: "b" top: "sum" '
         + "eltwise_param { operation: SUM coeff: 0 coeff: 1 } }\n"
         + 'layer { name: "loss" type: "Reduction" bottom: "sum" top: "loss" loss_weight: 1 }',
-        {"a": _data(2, 3), "b": _data(2, 3, poison=0.5)}, "data/sum"),
+        {"a": _data(2, 3), "b": _data(2, 3, poison=0.5)},
+        "data/sum",
+    ),
 }
 
 

@@ -453,9 +453,14 @@ def test_observing_backward_leaves_the_diffs_of_a_plain_backward(caffe_runtime):
     host, inside = caffe_runtime.new_log_dir()
     for i, case in enumerate(drawn):
         case.save(host / str(i))
-    rows, stderr = run_script(caffe_runtime, host, inside, OBSERVING_AGAINST_PLAIN,
-                              [json.dumps(worker_layer_facts()), *(f"{inside}/{i}" for i in range(len(drawn)))],
-                              "3")
+    rows, stderr = run_script(
+        caffe_runtime,
+        host,
+        inside,
+        OBSERVING_AGAINST_PLAIN,
+        [json.dumps(worker_layer_facts()), *(f"{inside}/{i}" for i in range(len(drawn)))],
+        "3",
+    )
     assert len(rows) > len(drawn) // 2, f"only {len(rows)} of {len(drawn)} nets ran: {stderr[-2000:]}"
     for directory, differing in rows:
         case = drawn[int(directory.rsplit("/", 1)[1])]

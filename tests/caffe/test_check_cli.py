@@ -20,7 +20,8 @@ def test_check_reports_a_net_caffe_refuses_at_init_as_agreement_on_the_refusal(c
     net = tmp_path / "bad.prototxt"
     net.write_text(
         'layer { name: "in" type: "Input" top: "x" top: "y" input_param { shape { dim: 2 dim: 3 } } }\n'
-        'layer { name: "e" type: "Eltwise" bottom: "x" bottom: "y" top: "e" propagate_down: false }\n')
+        'layer { name: "e" type: "Eltwise" bottom: "x" bottom: "y" top: "e" propagate_down: false }\n'
+    )
     assert main(["check", str(net)]) == 0  # both engines refuse it, with the same message
     out = capsys.readouterr().out
     assert "caffe: refused at init: Check failed: layer_param.propagate_down_size()" in out

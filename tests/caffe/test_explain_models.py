@@ -109,7 +109,9 @@ def confirm(engine, text, phase="TRAIN", solver=None):
     result = engine.run(case)
     assert result.outcome.value == "ok", f"{result.outcome}: {result.message}"
     section = caffe_section(data, case, result, solver_param)
-    assert section["agree"], [(l["name"], l["differences"]) for l in section["layers"] if not l["agree"]] + section["notes"]
+    assert section["agree"], [
+        (l["name"], l["differences"]) for l in section["layers"] if not l["agree"]
+    ] + section["notes"]
     # The exact flags come from the flags probe; without it only the log would be compared.
     assert all(l["caffe"]["need_backward"] is not None for l in section["layers"]), section["notes"]
     return data, {l["name"]: l for l in section["layers"]}, case, result
@@ -172,7 +174,9 @@ def test_in_place_pooling_zeroes_every_gradient_below(caffe_engine):
 
 def test_cli_explain_against_caffe_example(caffe_runtime, capsys, tmp_path):
     example = cli.Path(cli.__file__).parent / "explain" / "examples" / "propagate_down.prototxt"
-    status = cli.main(["explain", str(example), "--against", "caffe", "--json", "--svg", str(tmp_path / "n.svg")])
+    status = cli.main(
+        ["explain", str(example), "--against", "caffe", "--json", "--svg", str(tmp_path / "n.svg")]
+    )
     out = json.loads(capsys.readouterr().out)
     assert status == cli.EXIT_OK
     assert out["caffe"]["agree"] is True
@@ -183,8 +187,10 @@ def test_cli_explain_against_caffe_example(caffe_runtime, capsys, tmp_path):
 
 def test_cli_net_caffe_refuses_exits_2_without_traceback(caffe_runtime, capsys, tmp_path):
     net = tmp_path / "bad.prototxt"
-    net.write_text('layer { name: "data" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 dim: 4 dim: 4 } } }\n'
-                   'layer { name: "conv" type: "Convolution" bottom: "x" top: "y" convolution_param { num_output: 2 } }\n')
+    net.write_text(
+        'layer { name: "data" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 dim: 4 dim: 4 } } }\n'
+        'layer { name: "conv" type: "Convolution" bottom: "x" top: "y" convolution_param { num_output: 2 } }\n'
+    )
     status = cli.main(["explain", str(net), "--against", "caffe"])
     err = capsys.readouterr().err
     assert status == cli.EXIT_ERROR

@@ -21,10 +21,13 @@ MAX_LAYERS = 14  # Input layers included, split layers not (Caffe adds those)
 
 @pytest.mark.parametrize("bug", sorted(PLANTS))
 def test_planted_bug_is_caught_and_shrunk(bug, caffe_engine, tmp_path):
-    _, bundle = hunt_planted(bug, caffe_engine, MAX_EXAMPLES, seed=0, bundle_dir=tmp_path,
-                                    shrink_attempts=SHRINK_ATTEMPTS)
+    _, bundle = hunt_planted(
+        bug, caffe_engine, MAX_EXAMPLES, seed=0, bundle_dir=tmp_path, shrink_attempts=SHRINK_ATTEMPTS
+    )
     assert bundle is not None, f"{bug}: not caught in {MAX_EXAMPLES} examples"
     net = text_format.Parse(bundle.case.net, caffe_pb2.NetParameter())
     assert len(net.layer) <= MAX_LAYERS, f"{bug}: shrunk only to {len(net.layer)} layers:\n{bundle.case.net}"
     clean, _ = run_pair(bundle.case, ReferenceEngine(), caffe_engine)
-    assert clean.agree, f"{bug}: the clean reference disagrees with Caffe on the bundle too: {clean.summary()}"
+    assert clean.agree, (
+        f"{bug}: the clean reference disagrees with Caffe on the bundle too: {clean.summary()}"
+    )

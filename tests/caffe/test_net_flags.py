@@ -23,12 +23,18 @@ def test_flags_agree_with_caffe(name, caffe_engine, reference):
     assert caffe.layers, f"Caffe built no layer list: {caffe.outcome} {caffe.message}"
     assert [l.name for l in caffe.layers] == [l.name for l in ref.layers]
     for ours, theirs in zip(ref.layers, caffe.layers):
-        for field in ("logged_need_backward", "need_backward", "bottom_need_backward", "param_propagate_down"):
+        for field in (
+            "logged_need_backward",
+            "need_backward",
+            "bottom_need_backward",
+            "param_propagate_down",
+        ):
             assert getattr(theirs, field) is not None, f"Caffe did not report {field}"
             assert getattr(ours, field) == getattr(theirs, field), f"{name}: {ours.name} {field}"
     for layer, (need, bottoms) in net.expected.items():
         theirs = [l for l in caffe.layers if l.name == layer][-1]
         assert (theirs.need_backward, theirs.bottom_need_backward) == (need, bottoms), (
-            f"{name}: the expectation for {layer} ({net.why}) does not hold in Caffe")
+            f"{name}: the expectation for {layer} ({net.why}) does not hold in Caffe"
+        )
     if ref.outcome is Outcome.OK and caffe.outcome is Outcome.OK:
         assert compare(ref, caffe).agree, compare(ref, caffe).summary()

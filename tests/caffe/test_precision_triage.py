@@ -52,7 +52,9 @@ def triaged(case, caffe_engine, engine=None):
     caffe_result = caffe_engine.run(case)
     comparison = compare(engine.run(case), caffe_result, case.params)
     assert not comparison.agree, "the case was meant to mismatch in float64"
-    return comparison, PrecisionTriage.for_engines(engine, caffe_engine).classify(case, comparison, caffe_result)
+    return comparison, PrecisionTriage.for_engines(engine, caffe_engine).classify(
+        case, comparison, caffe_result
+    )
 
 
 def test_a_float32_overflow_is_precision(caffe_engine):
@@ -75,10 +77,16 @@ def test_a_sum_that_cancels_is_precision(seed, expected, caffe_engine):
 def test_a_small_planted_gradient_error_is_still_a_disagreement(caffe_engine):
     """InnerProduct's bottom diff times 1 + 1e-3, in float64 and float32 alike."""
     rng = np.random.default_rng(4)
-    case = Case(net=FITTED, inputs={"x": rng.standard_normal((2, 3)).astype(np.float32),
-                                    "t": rng.standard_normal((2, 2)).astype(np.float32)},
-                params={"ip": (rng.standard_normal((2, 3)).astype(np.float32),
-                               rng.standard_normal(2).astype(np.float32))})
+    case = Case(
+        net=FITTED,
+        inputs={
+            "x": rng.standard_normal((2, 3)).astype(np.float32),
+            "t": rng.standard_normal((2, 2)).astype(np.float32),
+        },
+        params={
+            "ip": (rng.standard_normal((2, 3)).astype(np.float32), rng.standard_normal(2).astype(np.float32))
+        },
+    )
     backward = InnerProductLayer.backward
 
     def slightly_wrong(self, top, propagate_down, bottom):

@@ -63,9 +63,7 @@ def case_for(net, solver, iterations, seed=0, labels=None) -> Case:
 
 def test_sgd_momentum_weight_decay(caffe_engine, assert_close):
     lr, momentum, decay = 0.1, 0.9, 0.05
-    solver = (
-        f'type: "SGD" base_lr: {lr} momentum: {momentum} weight_decay: {decay} lr_policy: "fixed"'
-    )
+    solver = f'type: "SGD" base_lr: {lr} momentum: {momentum} weight_decay: {decay} lr_policy: "fixed"'
     case = case_for(CONSTANT_GRADIENT, solver, iterations=2)
     result = caffe_engine.run(case)
     assert result.outcome == Outcome.OK, result.message
@@ -74,19 +72,17 @@ def test_sgd_momentum_weight_decay(caffe_engine, assert_close):
         g = result.param_diff["ip"][i].astype(np.float64)
         history = np.zeros_like(w)
         for k in (1, 2):
-            history = momentum * history + lr * (
-                g + decay * w
-            )  # Regularize, then ComputeUpdateValue
+            history = momentum * history + lr * (g + decay * w)  # Regularize, then ComputeUpdateValue
             w = w - history
-            assert_close(
-                result.param_history[k - 1]["ip"][i], w, f"SGD ip param {i} after step {k}"
-            )
+            assert_close(result.param_history[k - 1]["ip"][i], w, f"SGD ip param {i} after step {k}")
     assert len(result.losses) == 3
 
 
 def test_adam(caffe_engine, assert_close):
     lr, beta1, beta2, eps = 0.01, 0.9, 0.999, 1e-8
-    solver = f'type: "Adam" base_lr: {lr} momentum: {beta1} momentum2: {beta2} delta: {eps} lr_policy: "fixed"'
+    solver = (
+        f'type: "Adam" base_lr: {lr} momentum: {beta1} momentum2: {beta2} delta: {eps} lr_policy: "fixed"'
+    )
     case = case_for(CONSTANT_GRADIENT, solver, iterations=2)
     result = caffe_engine.run(case)
     assert result.outcome == Outcome.OK, result.message
@@ -98,9 +94,7 @@ def test_adam(caffe_engine, assert_close):
             m = beta1 * m + (1 - beta1) * g
             v = beta2 * v + (1 - beta2) * g * g
             w = w - lr * np.sqrt(1 - beta2**t) / (1 - beta1**t) * m / (np.sqrt(v) + eps)
-            assert_close(
-                result.param_history[t - 1]["ip"][i], w, f"Adam ip param {i} after step {t}"
-            )
+            assert_close(result.param_history[t - 1]["ip"][i], w, f"Adam ip param {i} after step {t}")
 
 
 def test_lr_mult_zero_weights_do_not_move(caffe_engine, assert_close):

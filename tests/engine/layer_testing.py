@@ -75,6 +75,5 @@ def check_gradients(layer, bottom, top, check_bottom=None, step=1e-3, threshold=
             got = float(expected.view(-1)[e])
             scale = max(abs(got), abs(numeric), 1.0)
             assert abs(got - numeric) <= threshold * scale, (
-                f"{layer.type} {kind} {index} element {e}: backward={got:.6g} "
-                f"finite difference={numeric:.6g}"
+                f"{layer.type} {kind} {index} element {e}: backward={got:.6g} finite difference={numeric:.6g}"
             )

@@ -16,9 +16,7 @@ from reference_engine.semantics import CAFFE_1_0, MASTER
 
 def accuracy(prototxt, scores, labels, semantics=MASTER, num_tops=1):
     param = text_format.Parse(prototxt, caffe_pb2.LayerParameter())
-    layer = layer_class("Accuracy")(
-        param, caffe_pb2.TEST, torch.float64, "cpu", semantics=semantics
-    )
+    layer = layer_class("Accuracy")(param, caffe_pb2.TEST, torch.float64, "cpu", semantics=semantics)
     bottom = []
     for value in (scores, labels):
         value = torch.as_tensor(value, dtype=torch.float64)
@@ -36,27 +34,15 @@ def reference_top_k(scores, labels, k):
 
 @pytest.mark.parametrize("top_k", [1, 2, 4])
 def test_forward_top_k(top_k):
-    scores = torch.randn(
-        (20, 6), generator=torch.Generator().manual_seed(1701), dtype=torch.float64
-    )
-    labels = torch.randint(0, 6, (20,), generator=torch.Generator().manual_seed(7)).to(
-        torch.float64
-    )
-    _, _, _, (acc,) = accuracy(
-        f'type: "Accuracy" accuracy_param {{ top_k: {top_k} }}', scores, labels
-    )
-    assert acc.item() == pytest.approx(
-        reference_top_k(scores, labels, top_k).double().mean().item()
-    )
+    scores = torch.randn((20, 6), generator=torch.Generator().manual_seed(1701), dtype=torch.float64)
+    labels = torch.randint(0, 6, (20,), generator=torch.Generator().manual_seed(7)).to(torch.float64)
+    _, _, _, (acc,) = accuracy(f'type: "Accuracy" accuracy_param {{ top_k: {top_k} }}', scores, labels)
+    assert acc.item() == pytest.approx(reference_top_k(scores, labels, top_k).double().mean().item())
 
 
 def test_axis_ignore_label_and_per_class_top():
-    scores = torch.randn(
-        (2, 3, 5), generator=torch.Generator().manual_seed(1701), dtype=torch.float64
-    )
-    labels = torch.randint(0, 5, (2, 3), generator=torch.Generator().manual_seed(7)).to(
-        torch.float64
-    )
+    scores = torch.randn((2, 3, 5), generator=torch.Generator().manual_seed(1701), dtype=torch.float64)
+    labels = torch.randint(0, 5, (2, 3), generator=torch.Generator().manual_seed(7)).to(torch.float64)
     labels[0, 0] = labels[1, 2] = 3.0
     _, _, top, (acc, per_class) = accuracy(
         'type: "Accuracy" accuracy_param { axis: 2 ignore_label: 3 }', scores, labels, num_tops=2
@@ -105,7 +91,5 @@ def test_backward_is_not_implemented_when_asked_for():
 
 
 def test_make_layer_shape():
-    _layer, _bottom, top = make_layer(
-        'type: "Accuracy"', [torch.ones(2, 3), torch.zeros(2)], phase="TEST"
-    )
+    _layer, _bottom, top = make_layer('type: "Accuracy"', [torch.ones(2, 3), torch.zeros(2)], phase="TEST")
     assert top[0].shape == []

@@ -48,9 +48,7 @@ def test_ties_go_to_the_larger_index():
 
 
 def test_top_k_checks():
-    with pytest.raises(
-        CaffeError, match=r"^Check failed: top_k_ <= bottom\[0\]->count\(1\) \(17 vs\. 16\) "
-    ):
+    with pytest.raises(CaffeError, match=r"^Check failed: top_k_ <= bottom\[0\]->count\(1\) \(17 vs\. 16\) "):
         make_layer('type: "ArgMax" argmax_param { top_k: 17 }', [scores()])
     with pytest.raises(
         CaffeError,

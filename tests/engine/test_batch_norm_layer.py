@@ -53,9 +53,7 @@ def test_test_phase_uses_stored_statistics():
     ],
 )
 def test_gradient(phase, body):
-    layer, bottom, top = make_layer(
-        f'type: "BatchNorm" batch_norm_param {{ {body} }}', [X], phase=phase
-    )
+    layer, bottom, top = make_layer(f'type: "BatchNorm" batch_norm_param {{ {body} }}', [X], phase=phase)
     layer.blobs[0].data.copy_(torch.tensor([0.5, -1.0]))
     layer.blobs[1].data.copy_(torch.tensor([2.0, 3.0]))
     layer.blobs[2].data.fill_(1.0)
@@ -89,9 +87,7 @@ def hide_statistics(layer):
 def test_backward_ignores_propagate_down():
     layer, bottom, top = make_layer('type: "BatchNorm"', [X])
     run_forward(layer, bottom, top)
-    top[0].diff.copy_(
-        torch.randn(X.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    )
+    top[0].diff.copy_(torch.randn(X.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64))
     layer.backward(top, [False], bottom)
     assert bool((bottom[0].diff != 0).any())
 

@@ -45,7 +45,5 @@ def test_one_bottom_shares_data_and_diff():
 
 
 def test_shape_mismatch():
-    with pytest.raises(
-        CaffeError, match="All inputs must have the same shape, except at concat_axis."
-    ):
+    with pytest.raises(CaffeError, match="All inputs must have the same shape, except at concat_axis."):
         make_layer('type: "Concat" concat_param { axis: 0 }', [A, B])

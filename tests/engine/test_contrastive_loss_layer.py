@@ -31,9 +31,7 @@ def test_forward_and_gradient(margin, legacy):
     a, b, y = pairs()
     param = [] if margin is None else [f"margin: {margin}"]
     param += ["legacy_version: true"] if legacy else []
-    proto = 'type: "ContrastiveLoss"' + (
-        f" contrastive_loss_param {{ {' '.join(param)} }}" if param else ""
-    )
+    proto = 'type: "ContrastiveLoss"' + (f" contrastive_loss_param {{ {' '.join(param)} }}" if param else "")
     layer, bottom, top = make_layer(proto, [a, b, y])
     (loss,) = run_forward(layer, bottom, top)
     torch.testing.assert_close(
@@ -46,7 +44,5 @@ def test_forward_and_gradient(margin, legacy):
 
 def test_shapes_are_checked_in_setup():
     a, b, y = pairs()
-    with pytest.raises(
-        CaffeError, match=r"^Check failed: bottom\[0\]->height\(\) == 1 \(2 vs\. 1\) $"
-    ):
+    with pytest.raises(CaffeError, match=r"^Check failed: bottom\[0\]->height\(\) == 1 \(2 vs\. 1\) $"):
         make_layer('type: "ContrastiveLoss"', [a.reshape(6, 3, 1).expand(6, 3, 2), b, y])

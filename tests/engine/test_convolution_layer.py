@@ -74,18 +74,14 @@ def test_forward_matches_direct_sum(body, stride, pad, dilation, group):
         x = x[:, :, :3, :3]
     layer, bottom, top = make_layer(conv_proto(body), [x])
     (y,) = run_forward(layer, bottom, top)
-    expected = direct_conv(
-        x, layer.blobs[0].data, layer.blobs[1].data, stride, pad, dilation, group
-    )
+    expected = direct_conv(x, layer.blobs[0].data, layer.blobs[1].data, stride, pad, dilation, group)
     assert y.shape == expected.shape
     torch.testing.assert_close(y, expected)
 
 
 def test_output_size_truncates_toward_zero():
     # 3x3 input, kernel 4, stride 2: (3 - 4) / 2 + 1 = 1 in C++ (docs/semantics.md §7.4).
-    _, _, top = make_layer(
-        conv_proto("num_output: 1 kernel_size: 4 stride: 2"), [torch.ones(1, 1, 3, 3)]
-    )
+    _, _, top = make_layer(conv_proto("num_output: 1 kernel_size: 4 stride: 2"), [torch.ones(1, 1, 3, 3)])
     assert top[0].shape == [1, 1, 1, 1]
 
 
@@ -105,9 +101,7 @@ def test_gradient_two_bottoms_and_3d():
         torch.randn(1, 2, 4, 4, generator=g, dtype=torch.float64),
         torch.randn(1, 2, 4, 4, generator=g, dtype=torch.float64),
     )
-    layer, bottom, top = make_layer(
-        conv_proto("num_output: 2 kernel_size: 3 pad: 1"), [a, b], num_tops=2
-    )
+    layer, bottom, top = make_layer(conv_proto("num_output: 2 kernel_size: 3 pad: 1"), [a, b], num_tops=2)
     check_gradients(layer, bottom, top)
     x = torch.randn(1, 2, 3, 3, 3, generator=g, dtype=torch.float64)
     layer, bottom, top = make_layer(conv_proto("num_output: 2 kernel_size: 2"), [x])
@@ -159,9 +153,13 @@ def test_image_groups_give_the_whole_batch_result(group_bytes, monkeypatch):
         groups = layer.image_groups()
         ys = run_forward(layer, bottom, top)
         for t in top:
-            t.diff.copy_(torch.randn(t.diff.shape, generator=torch.Generator().manual_seed(19), dtype=torch.float64))
+            t.diff.copy_(
+                torch.randn(t.diff.shape, generator=torch.Generator().manual_seed(19), dtype=torch.float64)
+            )
         layer.backward(top, [True, True], bottom)
-        results.append((groups, ys + [b.diff.clone() for b in bottom] + [p.diff.clone() for p in layer.blobs]))
+        results.append(
+            (groups, ys + [b.diff.clone() for b in bottom] + [p.diff.clone() for p in layer.blobs])
+        )
     (whole, expected), (split, got) = results
     assert len(whole) == 1 and len(split) > 2
     torch.testing.assert_close(got, expected)
@@ -197,7 +195,5 @@ def test_stored_blobs_are_used_and_shape_checked():
 
 
 def test_kernel_hw_needs_two_spatial_axes():
-    with pytest.raises(
-        CaffeError, match="kernel_h & kernel_w can only be used for 2D convolution."
-    ):
+    with pytest.raises(CaffeError, match="kernel_h & kernel_w can only be used for 2D convolution."):
         make_layer(conv_proto("num_output: 1 kernel_h: 1 kernel_w: 1"), [torch.ones(1, 1, 2, 2, 2)])

@@ -20,9 +20,7 @@ BODIES = [
 
 
 def test_output_shape():
-    _, _, top = make_layer(
-        deconv("num_output: 3 kernel_size: 3 stride: 2 pad: 1"), [torch.ones(2, 2, 4, 5)]
-    )
+    _, _, top = make_layer(deconv("num_output: 3 kernel_size: 3 stride: 2 pad: 1"), [torch.ones(2, 2, 4, 5)])
     assert top[0].shape == [2, 3, 7, 9]  # 2*(in-1) + 3 - 2
 
 
@@ -34,9 +32,7 @@ def test_forward_is_the_adjoint_of_convolution(body):
     (y,) = run_forward(layer, bottom, top)
     z = torch.randn(y.shape, generator=g, dtype=torch.float64)
     # A Convolution with the same weight maps z (num_output channels) back to x's shape.
-    conv_body = body.replace("num_output: 3", "num_output: 2").replace(
-        "num_output: 2", "num_output: 2"
-    )
+    conv_body = body.replace("num_output: 3", "num_output: 2").replace("num_output: 2", "num_output: 2")
     conv, cb, ct = make_layer(deconv(conv_body + " bias_term: false", "Convolution"), [z])
     conv.blobs[0].data.copy_(layer.blobs[0].data)
     (cz,) = run_forward(conv, cb, ct)

@@ -10,9 +10,7 @@ from reference_engine.checks import CaffeError
 def bottoms(n, seed=0):
     # Distinct values spaced apart: MAX has no ties or kinks within a finite-difference step.
     values = (
-        torch.randperm(n * 12, generator=torch.Generator().manual_seed(seed)).to(torch.float64)
-        * 0.1
-        + 0.5
+        torch.randperm(n * 12, generator=torch.Generator().manual_seed(seed)).to(torch.float64) * 0.1 + 0.5
     )
     return [v.view(3, 4) for v in values.chunk(n)]
 
@@ -31,17 +29,13 @@ def test_prod_and_max_forward():
     layer, bottom, top = make_layer('type: "Eltwise" eltwise_param { operation: PROD }', [a, b, c])
     torch.testing.assert_close(run_forward(layer, bottom, top)[0], a * b * c)
     layer, bottom, top = make_layer('type: "Eltwise" eltwise_param { operation: MAX }', [a, b, c])
-    torch.testing.assert_close(
-        run_forward(layer, bottom, top)[0], torch.maximum(torch.maximum(a, b), c)
-    )
+    torch.testing.assert_close(run_forward(layer, bottom, top)[0], torch.maximum(torch.maximum(a, b), c))
 
 
 def test_max_ties():
     # Bottom 0 vs 1 ('>'): a tie goes to bottom 1. Bottom 2 must be strictly greater.
     one = torch.ones(1, 1, dtype=torch.float64)
-    layer, bottom, top = make_layer(
-        'type: "Eltwise" eltwise_param { operation: MAX }', [one, one, one]
-    )
+    layer, bottom, top = make_layer('type: "Eltwise" eltwise_param { operation: MAX }', [one, one, one])
     run_forward(layer, bottom, top)
     top[0].diff.fill_(1)
     layer.backward(top, [True, True, True], bottom)
@@ -60,9 +54,7 @@ def test_max_ties():
     ],
 )
 def test_gradient(body, n):
-    layer, bottom, top = make_layer(
-        f'type: "Eltwise" eltwise_param {{ {body} }}', bottoms(n, seed=n)
-    )
+    layer, bottom, top = make_layer(f'type: "Eltwise" eltwise_param {{ {body} }}', bottoms(n, seed=n))
     check_gradients(layer, bottom, top)
 
 

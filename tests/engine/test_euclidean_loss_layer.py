@@ -9,9 +9,7 @@ def gaussian(shape, seed):
     return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
-@pytest.mark.parametrize(
-    "a_shape, b_shape", [((5, 3, 2), (5, 3, 2)), ((4, 6), (4, 2, 3)), ((3,), (3,))]
-)
+@pytest.mark.parametrize("a_shape, b_shape", [((5, 3, 2), (5, 3, 2)), ((4, 6), (4, 2, 3)), ((3,), (3,))])
 def test_forward_and_gradient_to_both_bottoms(a_shape, b_shape):
     a, b = gaussian(a_shape, 1), gaussian(b_shape, 2)
     layer, bottom, top = make_layer('type: "EuclideanLoss"', [a, b])

@@ -26,8 +26,7 @@ SOLVERS = {
     'lr_policy: "fixed"',
     "AdaDelta": 'type: "AdaDelta" base_lr: 1.0 momentum: 0.95 weight_decay: 0.01 delta: 1e-6 '
     'lr_policy: "fixed"',
-    "Adam": 'type: "Adam" base_lr: 0.1 momentum: 0.9 momentum2: 0.999 weight_decay: 0.01 '
-    'lr_policy: "fixed"',
+    "Adam": 'type: "Adam" base_lr: 0.1 momentum: 0.9 momentum2: 0.999 weight_decay: 0.01 lr_policy: "fixed"',
 }
 
 
@@ -86,9 +85,7 @@ def test_lr_mult_zero_params_still_decay_and_move_history(solver_type):
 
 def test_sgd_lr_mult_zero_weight_and_bias_values():
     """The scenario of docs/semantics.md §7.6: bias 1 -> 0.79 -> 0.3931 -> -0.16804(1) with g = 2 + 0.1 b."""
-    param = solver_param(
-        'type: "SGD" base_lr: 0.1 momentum: 0.9 weight_decay: 0.1 lr_policy: "fixed"'
-    )
+    param = solver_param('type: "SGD" base_lr: 0.1 momentum: 0.9 weight_decay: 0.1 lr_policy: "fixed"')
     net = QuadraticNet([[1.0], [1.0]], lr_mults=[0.0, 1.0], curvature=0.0, linear=2.0)
     solver = make_solver(param, net)
     biases = []
@@ -101,9 +98,7 @@ def test_sgd_lr_mult_zero_weight_and_bias_values():
 
 def test_adam_bias_correction_uses_iter_plus_one():
     """The s2 scenario: with a constant gradient every Adam step is base_lr (t = 1 at first)."""
-    param = solver_param(
-        'type: "Adam" base_lr: 0.1 momentum: 0.9 momentum2: 0.999 lr_policy: "fixed"'
-    )
+    param = solver_param('type: "Adam" base_lr: 0.1 momentum: 0.9 momentum2: 0.999 lr_policy: "fixed"')
     net = QuadraticNet([[1.0]], curvature=0.0, linear=2.0)
     solver = make_solver(param, net)
     solver.step(1)
@@ -146,9 +141,7 @@ def test_nesterov_first_step_is_one_plus_momentum_times_sgd():
     solver.step(1)
     momentum = solver.param.momentum
     for v0, s, n in zip(VALUES, sgd.values(), nesterov.values()):
-        np.testing.assert_allclose(
-            np.asarray(v0) - n, (1 + momentum) * (np.asarray(v0) - s), rtol=1e-12
-        )
+        np.testing.assert_allclose(np.asarray(v0) - n, (1 + momentum) * (np.asarray(v0) - s), rtol=1e-12)
 
 
 @pytest.mark.parametrize("solver_type", SOLVERS)
@@ -192,10 +185,7 @@ def test_adagrad_refuses_momentum():
     [
         (
             "momentum: 0.5",
-            (
-                "Check failed: 0 == this->param_.momentum() (0 vs. 0.5) "
-                "Momentum cannot be used with RMSProp."
-            ),
+            ("Check failed: 0 == this->param_.momentum() (0 vs. 0.5) Momentum cannot be used with RMSProp."),
         ),
         (
             "rms_decay: -0.5",
@@ -206,10 +196,7 @@ def test_adagrad_refuses_momentum():
         ),
         (
             "rms_decay: 1",
-            (
-                "Check failed: this->param_.rms_decay() < 1 (1 vs. 1) "
-                "rms_decay should lie between 0 and 1."
-            ),
+            ("Check failed: this->param_.rms_decay() < 1 (1 vs. 1) rms_decay should lie between 0 and 1."),
         ),
     ],
 )

@@ -14,9 +14,7 @@ def scores(shape=(5, 4), seed=1701):
 
 
 def labels(num=5, classes=4, seed=7):
-    return torch.randint(0, classes, (num,), generator=torch.Generator().manual_seed(seed)).to(
-        torch.float64
-    )
+    return torch.randint(0, classes, (num,), generator=torch.Generator().manual_seed(seed)).to(torch.float64)
 
 
 def margins(x, y):

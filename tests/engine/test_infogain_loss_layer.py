@@ -36,9 +36,7 @@ def expected(x, y, h, axis=1, ignore=None):
 def test_forward_and_gradient(loss_param, normalizer, ignore):
     x, y, h = inputs()
     if ignore is not None:
-        loss_param = (
-            loss_param[:-1] if loss_param else "loss_param { "
-        ) + f" ignore_label: {ignore} }}"
+        loss_param = (loss_param[:-1] if loss_param else "loss_param { ") + f" ignore_label: {ignore} }}"
     layer, bottom, top = make_layer(f'type: "InfogainLoss" {loss_param}', [x, y, h])
     (loss,) = run_forward(layer, bottom, top)
     total, count = expected(x, y, h, ignore=ignore)
@@ -74,9 +72,7 @@ def test_loss_weight_is_read_from_the_top_diff():
     torch.testing.assert_close(bottom[0].diff, 3 * once, rtol=1e-15, atol=0)
 
 
-@pytest.mark.parametrize(
-    "flags, what", [([True, True, False], "label"), ([True, False, True], "infogain")]
-)
+@pytest.mark.parametrize("flags, what", [([True, True, False], "label"), ([True, False, True], "infogain")])
 def test_cannot_backpropagate_to_labels_or_infogain(flags, what):
     layer, bottom, top = make_layer('type: "InfogainLoss"', list(inputs()))
     run_forward(layer, bottom, top)

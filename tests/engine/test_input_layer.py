@@ -20,6 +20,4 @@ def test_shape_count_checked():
         CaffeError,
         match="Must specify 'shape' once, once per top blob, or not at all: 3 tops vs. 2 shapes.",
     ):
-        make_layer(
-            'type: "Input" input_param { shape { dim: 2 } shape { dim: 4 } }', [], num_tops=3
-        )
+        make_layer('type: "Input" input_param { shape { dim: 2 } shape { dim: 4 } }', [], num_tops=3)

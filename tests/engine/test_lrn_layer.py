@@ -104,8 +104,9 @@ def test_across_channels_in_place_follows_caffes_order_of_writes():
     from reference_engine.layers.lrn import LRNLayer
 
     size, alpha, beta, k = 3, 0.5, 0.6, 2.0
-    param = text_format.Parse(lrn(f"local_size: {size} alpha: {alpha} beta: {beta} k: {k}"),
-                              caffe_pb2.LayerParameter())
+    param = text_format.Parse(
+        lrn(f"local_size: {size} alpha: {alpha} beta: {beta} k: {k}"), caffe_pb2.LayerParameter()
+    )
     layer = LRNLayer(param, caffe_pb2.TRAIN, torch.float64, "cpu")
     blob = Blob(X.shape, dtype=torch.float64)
     blob.data.copy_(X)

@@ -10,16 +10,14 @@ from reference_engine.checks import CaffeError
 
 
 def probabilities(num=4, classes=5, seed=1701):
-    u = torch.rand(
-        (num, classes), generator=torch.Generator().manual_seed(seed), dtype=torch.float64
-    )
+    u = torch.rand((num, classes), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     return 0.1 + u  # away from the 1e-20 floor, as Caffe's test uses a positive filler
 
 
 def labels(num=4, classes=5, seed=7):
-    return torch.randint(
-        0, classes, (num, 1, 1, 1), generator=torch.Generator().manual_seed(seed)
-    ).to(torch.float64)
+    return torch.randint(0, classes, (num, 1, 1, 1), generator=torch.Generator().manual_seed(seed)).to(
+        torch.float64
+    )
 
 
 def test_forward_and_gradient():
@@ -42,9 +40,7 @@ def test_probability_is_floored_at_log_threshold():
 
 
 def test_label_blob_must_be_one_value_per_sample():
-    with pytest.raises(
-        CaffeError, match=r"^Check failed: bottom\[1\]->channels\(\) == 1 \(2 vs\. 1\) $"
-    ):
+    with pytest.raises(CaffeError, match=r"^Check failed: bottom\[1\]->channels\(\) == 1 \(2 vs\. 1\) $"):
         make_layer('type: "MultinomialLogisticLoss"', [probabilities(), torch.zeros(4, 2)])
 
 
@@ -53,6 +49,4 @@ def test_cannot_backpropagate_to_labels():
     run_forward(layer, bottom, top)
     with pytest.raises(CaffeError) as error:
         layer.backward(top, [True, True], bottom)
-    assert (
-        error.value.message == "MultinomialLogisticLoss Layer cannot backpropagate to label inputs."
-    )
+    assert error.value.message == "MultinomialLogisticLoss Layer cannot backpropagate to label inputs."

@@ -45,8 +45,6 @@ def test_gradient(body):
 def test_backward_ignores_propagate_down():
     layer, bottom, top = make_layer('type: "MVN"', [X])
     run_forward(layer, bottom, top)
-    top[0].diff.copy_(
-        torch.randn(X.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
-    )
+    top[0].diff.copy_(torch.randn(X.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64))
     layer.backward(top, [False], bottom)
     assert bool((bottom[0].diff != 0).any())

@@ -86,8 +86,10 @@ INPUT = 'layer { name: "in" type: "Input" top: "x" top: "y" input_param { shape 
 REFUSALS = {
     "propagate_down_count": (
         INPUT + 'layer { name: "e" type: "Eltwise" bottom: "x" bottom: "y" top: "e" propagate_down: false }',
-        "Check failed: layer_param.propagate_down_size() == layer_param.bottom_size() (1 vs. 2) "
-        "propagate_down param must be specified either 0 or bottom_size times ",
+        (
+            "Check failed: layer_param.propagate_down_size() == layer_param.bottom_size() (1 vs. 2) "
+            "propagate_down param must be specified either 0 or bottom_size times "
+        ),
     ),
     "unknown_bottom": (
         INPUT + 'layer { name: "r" type: "ReLU" bottom: "pool9" top: "r" }',
@@ -107,17 +109,23 @@ REFUSALS = {
         "Check failed: param_size <= num_param_blobs (1 vs. 0) Too many params specified for layer r",
     ),
     "include_and_exclude": (
-        INPUT + 'layer { name: "r" type: "ReLU" bottom: "x" top: "r" include { phase: TRAIN } exclude { phase: TEST } }',
-        "Check failed: layer_param.include_size() == 0 || layer_param.exclude_size() == 0 "
-        "Specify either include rules or exclude rules; not both.",
+        INPUT
+        + 'layer { name: "r" type: "ReLU" bottom: "x" top: "r" include { phase: TRAIN } exclude { phase: TEST } }',
+        (
+            "Check failed: layer_param.include_size() == 0 || layer_param.exclude_size() == 0 "
+            "Specify either include rules or exclude rules; not both."
+        ),
     ),
     "shared_lr_mismatch": (
-        INPUT + 'layer { name: "a" type: "InnerProduct" bottom: "x" top: "a" inner_product_param { num_output: 3 }'
+        INPUT
+        + 'layer { name: "a" type: "InnerProduct" bottom: "x" top: "a" inner_product_param { num_output: 3 }'
         ' param { name: "w" lr_mult: 1 } }\n'
         'layer { name: "b" type: "InnerProduct" bottom: "y" top: "b" inner_product_param { num_output: 3 }'
         ' param { name: "w" lr_mult: 2 } }',
-        "Check failed: param_spec->lr_mult() == params_lr_[learnable_param_id] (2 vs. 1) "
-        "Shared param 'w' has mismatched lr_mult.",
+        (
+            "Check failed: param_spec->lr_mult() == params_lr_[learnable_param_id] (2 vs. 1) "
+            "Shared param 'w' has mismatched lr_mult."
+        ),
     ),
 }
 
@@ -135,13 +143,16 @@ def test_unknown_layer_type_lists_known_types():
     with pytest.raises(CaffeError) as error:
         analyse_text(INPUT + 'layer { name: "f" type: "Foo" bottom: "x" top: "f" }')
     assert error.value.message.startswith(
-        "Check failed: registry.count(type) == 1 (0 vs. 1) Unknown layer type: Foo (known types: ")
+        "Check failed: registry.count(type) == 1 (0 vs. 1) Unknown layer type: Foo (known types: "
+    )
     assert "InnerProduct" in error.value.message
 
 
 def test_deprecated_input_fields_become_an_input_layer():
-    text = 'input: "data" input_dim: 1 input_dim: 2 input_dim: 3 input_dim: 3\n' \
-           'layer { name: "r" type: "ReLU" bottom: "data" top: "r" }'
+    text = (
+        'input: "data" input_dim: 1 input_dim: 2 input_dim: 3 input_dim: 3\n'
+        'layer { name: "r" type: "ReLU" bottom: "data" top: "r" }'
+    )
     analysis = analyse_text(text)
     assert [n.name for n in analysis.topology.layers] == ["input", "r"]
     assert analysis.upgrade_notes

@@ -56,9 +56,7 @@ def test_relu_forward_and_gradient(slope):
 
 
 def test_relu_gradient_at_zero_is_the_slope():
-    layer, bottom, top = make_layer(
-        'type: "ReLU" relu_param { negative_slope: 0.25 }', [torch.zeros(3)]
-    )
+    layer, bottom, top = make_layer('type: "ReLU" relu_param { negative_slope: 0.25 }', [torch.zeros(3)])
     run_forward(layer, bottom, top)
     top[0].diff.fill_(2.0)
     layer.backward(top, [True], bottom)
@@ -90,7 +88,9 @@ def test_relu_is_caffes_arithmetic_element_by_element(slope, dtype):
     that both torch's vectorised loop and its scalar tail see every value."""
     x = torch.tensor(SPECIAL * 8, dtype=dtype)[:67]
     dy = torch.tensor([1.5, -math.inf, 0.5, 2.0, -3.0, math.nan, 7.0] * 10, dtype=dtype)[:67]
-    layer, bottom, top = make_layer(f'type: "ReLU" relu_param {{ negative_slope: {slope} }}', [x], dtype=dtype)
+    layer, bottom, top = make_layer(
+        f'type: "ReLU" relu_param {{ negative_slope: {slope} }}', [x], dtype=dtype
+    )
     (y,) = run_forward(layer, bottom, top)
     top[0].diff.copy_(dy)
     layer.backward(top, [True], bottom)
@@ -104,7 +104,9 @@ def test_relu_is_caffes_arithmetic_element_by_element(slope, dtype):
         low = as_dtype(0.0) if 0 < xi else xi  # std::min(x, 0): (0 < x) ? 0 : x
         expected_y = high + s * low
         expected_dx = dyi * (as_dtype(float(xi > 0)) + s * as_dtype(float(xi <= 0)))
-        assert same_bits(float(y[i]), float(expected_y)), f"y[{i}] for x={float(xi)}: {float(y[i])} vs {float(expected_y)}"
+        assert same_bits(float(y[i]), float(expected_y)), (
+            f"y[{i}] for x={float(xi)}: {float(y[i])} vs {float(expected_y)}"
+        )
         assert same_bits(float(bottom[0].diff[i]), float(expected_dx)), f"dx[{i}] for x={float(xi)}"
 
 
@@ -129,9 +131,7 @@ def test_elu_forward_and_gradient(alpha):
     layer, bottom, top = make_layer(proto, [x])
     (y,) = run_forward(layer, bottom, top)
     a = 1.0 if alpha is None else alpha
-    torch.testing.assert_close(
-        y, torch.where(x > 0, x, a * (torch.exp(x) - 1)), rtol=1e-14, atol=1e-15
-    )
+    torch.testing.assert_close(y, torch.where(x > 0, x, a * (torch.exp(x) - 1)), rtol=1e-14, atol=1e-15)
     check_gradients(layer, bottom, top)
 
 
@@ -225,9 +225,7 @@ def test_power_ignores_x_when_power_or_scale_is_zero(power, scale, expected):
     )
     (y,) = run_forward(layer, bottom, top)
     shift_result = (
-        1.0
-        if power == 0
-        else float(torch.tensor(2.0) ** torch.tensor(0.37, dtype=torch.float32).double())
+        1.0 if power == 0 else float(torch.tensor(2.0) ** torch.tensor(0.37, dtype=torch.float32).double())
     )
     assert torch.equal(y, torch.full_like(y, shift_result))
     # The gradient is a plain 0, never multiplied by the top diff.
@@ -237,9 +235,7 @@ def test_power_ignores_x_when_power_or_scale_is_zero(power, scale, expected):
 
 
 def test_power_no_shift_gradient_is_nan_at_zero():
-    layer, bottom, top = make_layer(
-        'type: "Power" power_param { power: 3 }', [torch.tensor([0.0, 1.0])]
-    )
+    layer, bottom, top = make_layer('type: "Power" power_param { power: 3 }', [torch.tensor([0.0, 1.0])])
     run_forward(layer, bottom, top)
     top[0].diff.fill_(1.0)
     layer.backward(top, [True], bottom)
@@ -264,9 +260,7 @@ def test_exp_forward_and_gradient(base, scale, shift):
     )
     (y,) = run_forward(layer, bottom, top)
     b = math.e if base == -1 else base
-    torch.testing.assert_close(
-        y, b ** (shift + scale * x), rtol=1e-6, atol=0
-    )  # log(base) is a float
+    torch.testing.assert_close(y, b ** (shift + scale * x), rtol=1e-6, atol=0)  # log(base) is a float
     check_gradients(layer, bottom, top)
 
 
@@ -359,9 +353,7 @@ def test_swish_forward_and_gradient(beta):
 
 @pytest.mark.parametrize("kind", ["Clip", "Swish"])
 def test_clip_and_swish_are_unknown_types_in_caffe_1_0(kind):
-    param = text_format.Parse(
-        f'type: "{kind}" clip_param {{ min: 0 max: 1 }}', caffe_pb2.LayerParameter()
-    )
+    param = text_format.Parse(f'type: "{kind}" clip_param {{ min: 0 max: 1 }}', caffe_pb2.LayerParameter())
     with pytest.raises(
         CaffeError,
         match=f"^Check failed: registry.count\\(type\\) == 1 Unknown layer type: "
@@ -378,9 +370,7 @@ def test_clip_and_swish_are_unknown_types_in_caffe_1_0(kind):
 @pytest.mark.parametrize("ratio", [None, 0.75])
 def test_dropout_train_uses_the_injected_mask(ratio):
     x = gaussian()
-    proto = 'type: "Dropout"' + (
-        "" if ratio is None else f" dropout_param {{ dropout_ratio: {ratio} }}"
-    )
+    proto = 'type: "Dropout"' + ("" if ratio is None else f" dropout_param {{ dropout_ratio: {ratio} }}")
     layer, bottom, top = make_layer(proto, [x])
     mask = (torch.arange(x.numel()) % 3 != 0).to(torch.uint8).reshape(x.shape)
     layer.set_mask(mask)
@@ -443,9 +433,7 @@ def test_prelu_forward_and_gradient(shared):
     proto = f'type: "PReLU" prelu_param {{ channel_shared: {str(shared).lower()} }}'
     layer, bottom, top = make_layer(proto, [x])
     assert layer.blobs[0].shape == ([] if shared else [3])
-    assert torch.equal(
-        layer.blobs[0].data, torch.full(layer.blobs[0].shape, 0.25, dtype=torch.float64)
-    )
+    assert torch.equal(layer.blobs[0].data, torch.full(layer.blobs[0].shape, 0.25, dtype=torch.float64))
     layer.blobs[0].data.copy_(torch.tensor(0.3) if shared else torch.tensor([0.1, -0.2, 0.7]))
     (y,) = run_forward(layer, bottom, top)
     slope = layer.blobs[0].data if shared else layer.blobs[0].data.reshape(1, 3, 1, 1)

@@ -4,9 +4,7 @@ from layer_testing import make_layer, run_forward
 
 
 def test_top_is_the_param():
-    layer, bottom, top = make_layer(
-        'type: "Parameter" parameter_param { shape { dim: 2 dim: 3 } }', []
-    )
+    layer, bottom, top = make_layer('type: "Parameter" parameter_param { shape { dim: 2 dim: 3 } }', [])
     assert layer.param_blob_count(layer.param, 0) == 1
     assert layer.blobs[0].shape == [2, 3] and top[0].shape == [2, 3]
     layer.blobs[0].data.fill_(1.5)

@@ -21,10 +21,7 @@ def distinct(shape, seed=0):
     for d in shape:
         n *= d
     return (
-        torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-        .to(torch.float64)
-        .view(shape)
-        * 0.1
+        torch.randperm(n, generator=torch.Generator().manual_seed(seed)).to(torch.float64).view(shape) * 0.1
     )
 
 
@@ -110,9 +107,7 @@ def test_max_torch_path_is_the_offset_loop_on_ties(body, dtype, monkeypatch):
         assert torch.equal(fast, loop), name
 
 
-@pytest.mark.parametrize(
-    "body", ["kernel_size: 3 stride: 1 pad: 2", "kernel_size: 1 stride: 3"]
-)
+@pytest.mark.parametrize("body", ["kernel_size: 3 stride: 1 pad: 2", "kernel_size: 1 stride: 3"])
 def test_max_layouts_torch_cannot_take_use_the_offset_loop(body):
     """pad > kernel / 2 (torch refuses it), and a last window that starts past the image
     (no pad, kernel < stride: Caffe's ceil keeps it, torch's drops it)."""
@@ -216,9 +211,7 @@ def test_gradient(body):
 
 
 def test_bottom_diff_is_zeroed_then_scattered():
-    layer, bottom, top = make_layer(
-        pool("pool: MAX kernel_size: 2 stride: 2"), [distinct([1, 1, 4, 4])]
-    )
+    layer, bottom, top = make_layer(pool("pool: MAX kernel_size: 2 stride: 2"), [distinct([1, 1, 4, 4])])
     run_forward(layer, bottom, top)
     top[0].diff.fill_(1)
     bottom[0].diff.fill_(100)

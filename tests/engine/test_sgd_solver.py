@@ -21,9 +21,7 @@ PLAIN_SGD = 'type: "SGD" base_lr: 1 lr_policy: "fixed"'
 
 def rates(prototxt, iterations, semantics=MASTER):
     """The rate of each of the first ``iterations`` updates of a float32 net (Dtype float)."""
-    solver = make_solver(
-        solver_param(prototxt), QuadraticNet([[0.0]], dtype=torch.float32), semantics
-    )
+    solver = make_solver(solver_param(prototxt), QuadraticNet([[0.0]], dtype=torch.float32), semantics)
     solver.step(iterations)
     return solver.rates
 
@@ -73,9 +71,7 @@ def test_inv_policy():
 
 
 def test_multistep_policy():
-    got = rates(
-        'base_lr: 1 lr_policy: "multistep" gamma: 0.5 stepvalue: 2 stepvalue: 3 stepvalue: 6', 8
-    )
+    got = rates('base_lr: 1 lr_policy: "multistep" gamma: 0.5 stepvalue: 2 stepvalue: 3 stepvalue: 6', 8)
     assert got == [1, 1, 0.5, 0.25, 0.25, 0.25, 0.125, 0.125]
 
 
@@ -112,9 +108,7 @@ def test_policy_matches_formula_in_float64(policy):
     param = solver_param(prototxt)
     solver = make_solver(param, QuadraticNet([[0.0]]))
     solver.step(6)
-    np.testing.assert_allclose(
-        solver.rates, [reference_rate(param, i) for i in range(6)], rtol=1e-12
-    )
+    np.testing.assert_allclose(solver.rates, [reference_rate(param, i) for i in range(6)], rtol=1e-12)
 
 
 def test_unknown_lr_policy_is_fatal_at_the_first_update():
@@ -192,9 +186,7 @@ def test_step_clears_diffs_then_runs_iter_size_passes_then_updates():
 
 def test_loss_is_the_mean_over_iter_size_passes():
     net = QuadraticNet([[1.0]], curvature=2.0, target=0.0, drift=1.0)
-    solver = make_solver(
-        solver_param('type: "SGD" base_lr: 0 lr_policy: "fixed" iter_size: 2'), net
-    )
+    solver = make_solver(solver_param('type: "SGD" base_lr: 0 lr_policy: "fixed" iter_size: 2'), net)
     solver.step(2)
     # loss of a pass = (1 - pass)^2 with the weight fixed at 1 (base_lr 0).
     assert solver.losses == [(1 + 0) / 2, (1 + 4) / 2]
@@ -209,9 +201,7 @@ def test_iter_size_accumulates_then_divides_the_gradient():
 
 def test_smoothed_loss_averages_over_average_loss_iterations():
     net = QuadraticNet([[0.0]], curvature=2.0, target=0.0, drift=1.0)
-    solver = make_solver(
-        solver_param('type: "SGD" base_lr: 0 lr_policy: "fixed" average_loss: 2'), net
-    )
+    solver = make_solver(solver_param('type: "SGD" base_lr: 0 lr_policy: "fixed" average_loss: 2'), net)
     solver.step(4)
     assert solver.losses == [0, 1, 4, 9]
     assert solver.smoothed_losses == [0, 0.5, 2.5, 6.5]

@@ -8,9 +8,7 @@ from reference_engine.checks import CaffeError
 
 
 def gaussian(shape, seed=1701):
-    return (
-        torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * 3
-    )
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * 3
 
 
 def targets(shape, seed=7):
@@ -40,9 +38,7 @@ def test_forward_and_gradient(loss_param, normalizer, ignore):
     if ignore is not None:
         t[0, 1, 0] = t[2, 2, 1] = -1.0  # int(-1.0) == ignore_label
         keep = t != -1
-        loss_param = (
-            loss_param[:-1] if loss_param else "loss_param { "
-        ) + f" ignore_label: {ignore} }}"
+        loss_param = (loss_param[:-1] if loss_param else "loss_param { ") + f" ignore_label: {ignore} }}"
     layer, bottom, top = make_layer(f'type: "SigmoidCrossEntropyLoss" {loss_param}', [x, t])
     (loss,) = run_forward(layer, bottom, top)
     n = int(keep.sum()) if normalizer == "valid" else normalizer
@@ -52,17 +48,13 @@ def test_forward_and_gradient(loss_param, normalizer, ignore):
 
 def test_large_inputs_are_stable():
     x = torch.tensor([[800.0, -800.0]], dtype=torch.float64)
-    layer, bottom, top = make_layer(
-        'type: "SigmoidCrossEntropyLoss"', [x, torch.tensor([[0.0, 1.0]])]
-    )
+    layer, bottom, top = make_layer('type: "SigmoidCrossEntropyLoss"', [x, torch.tensor([[0.0, 1.0]])])
     (loss,) = run_forward(layer, bottom, top)
     assert loss.item() == pytest.approx(1600.0)
 
 
 def test_loss_weight_is_read_from_the_top_diff():
-    layer, bottom, top = make_layer(
-        'type: "SigmoidCrossEntropyLoss"', [gaussian((3, 2)), targets((3, 2))]
-    )
+    layer, bottom, top = make_layer('type: "SigmoidCrossEntropyLoss"', [gaussian((3, 2)), targets((3, 2))])
     run_forward(layer, bottom, top)
     layer.backward(top, [True, False], bottom)
     once = bottom[0].diff.clone()
@@ -72,15 +64,11 @@ def test_loss_weight_is_read_from_the_top_diff():
 
 
 def test_cannot_backpropagate_to_labels():
-    layer, bottom, top = make_layer(
-        'type: "SigmoidCrossEntropyLoss"', [gaussian((3, 2)), targets((3, 2))]
-    )
+    layer, bottom, top = make_layer('type: "SigmoidCrossEntropyLoss"', [gaussian((3, 2)), targets((3, 2))])
     run_forward(layer, bottom, top)
     with pytest.raises(CaffeError) as error:
         layer.backward(top, [True, True], bottom)
-    assert (
-        error.value.message == "SigmoidCrossEntropyLoss Layer cannot backpropagate to label inputs."
-    )
+    assert error.value.message == "SigmoidCrossEntropyLoss Layer cannot backpropagate to label inputs."
 
 
 def test_counts_must_match():

@@ -19,9 +19,7 @@ X = torch.randn(2, 6, 2, generator=torch.Generator().manual_seed(0), dtype=torch
     ],
 )
 def test_forward_and_gradient(body, sizes, axis):
-    layer, bottom, top = make_layer(
-        f'type: "Slice" slice_param {{ {body} }}', [X], num_tops=len(sizes)
-    )
+    layer, bottom, top = make_layer(f'type: "Slice" slice_param {{ {body} }}', [X], num_tops=len(sizes))
     ys = run_forward(layer, bottom, top)
     for y, e in zip(ys, torch.split(X, sizes, axis)):
         torch.testing.assert_close(y, e)

@@ -9,17 +9,13 @@ def scores(shape, seed=1701):
     return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
-@pytest.mark.parametrize(
-    "axis, shape", [(None, (2, 5, 2, 3)), (2, (2, 3, 4)), (-1, (3, 4)), (0, (4, 2))]
-)
+@pytest.mark.parametrize("axis, shape", [(None, (2, 5, 2, 3)), (2, (2, 3, 4)), (-1, (3, 4)), (0, (4, 2))])
 def test_softmax_forward_and_gradient(axis, shape):
     x = scores(shape)
     proto = 'type: "Softmax"' + ("" if axis is None else f" softmax_param {{ axis: {axis} }}")
     layer, bottom, top = make_layer(proto, [x])
     (y,) = run_forward(layer, bottom, top)
-    torch.testing.assert_close(
-        y, torch.softmax(x, dim=1 if axis is None else axis), rtol=1e-14, atol=1e-15
-    )
+    torch.testing.assert_close(y, torch.softmax(x, dim=1 if axis is None else axis), rtol=1e-14, atol=1e-15)
     check_gradients(layer, bottom, top)
 
 

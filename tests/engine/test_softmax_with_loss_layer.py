@@ -15,9 +15,7 @@ def scores(shape, seed=1701):
 
 
 def labels(shape, classes, seed=7):
-    return torch.randint(0, classes, shape, generator=torch.Generator().manual_seed(seed)).to(
-        torch.float64
-    )
+    return torch.randint(0, classes, shape, generator=torch.Generator().manual_seed(seed)).to(torch.float64)
 
 
 def reference_loss(x, y, axis=1, ignore=None):
@@ -49,9 +47,7 @@ X_SHAPE, Y_SHAPE = (3, 4, 2, 2), (3, 1, 2, 2)
 def test_forward_and_gradient_for_each_normalization(loss_param, normalizer, ignore):
     x, y = scores(X_SHAPE), labels(Y_SHAPE, 4)
     if ignore is not None:
-        loss_param = (
-            loss_param[:-1] if loss_param else "loss_param { "
-        ) + f" ignore_label: {ignore} }}"
+        loss_param = (loss_param[:-1] if loss_param else "loss_param { ") + f" ignore_label: {ignore} }}"
     layer, bottom, top = make_layer(f'type: "SoftmaxWithLoss" {loss_param}', [x, y])
     (loss,) = run_forward(layer, bottom, top)
     total, count = reference_loss(x, y, ignore=ignore)
@@ -71,9 +67,7 @@ def test_axis_and_label_count():
 
 def test_all_labels_ignored_gives_zero_not_nan():
     x, y = scores((2, 3)), torch.full((2,), 1.0, dtype=torch.float64)
-    layer, bottom, top = make_layer(
-        'type: "SoftmaxWithLoss" loss_param { ignore_label: 1 }', [x, y]
-    )
+    layer, bottom, top = make_layer('type: "SoftmaxWithLoss" loss_param { ignore_label: 1 }', [x, y])
     (loss,) = run_forward(layer, bottom, top)
     assert loss == 0.0
     layer.backward(top, [True, False], bottom)
@@ -83,9 +77,7 @@ def test_all_labels_ignored_gives_zero_not_nan():
 def test_loss_weight_is_read_from_the_top_diff():
     x, y = scores((4, 3)), labels((4,), 3)
     layer, bottom, top = make_layer('type: "SoftmaxWithLoss"', [x, y])
-    assert top[0].diff.item() == 1.0 and list(layer.param.loss_weight) == [
-        1.0
-    ]  # LossLayer's implicit weight
+    assert top[0].diff.item() == 1.0 and list(layer.param.loss_weight) == [1.0]  # LossLayer's implicit weight
     run_forward(layer, bottom, top)
     layer.backward(top, [True, False], bottom)
     once = bottom[0].diff.clone()
@@ -113,13 +105,9 @@ def test_cannot_backpropagate_to_labels():
 
 def test_two_tops_cannot_be_set_up_either_way():
     # BVLC/caffe#2968: one loss weight fails the outer check, two fail the internal Softmax's.
-    with pytest.raises(
-        CaffeError, match=r"^Check failed: top.size\(\) == num_loss_weights \(2 vs\. 1\) "
-    ):
+    with pytest.raises(CaffeError, match=r"^Check failed: top.size\(\) == num_loss_weights \(2 vs\. 1\) "):
         make_layer('type: "SoftmaxWithLoss"', [scores((4, 3)), labels((4,), 3)], num_tops=2)
-    with pytest.raises(
-        CaffeError, match=r"^Check failed: top.size\(\) == num_loss_weights \(1 vs\. 2\) "
-    ):
+    with pytest.raises(CaffeError, match=r"^Check failed: top.size\(\) == num_loss_weights \(1 vs\. 2\) "):
         make_layer(
             'type: "SoftmaxWithLoss" loss_weight: 1 loss_weight: 0',
             [scores((4, 3)), labels((4,), 3)],
@@ -147,9 +135,7 @@ def test_first_dimensions_must_match():
 
 def test_tiny_probability_is_floored_at_flt_min():
     x = torch.tensor([[0.0, -2000.0]], dtype=torch.float64)
-    layer, bottom, top = make_layer(
-        'type: "SoftmaxWithLoss"', [x, torch.tensor([1.0], dtype=torch.float64)]
-    )
+    layer, bottom, top = make_layer('type: "SoftmaxWithLoss"', [x, torch.tensor([1.0], dtype=torch.float64)])
     (loss,) = run_forward(layer, bottom, top)
     assert loss.item() == pytest.approx(-math.log(1.17549435e-38))
 

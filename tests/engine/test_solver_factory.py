@@ -28,8 +28,7 @@ def test_unknown_solver_type_lists_the_known_ones():
     with pytest.raises(CaffeError) as error:
         make_solver(solver_param('type: "LBFGS"'), QuadraticNet([[1.0]]))
     assert error.value.message == (
-        f"Check failed: registry.count(type) == 1 (0 vs. 1) Unknown solver type: LBFGS "
-        f"(known types: {KNOWN})"
+        f"Check failed: registry.count(type) == 1 (0 vs. 1) Unknown solver type: LBFGS (known types: {KNOWN})"
     )
 
 

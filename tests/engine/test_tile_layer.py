@@ -11,9 +11,7 @@ X = torch.randn(2, 3, 2, generator=torch.Generator().manual_seed(0), dtype=torch
 
 @pytest.mark.parametrize("axis,tiles", [(1, 3), (0, 2), (2, 2), (-1, 1)])
 def test_forward_and_gradient(axis, tiles):
-    layer, bottom, top = make_layer(
-        f'type: "Tile" tile_param {{ axis: {axis} tiles: {tiles} }}', [X]
-    )
+    layer, bottom, top = make_layer(f'type: "Tile" tile_param {{ axis: {axis} tiles: {tiles} }}', [X])
     (y,) = run_forward(layer, bottom, top)
     reps = [1, 1, 1]
     reps[axis] = tiles

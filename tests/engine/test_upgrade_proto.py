@@ -50,10 +50,15 @@ def test_v1_convolution_with_blobs_lr_weight_decay_and_shared_names():
 
 def test_v1_blobs_lr_longer_than_weight_decay_leaves_decay_unset():
     """Each list fills the ParamSpecs it reaches; the rest keep caffe.proto's defaults."""
-    param, _ = upgraded('layers { name: "ip" type: INNER_PRODUCT blobs_lr: 0 blobs_lr: 0 weight_decay: 3 '
-                        'inner_product_param { num_output: 2 } exclude { stage: "deploy" } }')
+    param, _ = upgraded(
+        'layers { name: "ip" type: INNER_PRODUCT blobs_lr: 0 blobs_lr: 0 weight_decay: 3 '
+        'inner_product_param { num_output: 2 } exclude { stage: "deploy" } }'
+    )
     layer = param.layer[0]
-    assert [(p.lr_mult, p.HasField("decay_mult"), p.decay_mult) for p in layer.param] == [(0, True, 3), (0, False, 1)]
+    assert [(p.lr_mult, p.HasField("decay_mult"), p.decay_mult) for p in layer.param] == [
+        (0, True, 3),
+        (0, False, 1),
+    ]
     assert layer.exclude[0].stage == ["deploy"]
 
 

@@ -27,8 +27,13 @@ DRAW_CASES = textwrap.dedent("""
 
 
 def _digests(tmp_path: Path, variant: str) -> list[str]:
-    out = subprocess.run([sys.executable, "-c", DRAW_CASES, str(tmp_path), variant], check=True,
-                         capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
+    out = subprocess.run(
+        [sys.executable, "-c", DRAW_CASES, str(tmp_path), variant],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     return out.stdout.split()
 
 
@@ -38,8 +43,9 @@ def test_same_seed_same_cases_in_processes_with_different_imports(tmp_path):
     ints = ", ".join(str(n) for n in range(100, 700, 7))
     floats = ", ".join(repr(n / 97) for n in range(-300, 300, 7))
     strings = ", ".join(repr(f"s{n}") for n in range(60))
-    (tmp_path / "many_constants.py").write_text(f"INTS = [{ints}]\nFLOATS = [{floats}]\n"
-                                                f"STRINGS = [{strings}]\n")
+    (tmp_path / "many_constants.py").write_text(
+        f"INTS = [{ints}]\nFLOATS = [{floats}]\nSTRINGS = [{strings}]\n"
+    )
     plain, loaded = _digests(tmp_path, "plain"), _digests(tmp_path, "with-constants")
     assert len(plain) == 200
     assert plain == loaded

@@ -24,7 +24,6 @@ FIXED = settings(
 )
 
 
-
 @settings(FIXED, max_examples=100)
 @given(cases())
 def test_generated_cases_build_and_run_in_the_reference_engine(case):

@@ -7,9 +7,7 @@ from hypothesis import HealthCheck, find, given, settings
 from harness.generate import solver_params
 from reference_engine import caffe_pb2
 
-FIXED = settings(
-    derandomize=True, database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+FIXED = settings(derandomize=True, database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @settings(FIXED, max_examples=200)

@@ -17,11 +17,15 @@ layer { name: "ip" type: "InnerProduct" bottom: "x" top: "y" inner_product_param
 layer { name: "relu" type: "ReLU" bottom: "y" top: "y" }
 """
 # The loss blames no layer, so the first layer blamed is the second mismatch's.
-COMPARISON = Comparison([
-    Mismatch("loss", None, "forward loss: max abs err 0.1 at (): reference=1 caffe=1.1 (tolerance 1e-06)", 0.1),
-    Mismatch("forward", "ip", "ip top 'y' data: max abs err 0.5 at (1, 0): reference=0 caffe=0.5", 0.5),
-    Mismatch("flags", "relu", "relu need_backward: reference=True caffe=False"),
-])
+COMPARISON = Comparison(
+    [
+        Mismatch(
+            "loss", None, "forward loss: max abs err 0.1 at (): reference=1 caffe=1.1 (tolerance 1e-06)", 0.1
+        ),
+        Mismatch("forward", "ip", "ip top 'y' data: max abs err 0.5 at (1, 0): reference=0 caffe=0.5", 0.5),
+        Mismatch("flags", "relu", "relu need_backward: reference=True caffe=False"),
+    ]
+)
 ENGINES = {"under_test": "reference", "oracle": "caffe"}
 
 
@@ -30,7 +34,11 @@ def test_bundle_json_round_trips_the_comparison(tmp_path):
     meta = json.loads((tmp_path / "b" / "bundle.json").read_text())
     assert meta["comparison"]["verdict"] == "disagree"
     assert meta["comparison"]["mismatches"][1] == {
-        "kind": "forward", "layer": "ip", "message": COMPARISON.mismatches[1].message, "max_abs_error": 0.5}
+        "kind": "forward",
+        "layer": "ip",
+        "message": COMPARISON.mismatches[1].message,
+        "max_abs_error": 0.5,
+    }
     loaded = Bundle.load(tmp_path / "b")
     assert loaded.comparison == COMPARISON and loaded.engines == ENGINES
 
@@ -50,7 +58,9 @@ def test_diff_txt_is_the_comparison_in_words_then_the_net(tmp_path):
     assert text == describe(COMPARISON, Case(NET)) + "\n"
     assert text.startswith(describe_comparison(COMPARISON) + "\n\nnet.prototxt:\n")
     assert describe_comparison(COMPARISON).splitlines()[2:4] == [
-        "[loss] " + COMPARISON.mismatches[0].message, "[forward, ip] " + COMPARISON.mismatches[1].message]
+        "[loss] " + COMPARISON.mismatches[0].message,
+        "[forward, ip] " + COMPARISON.mismatches[1].message,
+    ]
 
 
 def test_a_bundle_without_a_stored_comparison_is_refused_with_the_reason(tmp_path):
@@ -70,10 +80,19 @@ def test_the_report_marks_the_first_layer_the_stored_mismatches_blame(tmp_path, 
 
     def to_dot(data, blame=None, title=None):
         blamed.append(blame)
-        return 'digraph { a }'
+        return "digraph { a }"
 
     monkeypatch.setattr(graph, "to_dot", to_dot)
-    record = CaseRecord("seed0-case1", "disagree", COMPARISON.summary(), {}, ["InnerProduct"], {},
-                        shrinking=True, bundle=str(path), signature="loss:-")
+    record = CaseRecord(
+        "seed0-case1",
+        "disagree",
+        COMPARISON.summary(),
+        {},
+        ["InnerProduct"],
+        {},
+        shrinking=True,
+        bundle=str(path),
+        signature="loss:-",
+    )
     report.write_report(tmp_path / "report", [record], False, {})
     assert blamed == ["ip"]

@@ -39,7 +39,8 @@ class Progress:
 def test_every_shard_is_heard_until_it_is_done():
     progress = Progress()
     records, interrupted = run_campaign(
-        CampaignOptions(under_test=RENAMED, oracle="reference", examples=6, jobs=2), progress)
+        CampaignOptions(under_test=RENAMED, oracle="reference", examples=6, jobs=2), progress
+    )
     assert not interrupted and len(records) == 6 and progress.records == records
     assert {r.name.split("-")[0] for r in records} == {"seed0", "seed1"}
 
@@ -47,7 +48,8 @@ def test_every_shard_is_heard_until_it_is_done():
 def test_after_ctrl_c_the_cases_in_flight_are_still_taken_and_the_shards_stop():
     progress = Progress(interrupt_at=1)
     records, interrupted = run_campaign(
-        CampaignOptions(under_test=RENAMED, oracle="reference", examples=400, jobs=2), progress)
+        CampaignOptions(under_test=RENAMED, oracle="reference", examples=400, jobs=2), progress
+    )
     assert interrupted
     assert any(n.startswith("interrupted:") for n in progress.notes)
     assert 1 < len(records) < 400 and progress.records == records
@@ -56,7 +58,9 @@ def test_after_ctrl_c_the_cases_in_flight_are_still_taken_and_the_shards_stop():
 def test_a_shard_that_fails_fails_the_campaign_with_its_traceback():
     progress = Progress()
     with pytest.raises(CampaignFailed, match="broken engine") as failure:
-        run_campaign(CampaignOptions(under_test=f"{__name__}:BrokenEngine", oracle="reference",
-                                     examples=2, jobs=2), progress)
+        run_campaign(
+            CampaignOptions(under_test=f"{__name__}:BrokenEngine", oracle="reference", examples=2, jobs=2),
+            progress,
+        )
     assert not failure.value.interrupted
     assert sorted(n.split(" failed")[0] for n in progress.notes) == ["shard 0", "shard 1"]

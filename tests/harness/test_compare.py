@@ -11,7 +11,9 @@ from reference_engine.topology import AUTOMATIC_TOP
 
 LAYERS = (
     LayerRecord("input", "Input", (), ("data",), False, False, (), (), (), ()),
-    LayerRecord("ip", "InnerProduct", ("data",), ("ip",), True, True, (False,), (True, True), (1.0, 1.0), (1.0, 1.0)),
+    LayerRecord(
+        "ip", "InnerProduct", ("data",), ("ip",), True, True, (False,), (True, True), (1.0, 1.0), (1.0, 1.0)
+    ),
     LayerRecord("relu", "ReLU", ("ip",), ("ip",), True, True, (True,), (), (), ()),
     LayerRecord("loss", "EuclideanLoss", ("ip", "data"), ("loss",), True, True, (True, False), (), (), ()),
 )
@@ -58,8 +60,9 @@ def test_backward_blame_goes_to_the_layer_that_runs_first_in_backward():
 
 def test_flags_are_exact():
     layers = list(LAYERS)
-    layers[1] = LayerRecord("ip", "InnerProduct", ("data",), ("ip",), True, True, (True,), (True, True),
-                            (1.0, 1.0), (1.0, 1.0))
+    layers[1] = LayerRecord(
+        "ip", "InnerProduct", ("data",), ("ip",), True, True, (True,), (True, True), (1.0, 1.0), (1.0, 1.0)
+    )
     c = compare(result(), result("caffe", layers=tuple(layers)))
     assert [m.kind for m in c.mismatches] == ["flags"]
     assert c.first.message == "ip bottom_need_backward: reference=[False] caffe=[True]"
@@ -72,8 +75,12 @@ def test_a_different_layer_list_stops_the_comparison():
 
 
 def test_outcomes_compare_kind_stage_and_message():
-    refused = {"outcome": Outcome.REFUSED, "stage": "init", "message": "Check failed: x (1 vs. 2) msg ",
-               "layers": ()}
+    refused = {
+        "outcome": Outcome.REFUSED,
+        "stage": "init",
+        "message": "Check failed: x (1 vs. 2) msg ",
+        "layers": (),
+    }
     assert compare(result(**refused), result("caffe", **refused)).agree
     other = dict(refused, message="Check failed: x (1 vs. 3) msg ")
     assert not compare(result(**refused), result("caffe", **other)).agree
@@ -81,8 +88,12 @@ def test_outcomes_compare_kind_stage_and_message():
 
 
 def test_unknown_type_messages_ignore_the_list_of_known_types():
-    a = {"outcome": Outcome.REFUSED, "stage": "init", "layers": (),
-         "message": "Check failed: registry.count(type) == 1 (0 vs. 1) Unknown layer type: Foo (known types: A, B)"}
+    a = {
+        "outcome": Outcome.REFUSED,
+        "stage": "init",
+        "layers": (),
+        "message": "Check failed: registry.count(type) == 1 (0 vs. 1) Unknown layer type: Foo (known types: A, B)",
+    }
     b = dict(a, message=a["message"].replace("A, B", "A, B, C"))
     assert compare(result(**a), result("caffe", **b)).agree
 
@@ -109,8 +120,20 @@ def test_a_mismatch_and_a_comparison_round_trip_through_json():
 def test_the_reference_engines_automatic_tops_are_not_wiring():
     """Caffe names a top that a layer gets without declaring it "(automatic)"; the comparison
     knows that name by the reference engine's constant."""
-    layers = LAYERS[:3] + (LayerRecord("loss", "EuclideanLoss", ("ip", "data"), ("loss", AUTOMATIC_TOP),
-                                       True, True, (True, False), (), (), ()),)
+    layers = LAYERS[:3] + (
+        LayerRecord(
+            "loss",
+            "EuclideanLoss",
+            ("ip", "data"),
+            ("loss", AUTOMATIC_TOP),
+            True,
+            True,
+            (True, False),
+            (),
+            (),
+            (),
+        ),
+    )
     assert compare(result(layers=layers), result("caffe")).agree
 
 
@@ -153,18 +176,27 @@ def test_an_update_from_a_gradient_of_rounding_is_not_compared():
     caffe_rounding = {"ip": (np.ones((2, 3)), np.array([3e-9, 1e-9]))}
     still = ({"ip": (np.ones((2, 3)) - 1e-4, np.ones(2))},)
     full_step = ({"ip": (np.ones((2, 3)) - 1e-4, np.ones(2) - 0.01)},)
-    c = compare(result(param_diff=rounding, param_history=still),
-                result("caffe", param_diff=caffe_rounding, param_history=full_step), w0)
+    c = compare(
+        result(param_diff=rounding, param_history=still),
+        result("caffe", param_diff=caffe_rounding, param_history=full_step),
+        w0,
+    )
     assert c.agree, c.summary()
     # The weights' own update is still compared ...
     wrong = ({"ip": (np.ones((2, 3)) - 2e-4, np.ones(2) - 0.01)},)
-    c = compare(result(param_diff=rounding, param_history=still),
-                result("caffe", param_diff=caffe_rounding, param_history=wrong), w0)
+    c = compare(
+        result(param_diff=rounding, param_history=still),
+        result("caffe", param_diff=caffe_rounding, param_history=wrong),
+        w0,
+    )
     assert c.first.kind == "update" and "ip param 0 update" in c.first.message
     # ... and so is the update of a param no gradient reaches (its diff exactly 0): its decay.
     unreached = {"ip": (np.ones((2, 3)), np.zeros(2))}
-    c = compare(result(param_diff=unreached, param_history=still),
-                result("caffe", param_diff=unreached, param_history=full_step), w0)
+    c = compare(
+        result(param_diff=unreached, param_history=still),
+        result("caffe", param_diff=unreached, param_history=full_step),
+        w0,
+    )
     assert c.first.kind == "update" and "ip param 1 update" in c.first.message
 
 
@@ -178,11 +210,18 @@ CHAIN = (
 def test_a_value_carries_the_rounding_of_what_came_before_it():
     """A Reduction of values near 3 that cancels to about 0 passes their rounding on: the ELU
     after it reads values of 1e-6 that carry an error of 1e-6, and is judged by the 3s."""
+
     def chain(engine, total):
         data = np.array([3.0, -1.0, -2.0])
-        return result(engine, layers=CHAIN, outputs=("elu",), losses=(0.0,), param_diff={},
-                      blob_data={"data": data, "sum": np.float64(total), "elu": np.float64(total)},
-                      blob_diff={"data": np.zeros(3), "sum": np.float64(0), "elu": np.float64(0)})
+        return result(
+            engine,
+            layers=CHAIN,
+            outputs=("elu",),
+            losses=(0.0,),
+            param_diff={},
+            blob_data={"data": data, "sum": np.float64(total), "elu": np.float64(total)},
+            blob_diff={"data": np.zeros(3), "sum": np.float64(0), "elu": np.float64(0)},
+        )
 
     assert compare(chain("reference", 4e-15), chain("caffe", -1.4e-6)).agree
     c = compare(chain("reference", 4e-15), chain("caffe", -1e-2))
@@ -199,10 +238,16 @@ def test_a_bias_gradient_of_rounding_is_known_by_its_incoming_diffs():
     w0 = {"embed": (np.ones((1, 4)),)}
 
     def embedded(engine, gradient, weights):
-        return result(engine, layers=layers, outputs=("embed",), losses=(0.0,),
-                      blob_data={"index": np.zeros(2), "embed": np.ones((2, 4))},
-                      blob_diff={"index": np.zeros(2), "embed": np.array([[0.03] * 4, [-0.03] * 4])},
-                      param_diff={"embed": (gradient,)}, param_history=({"embed": (weights,)},))
+        return result(
+            engine,
+            layers=layers,
+            outputs=("embed",),
+            losses=(0.0,),
+            blob_data={"index": np.zeros(2), "embed": np.ones((2, 4))},
+            blob_diff={"index": np.zeros(2), "embed": np.array([[0.03] * 4, [-0.03] * 4])},
+            param_diff={"embed": (gradient,)},
+            param_history=({"embed": (weights,)},),
+        )
 
     reference = embedded("reference", np.zeros((1, 4)), np.ones((1, 4)))
     assert compare(reference, embedded("caffe", np.full((1, 4), 7e-9), np.ones((1, 4)) - 7e-4), w0).agree

@@ -19,7 +19,9 @@ layer { name: "loss" type: "EuclideanLoss" bottom: "ip" bottom: "y" }
 """
 
 
-@pytest.mark.parametrize("name, base", [("docker", "debian:bullseye-slim"), ("docker-bvlc", "bvlc/caffe:cpu")])
+@pytest.mark.parametrize(
+    "name, base", [("docker", "debian:bullseye-slim"), ("docker-bvlc", "bvlc/caffe:cpu")]
+)
 def test_build_context_holds_the_worker_and_the_probe(name, base):
     runtime = get_runtime(name)
     with tarfile.open(fileobj=runtime._context()) as tar:
@@ -42,8 +44,13 @@ def test_a_case_runs_through_docker(name):
     except RuntimeUnavailable as e:
         pytest.skip(f"runtime {name!r} unavailable here: {e}")
     rng = np.random.default_rng(0)
-    case = Case(NET, inputs={"x": rng.standard_normal((2, 3)).astype(np.float32),
-                             "y": rng.standard_normal((2, 2)).astype(np.float32)})
+    case = Case(
+        NET,
+        inputs={
+            "x": rng.standard_normal((2, 3)).astype(np.float32),
+            "y": rng.standard_normal((2, 2)).astype(np.float32),
+        },
+    )
     engine = CaffeEngine(runtime, timeout_s=120)
     try:
         caffe = engine.run(case)

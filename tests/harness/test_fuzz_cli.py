@@ -14,8 +14,21 @@ RENAMED = "tests.harness.fake_engines:RenamedReference"
 
 def test_a_disagreement_is_shrunk_bundled_reported_and_replayable(tmp_path, capsys):
     report = tmp_path / "report"
-    code = main(["fuzz", "--engine", PERTURBED, "--against", "reference", "--examples", "15", "--seed", "3",
-                 "--report", str(report)])
+    code = main(
+        [
+            "fuzz",
+            "--engine",
+            PERTURBED,
+            "--against",
+            "reference",
+            "--examples",
+            "15",
+            "--seed",
+            "3",
+            "--report",
+            str(report),
+        ]
+    )
     assert code == 1
     summary = json.loads((report / "report.json").read_text())["summary"]
     assert summary["disagreements"], summary
@@ -32,24 +45,56 @@ def test_a_disagreement_is_shrunk_bundled_reported_and_replayable(tmp_path, caps
 
 
 def test_engines_that_agree_exit_zero(tmp_path):
-    assert main(["fuzz", "--engine", RENAMED, "--against", "reference", "--examples", "10",
-                 "--report", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "fuzz",
+                "--engine",
+                RENAMED,
+                "--against",
+                "reference",
+                "--examples",
+                "10",
+                "--report",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     summary = json.loads((tmp_path / "report.json").read_text())["summary"]
-    assert summary["cases"] == 10 and summary["verdicts"].get("agree", 0) + summary["verdicts"].get("skipped", 0) == 10
+    assert (
+        summary["cases"] == 10
+        and summary["verdicts"].get("agree", 0) + summary["verdicts"].get("skipped", 0) == 10
+    )
 
 
 def test_usage_errors_exit_two(capsys):
     assert main(["fuzz", "--engine", "reference", "--against", "reference"]) == 2
     assert "cannot be its own oracle" in capsys.readouterr().err
-    assert main(["fuzz", "--engine", "no.such.module:Engine", "--against", "reference", "--examples", "1"]) == 2
+    assert (
+        main(["fuzz", "--engine", "no.such.module:Engine", "--against", "reference", "--examples", "1"]) == 2
+    )
 
 
 EXAMPLE = "harness/explain/examples/propagate_down.prototxt"
 
 
 def test_check_prints_the_verdict_and_the_mismatches_without_the_net(tmp_path, capsys):
-    assert main(["check", EXAMPLE, "--engine", PERTURBED, "--against", "reference",
-                 "--bundle", str(tmp_path / "b")]) == 1
+    assert (
+        main(
+            [
+                "check",
+                EXAMPLE,
+                "--engine",
+                PERTURBED,
+                "--against",
+                "reference",
+                "--bundle",
+                str(tmp_path / "b"),
+            ]
+        )
+        == 1
+    )
     out = capsys.readouterr().out
     assert "verdict: forward loss" in out and "\n[loss] forward loss" in out
     assert "net.prototxt" not in out

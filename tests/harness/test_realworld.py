@@ -66,7 +66,14 @@ def test_image_data_memory_data_and_window_data_shapes():
     layer { name: "s" type: "Silence" bottom: "a" bottom: "la" bottom: "b" bottom: "lb" bottom: "c" bottom: "lc" }
     """
     shapes = make_runnable(text).input_shapes
-    assert shapes == {"a": (3, 1, 9, 7), "la": (3,), "b": (2, 4, 5, 6), "lb": (2,), "c": (5, 3, 8, 8), "lc": (5,)}
+    assert shapes == {
+        "a": (3, 1, 9, 7),
+        "la": (3,),
+        "b": (2, 4, 5, 6),
+        "lb": (2,),
+        "c": (5, 3, 8, 8),
+        "lc": (5,),
+    }
 
 
 def test_dummy_data_random_filler_is_replaced_constant_is_kept():

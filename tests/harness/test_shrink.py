@@ -16,8 +16,16 @@ def record(name):
 
 def shrink(limit, started=None):
     comparison = Comparison([Mismatch("loss", None, "forward loss")])
-    return Shrink("loss:-", time.monotonic() if started is None else started, 10, limit,
-                  Case(NET), comparison, {}, record("first"))
+    return Shrink(
+        "loss:-",
+        time.monotonic() if started is None else started,
+        10,
+        limit,
+        Case(NET),
+        comparison,
+        {},
+        record("first"),
+    )
 
 
 def test_a_shrink_with_attempts_is_spent_after_that_many_cases_whatever_the_time():

@@ -44,12 +44,8 @@ def test_worker_has_no_python3_only_syntax():
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             assert node.returns is None, f"line {node.lineno}: return annotation on {node.name}"
             for arg in node.args.args + node.args.kwonlyargs:
-                assert arg.annotation is None, (
-                    f"line {node.lineno}: annotation on {node.name}({arg.arg})"
-                )
-            assert not node.args.kwonlyargs, (
-                f"line {node.lineno}: keyword-only arguments in {node.name}"
-            )
+                assert arg.annotation is None, f"line {node.lineno}: annotation on {node.name}({arg.arg})"
+            assert not node.args.kwonlyargs, f"line {node.lineno}: keyword-only arguments in {node.name}"
 
 
 def test_worker_imports_only_stdlib_numpy_and_caffe():
@@ -63,9 +59,7 @@ def test_worker_imports_only_stdlib_numpy_and_caffe():
                 f"line {node.lineno}: relative import (the worker must not import our package)"
             )
             modules.add(node.module.split(".")[0])
-    outside = {
-        m for m in modules if m not in sys.stdlib_module_names and m not in ALLOWED_THIRD_PARTY
-    }
+    outside = {m for m in modules if m not in sys.stdlib_module_names and m not in ALLOWED_THIRD_PARTY}
     assert not outside, (
         f"harness/engines/worker.py imports {sorted(outside)}: only stdlib, numpy and caffe are allowed"
     )

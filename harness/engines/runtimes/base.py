@@ -94,5 +94,3 @@ def kill_process_group(process: subprocess.Popen) -> None:
     except ProcessLookupError:
         pass
     process.wait()
-
-

@@ -47,9 +47,7 @@ class DockerRuntime(Runtime):
             client = docker.from_env()
             client.ping()
         except docker.errors.DockerException as e:
-            raise RuntimeUnavailable(
-                f"runtime {self.name!r}: no Docker engine answers ({e})"
-            ) from e
+            raise RuntimeUnavailable(f"runtime {self.name!r}: no Docker engine answers ({e})") from e
         return client
 
     def _context(self) -> io.BytesIO:
@@ -90,9 +88,7 @@ class DockerRuntime(Runtime):
                 if "stream" in chunk and chunk["stream"].startswith("Step "):
                     progress("  " + chunk["stream"].strip())
                 if "error" in chunk:
-                    raise RuntimeUnavailable(
-                        f"runtime {self.name!r}: image build failed: {chunk['error']}"
-                    )
+                    raise RuntimeUnavailable(f"runtime {self.name!r}: image build failed: {chunk['error']}")
         except docker.errors.APIError as e:
             raise RuntimeUnavailable(f"runtime {self.name!r}: image build failed: {e}") from e
 
@@ -107,11 +103,11 @@ class DockerRuntime(Runtime):
             out["ready"] = False
             return out
         out.update(ready=True, image_id=image.id, labels=image.labels)
-        command = f'{self.python} -c "import sys, caffe; print(sys.version.split()[0]); print(caffe.__version__)"'
+        command = (
+            f'{self.python} -c "import sys, caffe; print(sys.version.split()[0]); print(caffe.__version__)"'
+        )
         found = (
-            client.containers.run(self.image, command, remove=True, network_disabled=True)
-            .decode()
-            .split()
+            client.containers.run(self.image, command, remove=True, network_disabled=True).decode().split()
         )
         out["python"], out["caffe"] = (found + [None, None])[:2]
         return out
@@ -169,5 +165,3 @@ class BvlcDockerRuntime(DockerRuntime):
     dockerfile = "Dockerfile.bvlc"
     image = "caffe-conformance:bvlc-1.0"
     python = "python"  # Python 2.7 in bvlc/caffe:cpu
-
-

@@ -16,7 +16,6 @@ class LocalRuntime(Runtime):
     """A Python here that can import caffe (CAFFE_CONFORMANCE_PYTHON, default python3). Its
     Caffe version is taken as "master" unless CAFFE_CONFORMANCE_CAFFE_VERSION says "1.0"."""
 
-
     def __init__(self):
         self.python = os.environ.get("CAFFE_CONFORMANCE_PYTHON", "python3")
         self.caffe_version = os.environ.get("CAFFE_CONFORMANCE_CAFFE_VERSION", "master")
@@ -75,5 +74,3 @@ class LocalRuntime(Runtime):
             str(self.probe_dir / "flags_probe.so"),
         ]
         return command + (["--log-dir", log_dir] if log_dir else [])
-
-

@@ -139,9 +139,7 @@ class RootfsRuntime(Runtime):
             "bullseye",
             str(target),
         ]
-        process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         tail: list[str] = []
         phase, count = None, 0
         assert process.stdout is not None
@@ -233,9 +231,7 @@ class RootfsRuntime(Runtime):
         if not self.is_ready():
             stamp = self._stamp()
             why = (
-                "no stamp file"
-                if stamp is None
-                else f"stamp format {stamp.get('format')} != {ROOTFS_FORMAT}"
+                "no stamp file" if stamp is None else f"stamp format {stamp.get('format')} != {ROOTFS_FORMAT}"
             )
             raise RuntimeUnavailable(
                 f"runtime 'rootfs': {self.directory} is not a usable root file system ({why}); "
@@ -252,17 +248,11 @@ class RootfsRuntime(Runtime):
         }
         if not out["ready"] or os.geteuid() != 0:
             return out
-        query = self._chroot(
-            self.directory, "dpkg-query", "-W", "-f", "${Version}", "python3-caffe"
-        )
+        query = self._chroot(self.directory, "dpkg-query", "-W", "-f", "${Version}", "python3-caffe")
         out["caffe_package"] = (
-            "python3-caffe " + query.stdout.strip()
-            if query.returncode == 0
-            else query.stderr.strip()
+            "python3-caffe " + query.stdout.strip() if query.returncode == 0 else query.stderr.strip()
         )
-        python = self._chroot(
-            self.directory, "python3", "-c", "import sys; print(sys.version.split()[0])"
-        )
+        python = self._chroot(self.directory, "python3", "-c", "import sys; print(sys.version.split()[0])")
         out["python"] = python.stdout.strip()
         out["worker"] = f"chroot {self.directory} python3 {INSTALL_DIR}/worker.py"
         probe = self.directory / INSTALL_DIR.lstrip("/") / "flags_probe.so"
@@ -278,9 +268,7 @@ class RootfsRuntime(Runtime):
         self.ensure_ready()
         self._sync(self.directory, _say)
         if Path(worker_path).resolve() != WORKER_SOURCE:
-            _copy_if_changed(
-                Path(worker_path), self.directory / INSTALL_DIR.lstrip("/") / "worker.py"
-            )
+            _copy_if_changed(Path(worker_path), self.directory / INSTALL_DIR.lstrip("/") / "worker.py")
         command = ["chroot", str(self.directory), "python3", f"{INSTALL_DIR}/worker.py"]
         return command + (["--log-dir", log_dir] if log_dir else [])
 
@@ -303,15 +291,7 @@ def _remove_tree(path: Path) -> None:
     # Never recurse into a mounted file system (/proc, a bind mount) inside a chroot tree.
     mounts = Path("/proc/mounts").read_text().split("\n") if Path("/proc/mounts").exists() else []
     prefix = str(path.resolve()) + "/"
-    mounted = [
-        m.split()[1]
-        for m in mounts
-        if len(m.split()) > 1 and (m.split()[1] + "/").startswith(prefix)
-    ]
+    mounted = [m.split()[1] for m in mounts if len(m.split()) > 1 and (m.split()[1] + "/").startswith(prefix)]
     if mounted:
-        raise RuntimeUnavailable(
-            f"refusing to remove {path}: file systems are mounted inside it: {mounted}"
-        )
+        raise RuntimeUnavailable(f"refusing to remove {path}: file systems are mounted inside it: {mounted}")
     shutil.rmtree(path)
-
-
