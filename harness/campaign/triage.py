@@ -24,6 +24,7 @@ flag has no rounding. The triage runs only on mismatches, so agreeing cases cost
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -69,16 +70,10 @@ def perturbed(case: Case, rng: np.random.Generator, ulps: float) -> Case:
         step = 1 + ulps * FLOAT32_EPS * rng.uniform(-1.0, 1.0, size=array.shape)
         return np.where(array == np.round(array), array, array * step).astype(array.dtype)
 
-    return Case(
-        net=case.net,
-        solver=case.solver,
-        phase=case.phase,
-        level=case.level,
-        stages=case.stages,
-        iterations=case.iterations,
+    return dataclasses.replace(
+        case,
         inputs={k: move(v) for k, v in case.inputs.items()},
         params={k: tuple(move(b) for b in v) for k, v in case.params.items()},
-        seed=case.seed,
     )
 
 
