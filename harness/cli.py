@@ -317,20 +317,25 @@ def cmd_check(args) -> int:
 
 
 def cmd_replay(args) -> int:
-    from harness.campaign.bundle import Bundle, describe
+    """Rerun a bundle's case on the engines named here, never on the ones the bundle names:
+    a bundle is data someone sent, and its engine fields could name any command or module."""
+    from harness.campaign.bundle import describe, recorded_engines
     from harness.campaign.fuzz import run_pair
+    from harness.case import Case
 
-    bundle = Bundle.load(args.bundle)
-    args.engine = bundle.engines.get("under_test", "reference")
-    args.against = bundle.engines.get("oracle", "caffe")
-    args.engine_cmd = args.engine[4:] if args.engine.startswith("cmd:") else None
+    case = Case.load(args.bundle / "case")
+    recorded = recorded_engines(args.bundle)
+    print(
+        f"recorded with: {recorded}; replaying with --engine {args.engine_cmd or args.engine} "
+        f"--against {args.against}"
+    )
     under_test, oracle = _engines(args)
     try:
-        comparison, _ = run_pair(bundle.case, under_test, oracle)
+        comparison, _ = run_pair(case, under_test, oracle)
     finally:
         under_test.close()
         oracle.close()
-    print(describe(comparison, bundle.case))
+    print(describe(comparison, case))
     return EXIT_OK if comparison.agree else EXIT_DISAGREE
 
 
@@ -459,9 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_check)
 
     p = sub.add_parser("replay", help="rerun a repro bundle: exit 0 if the engines now agree, 1 if not")
-    p.add_argument("bundle", type=Path)
-    p.add_argument("--runtime", default=DEFAULT_RUNTIME, choices=tuple(RUNTIMES))
-    p.add_argument("--timeout", type=float, default=20.0)
+    p.add_argument("bundle", type=Path, help="a bundle directory (written by fuzz)")
+    _engine_args(p)
     p.set_defaults(handler=cmd_replay)
 
     p = sub.add_parser("runtime", help="install or describe a real-Caffe runtime")

@@ -11,7 +11,6 @@ BUNDLE/
 from __future__ import annotations
 
 import json
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +35,8 @@ class Bundle:
         (directory / "bundle.json").write_text(json.dumps(meta, indent=2) + "\n")
         (directory / "diff.txt").write_text(describe(self.comparison, self.case) + "\n")
         script = directory / "replay.sh"
-        script.write_text(f'#!/bin/sh\nexec caffe-conformance replay {shlex.quote(str(directory))} "$@"\n')
+        # The script finds its bundle beside itself: a bundle copied anywhere still replays.
+        script.write_text('#!/bin/sh\nexec caffe-conformance replay "$(dirname "$0")" "$@"\n')
         script.chmod(0o755)
         return directory
 
@@ -59,6 +59,20 @@ class Bundle:
         return cls(
             Case.load(directory / "case"), results, meta["engines"], Comparison.from_json(meta["comparison"])
         )
+
+
+def recorded_engines(directory: Path) -> str:
+    """The engines bundle.json says the bundle was found with, as text to show (never to run)."""
+    path = Path(directory) / "bundle.json"
+    try:
+        engines = json.loads(path.read_text()).get("engines", {})
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError) as e:
+        return f"(unreadable {path}: {e})"
+    if not isinstance(engines, dict):
+        return "(no engines recorded)"
+    return (
+        ", ".join(f"{role}={value!r}" for role, value in sorted(engines.items())) or "(no engines recorded)"
+    )
 
 
 def describe_comparison(comparison: Comparison) -> str:

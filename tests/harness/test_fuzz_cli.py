@@ -40,7 +40,7 @@ def test_a_disagreement_is_shrunk_bundled_reported_and_replayable(tmp_path, caps
     for name in ("bundle.json", "diff.txt", "replay.sh", "case/net.prototxt", "case/arrays.npz"):
         assert (Path(bundle) / name).exists(), name
     assert Bundle.load(bundle).comparison.summary() == summary["disagreements"][0]["summary"]
-    assert main(["replay", bundle]) == 1
+    assert main(["replay", bundle, "--engine", PERTURBED, "--against", "reference"]) == 1
     assert "verdict: forward loss" in capsys.readouterr().out
 
 
