@@ -20,12 +20,14 @@ from the right:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import hashlib
 import io
 import json
 import math
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,15 +131,16 @@ class Case:
         for name in ("net.prototxt", "meta.json", "arrays.npz"):
             if not (directory / name).is_file():
                 raise HarnessError(f"case directory {str(directory)!r}: {name} is missing")
-        meta = json.loads((directory / "meta.json").read_text())
-        solver_path = directory / "solver.prototxt"
-        solver = solver_path.read_text() if solver_path.is_file() else None
-        return cls.from_parts(
-            (directory / "net.prototxt").read_text(),
-            solver,
-            meta,
-            load_npz((directory / "arrays.npz").read_bytes()),
-        )
+        with reading(f"case directory {str(directory)!r}"):
+            meta = json.loads((directory / "meta.json").read_text())
+            solver_path = directory / "solver.prototxt"
+            solver = solver_path.read_text() if solver_path.is_file() else None
+            return cls.from_parts(
+                (directory / "net.prototxt").read_text(),
+                solver,
+                meta,
+                load_npz((directory / "arrays.npz").read_bytes()),
+            )
 
 
 @dataclass(frozen=True)
@@ -255,8 +258,9 @@ class Result:
     @classmethod
     def load(cls, directory: Path) -> Result:
         directory = Path(directory)
-        meta = json.loads((directory / "result.json").read_text())
-        return cls.from_parts(meta, load_npz((directory / "arrays.npz").read_bytes()))
+        with reading(f"result directory {str(directory)!r}"):
+            meta = json.loads((directory / "result.json").read_text())
+            return cls.from_parts(meta, load_npz((directory / "arrays.npz").read_bytes()))
 
 
 def _indexed(arrays: dict, prefix: str) -> dict[str, tuple[np.ndarray, ...]]:
@@ -277,6 +281,26 @@ def dump_npz(arrays: dict[str, np.ndarray]) -> bytes:
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     return buffer.getvalue()
+
+
+@contextlib.contextmanager
+def reading(what: str):
+    """Reading data that may come from anyone (a saved case or result, an engine's reply):
+    what is not what it should be (not UTF-8, not JSON, not an .npz, fields missing or of
+    the wrong kind) is a HarnessError naming ``what``, never a traceback."""
+    try:
+        yield
+    except (
+        OSError,
+        UnicodeDecodeError,
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        EOFError,
+        zipfile.BadZipFile,
+    ) as e:
+        raise HarnessError(f"{what}: unreadable ({type(e).__name__}: {e})") from e
 
 
 def load_npz(payload: bytes) -> dict[str, np.ndarray]:

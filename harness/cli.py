@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -19,10 +21,23 @@ EXIT_OK, EXIT_DISAGREE, EXIT_ERROR = 0, 1, 2
 
 
 def _read_text(path: str) -> str:
+    """A prototxt's text: a regular UTF-8 file (a FIFO or a device would block or never end)."""
     try:
-        return Path(path).read_text()
+        if not Path(path).is_file():
+            raise HarnessError(f"{path}: not a regular file")
+        return Path(path).read_bytes().decode("utf-8")
     except OSError as e:
         raise HarnessError(f"{path}: cannot read: {e.strerror}") from e
+    except UnicodeDecodeError as e:
+        raise HarnessError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason})") from e
+
+
+def _write_output(path, data: bytes) -> None:
+    """A file the user asked for, or a HarnessError saying why it cannot be written."""
+    try:
+        Path(path).write_bytes(data)
+    except OSError as e:
+        raise HarnessError(f"{path}: cannot write: {e.strerror}") from e
 
 
 def _state_args(parser):
@@ -141,11 +156,13 @@ def _write_pictures(args, data: dict):
     if not (args.dot or args.svg or args.png):
         return
     dot = to_dot(data, title=Path(args.net).name + f" ({args.phase})")
-    if args.dot:
-        Path(args.dot).write_text(dot)
-    for fmt, path in (("svg", args.svg), ("png", args.png)):
+    for path, content in (
+        (args.dot, lambda: dot.encode()),
+        (args.svg, lambda: render(dot, "svg")),
+        (args.png, lambda: render(dot, "png")),
+    ):
         if path:
-            Path(path).write_bytes(render(dot, fmt))
+            _write_output(path, content())
 
 
 def cmd_runtime(args) -> int:
@@ -154,7 +171,7 @@ def cmd_runtime(args) -> int:
 
     from harness.engines.runtimes import get_runtime
 
-    runtime = get_runtime(args.runtime, args.rootfs)
+    runtime = get_runtime(args.runtime, args.rootfs, args.from_rootfs)
     if args.action == "install":
         started = time.monotonic()
         runtime.install(lambda message: print(message, file=sys.stderr, flush=True))
@@ -175,15 +192,27 @@ def parse_duration(text: str) -> float:
         raise argparse.ArgumentTypeError(
             f"--time={text!r}: expected a duration such as 90s, 10m or 2h"
         ) from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"--time={text!r}: must be positive")
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"--time={text!r}: must be a positive, finite duration")
     return value
 
 
 def _positive(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text}: must be at least 1")
+    return value
+
+
+def _jobs(text: str) -> int:
+    """--jobs: each job is a shard with its own Caffe worker (up to 4 GiB); more than a few
+    per core only queues them."""
+    value, most = _positive(text), 4 * (os.cpu_count() or 1)
+    if value > most:
+        raise argparse.ArgumentTypeError(f"--jobs={value}: at most {most} (4 per core) on this machine")
     return value
 
 
@@ -420,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="the campaign's seed (default: today's date, YYYYMMDD, new every night)",
     )
-    p.add_argument("--jobs", type=_positive, default=1, help="worker processes side by side")
+    p.add_argument("--jobs", type=_jobs, default=1, help="worker processes side by side")
     p.add_argument(
         "--strict",
         action="store_true",
@@ -472,6 +501,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=("install", "info"))
     p.add_argument("--runtime", default=DEFAULT_RUNTIME, choices=tuple(RUNTIMES))
     p.add_argument("--rootfs", default=None, help="where the rootfs runtime lives (default: the cache dir)")
+    p.add_argument(
+        "--from-rootfs",
+        action="store_true",
+        help="docker: make the image by importing the rootfs runtime's tree, without trying the Dockerfile",
+    )
     p.set_defaults(handler=cmd_runtime)
     return parser
 

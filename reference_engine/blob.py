@@ -7,7 +7,15 @@ import math
 
 import torch
 
-from .checks import check_ge, check_le, check_lt
+from .checks import check, check_ge, check_le, check_lt
+
+MAX_BLOB_AXES = 32  # kMaxBlobAxes, blob.hpp
+INT_MAX = 2**31 - 1
+
+
+def _as_int32(value: int) -> int:
+    """The int a C++ int64 -> int conversion leaves (two's complement wrap-around)."""
+    return (value + 2**31) % 2**32 - 2**31
 
 
 class Blob:
@@ -16,28 +24,48 @@ class Blob:
         self.device = device
         self.shape = []
         self._capacity = 0
-        self.data = torch.zeros(0, dtype=dtype, device=device)
-        self.diff = torch.zeros(0, dtype=dtype, device=device)
+        self._data_storage = torch.zeros(0, dtype=dtype, device=device)
+        self._diff_storage = torch.zeros(0, dtype=dtype, device=device)
+        self._data = self._diff = None
         self.reshape(list(shape))
+
+    # Caffe allocates a blob's memory only once its count is above 0; reading the data or
+    # diff of a blob that never had any is a CHECK (blob.cpp, Blob::cpu_data: CHECK(data_)).
+    @property
+    def data(self) -> torch.Tensor:
+        if self._data is None:
+            check(False, "data_")
+        return self._data
+
+    @property
+    def diff(self) -> torch.Tensor:
+        if self._diff is None:
+            check(False, "diff_")
+        return self._diff
 
     def reshape(self, shape):
         """Blob::Reshape: memory is reallocated (zeroed) only when the count grows.
 
         Growing loses what the diff held, loss weights included (docs/semantics.md §3.3).
         """
-        shape = [int(d) for d in shape]
-        for d in shape:
-            check_ge(d, 0, "shape[i]", "0")
+        # Caffe's Blob holds its dims as int: a BlobShape's int64 dims are truncated on the way.
+        shape = [_as_int32(int(d)) for d in shape]
+        check_le(len(shape), MAX_BLOB_AXES, "shape.size()", "kMaxBlobAxes")
         count = 1
         for d in shape:
+            check_ge(d, 0, "shape[i]", "0")
+            if count != 0:
+                # glog prints the condition as the preprocessor left it: INT_MAX expanded.
+                check_le(d, INT_MAX // count, "shape[i]", "0x7fffffff / count_", "blob size exceeds INT_MAX")
             count *= d
         if count > self._capacity:
             self._capacity = count
             self._data_storage = torch.zeros(count, dtype=self.dtype, device=self.device)
             self._diff_storage = torch.zeros(count, dtype=self.dtype, device=self.device)
         self.shape = shape
-        self.data = self._data_storage[:count].view(shape)
-        self.diff = self._diff_storage[:count].view(shape)
+        if self._capacity:
+            self._data = self._data_storage[:count].view(shape)
+            self._diff = self._diff_storage[:count].view(shape)
 
     def reshape_like(self, other: "Blob"):
         self.reshape(other.shape)
@@ -78,13 +106,13 @@ class Blob:
         """Blob::ShareData: this blob's data is the other's memory (Flatten, Reshape)."""
         check_le(self.count(), other.count(), "count_", "other.count()")
         self._data_storage = other._data_storage
-        self.data = other._data_storage[: self.count()].view(self.shape)
+        self._data = other._data_storage[: self.count()].view(self.shape) if other._capacity else None
 
     def share_diff(self, other: "Blob"):
         """Blob::ShareDiff: writing this diff writes the other's."""
         check_le(self.count(), other.count(), "count_", "other.count()")
         self._diff_storage = other._diff_storage
-        self.diff = other._diff_storage[: self.count()].view(self.shape)
+        self._diff = other._diff_storage[: self.count()].view(self.shape) if other._capacity else None
 
     def update(self):
         """Blob::Update: data -= diff."""

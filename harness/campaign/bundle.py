@@ -28,6 +28,13 @@ class Bundle:
 
     def save(self, directory: Path) -> Path:
         directory = Path(directory)
+        try:
+            self._write(directory)
+        except OSError as e:
+            raise HarnessError(f"bundle={str(directory)!r}: cannot write: {e.strerror or e}") from e
+        return directory
+
+    def _write(self, directory: Path) -> None:
         self.case.save(directory / "case")
         for name, result in self.results.items():
             result.save(directory / "results" / name)
@@ -38,7 +45,6 @@ class Bundle:
         # The script finds its bundle beside itself: a bundle copied anywhere still replays.
         script.write_text('#!/bin/sh\nexec caffe-conformance replay "$(dirname "$0")" "$@"\n')
         script.chmod(0o755)
-        return directory
 
     @classmethod
     def load(cls, directory: Path) -> Bundle:

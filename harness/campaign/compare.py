@@ -121,8 +121,10 @@ class Comparison:
 
 
 def normalise_message(message: str) -> str:
-    """Caffe's message without what legitimately differs: the list of known layer types."""
-    return re.sub(r" \(known types: [^)]*\)", "", message.strip())
+    """Caffe's message without what legitimately differs: the list of known layer types, and
+    the directory an engine wrote the case's files into."""
+    message = re.sub(r" \(known types: [^)]*\)", "", message.strip())
+    return re.sub(r"(Failed to parse \w+ file: )\S*/", r"\1", message)
 
 
 def compare(ref: Result, other: Result, initial_params: dict | None = None) -> Comparison:

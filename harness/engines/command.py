@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.case import Case, LayerRecord, Outcome, Result, dump_npz, dump_raw, load_npz, load_raw
+from harness.case import Case, LayerRecord, Outcome, Result, dump_npz, dump_raw, load_npz, load_raw, reading
 from harness.engines.runtimes import kill_process_group
 from harness.errors import HarnessError
 
@@ -47,6 +47,9 @@ FATAL_LINE = re.compile(r"^F\d{4,8} [0-9:.]+ +\d+ [^\]]*\] (.*)$")
 OUT_OF_MEMORY_SIGNS = ("host allocation of size", "std::bad_alloc", "Cannot allocate memory")
 # Where a death counts as a refusal: Caffe aborted while building the net or the solver.
 BUILDING_STEPS = {"net", "solver_init"}
+# A reply's payload above this is a broken or hostile engine, not a result (a case's arrays
+# are far smaller; the worker's memory cap is 4 GiB).
+MAX_PAYLOAD_BYTES = 1 << 32
 
 
 class _WorkerGone(Exception):
@@ -83,7 +86,9 @@ class _FrameReader:
             header = json.loads(bytes(self.pending[:end]))
         except json.JSONDecodeError as e:
             raise HarnessError(f"worker reply header {bytes(self.pending[:200])!r}: not JSON ({e})") from e
-        size = int(header.get("raw_bytes", 0) if "arrays" in header else header.get("npz_bytes", 0))
+        size = header.get("raw_bytes", 0) if "arrays" in header else header.get("npz_bytes", 0)
+        if not isinstance(size, int) or not 0 <= size <= MAX_PAYLOAD_BYTES:
+            raise HarnessError(f"worker reply header {bytes(self.pending[:200])!r}: payload size {size!r}")
         # A uint8 array, not a bytearray: bytearray(size) zero-fills (a quarter of a second for
         # 250 MB); the raw arrays are writable views into it (case.py, load_raw).
         payload = np.empty(size, np.uint8)
@@ -167,6 +172,11 @@ class CommandEngine:
 
     def _stop(self, process: subprocess.Popen) -> None:
         kill_process_group(process)
+
+    def _killed_by_memory_cap(self, returncode: int | None) -> bool:
+        """Whether a death without a fatal line was a kill at a memory cap outside the worker
+        (CaffeEngine asks its runtime); an RLIMIT_AS cap fails the allocation instead."""
+        return False
 
     def _engine_info(self) -> dict:
         return {"command": shlex.join(self.cmd)}
@@ -312,11 +322,12 @@ class CommandEngine:
                 elif op == "built":
                     built = reply
                 elif op == "result":
-                    if "arrays" in reply:
-                        arrays = load_raw(reply["arrays"], payload)
-                    else:
-                        arrays = load_npz(payload) if payload.size else {}
-                    result = Result.from_parts(reply, arrays)
+                    with reading(f"the result frame of {shlex.join(self.cmd)!r}"):
+                        if "arrays" in reply:
+                            arrays = load_raw(reply["arrays"], payload)
+                        else:
+                            arrays = load_npz(payload) if payload.size else {}
+                        result = Result.from_parts(reply, arrays)
                     return self._with_info(result, started)
                 elif op == "died":
                     stage, built = self._last_words(stage, built)
@@ -390,18 +401,24 @@ class CommandEngine:
         """The result of a case whose worker died: from a fork server's "died" frame (the
         worker lives on, with a fresh child) or from the end of its stdout (it is gone)."""
         log = self._logs(self._stderr_offset)
+        message = fatal_message(log)
         if died is not None:
             self.child_restarts += 1
             returncode = -died["signal"] if died.get("signal") else died.get("status")
         else:
             returncode = self.process.wait()
+        # Asked before the worker is killed: the runtime finds its container by the process.
+        killed_by_memory_cap = message is None and self._killed_by_memory_cap(returncode)
+        if died is None:
             self._kill()
-        message = fatal_message(log)
         info = {"returncode": returncode, "step": stage["step"], "log_tail": log[-2000:]}
         if returncode is not None and returncode < 0:
             info["signal"] = signal.Signals(-returncode).name
         if message is not None and any(sign in message for sign in OUT_OF_MEMORY_SIGNS):
             outcome = Outcome.OUT_OF_MEMORY
+        elif killed_by_memory_cap:
+            outcome = Outcome.OUT_OF_MEMORY
+            message = f"killed at the memory cap (memory_mb={self.memory_mb}) in step {stage['step']!r}"
         elif message is None:
             outcome = Outcome.CRASHED
             message = f"worker died without a fatal line (exit status {returncode}) in step {stage['step']!r}"

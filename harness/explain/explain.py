@@ -150,11 +150,18 @@ def solver_for_explain(text: str | None) -> tuple[str, object]:
     solver_type upgraded as Caffe does when it reads the file (reference_engine/solvers)."""
     from google.protobuf import text_format
 
+    from harness.errors import HarnessError
     from reference_engine import caffe_pb2
+    from reference_engine.checks import CaffeError
     from reference_engine.solvers import upgrade_solver_type
 
-    param = text_format.Parse(text if text is not None else DEFAULT_SOLVER, caffe_pb2.SolverParameter())
-    param = upgrade_solver_type(param)
+    try:
+        param = text_format.Parse(text if text is not None else DEFAULT_SOLVER, caffe_pb2.SolverParameter())
+        param = upgrade_solver_type(param)
+    except text_format.ParseError as e:
+        raise HarnessError(f"not a valid SolverParameter prototxt: {e}") from e
+    except CaffeError as e:
+        raise HarnessError(f"Caffe refuses this solver: {e.message}") from e
     for name in _SOLVER_FIELDS_DROPPED:
         param.ClearField(name)
     return text_format.MessageToString(param), param

@@ -15,6 +15,7 @@ not state is either assumed (and said so in a note) or asked for with --input-sh
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from google.protobuf import text_format
@@ -277,6 +278,7 @@ def _dims(shape) -> str:
 
 # ---- synthetic inputs and params --------------------------------------------------------------
 
+INPUT_VALUES_LIMIT = 2**31 - 1  # Caffe's largest blob (INT_MAX values, blob.cpp)
 PARAM_STD = 0.05  # params: small gaussian, so activations stay in float32's comfortable range
 
 
@@ -383,7 +385,11 @@ def synthetic_case(
                 params[node.name] = tuple(drawn[(i, j)] for j in range(len(layer.blobs)))
     else:
         for name, shape in runnable.input_shapes.items():
-            inputs[name] = rng.standard_normal(shape).astype(np.float32)
+            # Shapes Caffe itself would refuse get no array: it refuses the net on its own.
+            if all(d >= 0 for d in shape) and math.prod(shape) <= INPUT_VALUES_LIMIT:
+                inputs[name] = rng.standard_normal(shape).astype(np.float32)
+            else:
+                notes.append(f"input '{name}' {tuple(shape)}: no values drawn (a shape Caffe refuses)")
     case = Case(
         net=runnable.text,
         solver=solver,
