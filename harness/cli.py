@@ -7,9 +7,11 @@ or a net Caffe refuses (explain).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -41,8 +43,8 @@ def _write_output(path, data: bytes) -> None:
 
 
 def _state_args(parser):
-    parser.add_argument("--phase", choices=("TRAIN", "TEST"), default="TRAIN")
-    parser.add_argument("--level", type=int, default=0)
+    parser.add_argument("--phase", choices=("TRAIN", "TEST"), default="TRAIN", help="the NetState phase")
+    parser.add_argument("--level", type=int, default=0, help="the NetState level")
     parser.add_argument(
         "--stage", action="append", default=[], metavar="S", help="a NetState stage (repeatable)"
     )
@@ -79,7 +81,7 @@ def cmd_explain(args) -> int:
     if args.json:
         print(json.dumps(data, indent=2))
     else:
-        print(render_table(data))
+        print(render_table(data, None if args.wide else shutil.get_terminal_size().columns))
         if "caffe" in data:
             from harness.explain.explain import render_caffe
 
@@ -369,11 +371,11 @@ def cmd_replay(args) -> int:
 
 
 def _engine_args(parser):
-    parser.add_argument("--against", default="caffe", help="the oracle: caffe (default) or reference")
+    parser.add_argument("--against", default="caffe", help="the oracle: caffe or reference")
     parser.add_argument(
         "--engine",
         default="reference",
-        help="the engine under test: a registered name or package.module:Class (default reference)",
+        help="the engine under test: a registered name or package.module:Class",
     )
     parser.add_argument(
         "--engine-cmd",
@@ -385,21 +387,64 @@ def _engine_args(parser):
         "--runtime",
         default=DEFAULT_RUNTIME,
         choices=tuple(RUNTIMES),
-        help="how real Caffe is started (default rootfs)",
+        help="how real Caffe is started",
     )
     parser.add_argument("--timeout", type=float, default=20.0, help="seconds a case may run in Caffe")
 
 
+ENVIRONMENT = """environment:
+  CAFFE_CONFORMANCE_ROOTFS         where the rootfs runtime lives
+                                   (default ~/.cache/caffe-conformance/rootfs-bullseye)
+  CAFFE_CONFORMANCE_PYTHON         the Python the local runtime runs (default python3)
+  CAFFE_CONFORMANCE_CAFFE_VERSION  the local runtime's Caffe: master (default) or 1.0
+  HYPOTHESIS_PROFILE               tests only: dev, ci or nightly (tests/conftest.py)
+
+exit codes: 0 the engines agree, 1 a disagreement, 2 a usage or set-up error, 130 interrupted"""
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("caffe-conformance")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Each option's default after its help, where it has one worth saying; the epilog's
+    layout kept."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (
+            action.default in (None, False, [], argparse.SUPPRESS)
+            or "default" in text
+            or not action.option_strings
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="caffe-conformance", description="Differential testing of Caffe training semantics."
+        prog="caffe-conformance",
+        description="Differential testing of Caffe training semantics.",
+        epilog=ENVIRONMENT,
+        formatter_class=_HelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    # Every command's help shows the defaults, the environment and the exit codes.
+    subcommand = functools.partial(
+        argparse.ArgumentParser, formatter_class=_HelpFormatter, epilog=ENVIRONMENT
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=subcommand)
 
     p = sub.add_parser("explain", help="which layers need backward, and why, as Caffe decides it")
     p.add_argument("net", help="a NetParameter prototxt")
     _state_args(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--wide", action="store_true", help="full lines, not wrapped to the terminal's width")
     p.add_argument(
         "--against",
         choices=("caffe",),
@@ -410,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--solver",
         default=None,
         metavar="SOLVER.prototxt",
-        help="solver for the one step (default: SGD, base_lr 0.01, momentum 0.9, weight_decay 5e-4)",
+        help="solver for the one step (none: SGD, base_lr 0.01, momentum 0.9, weight_decay 5e-4)",
     )
     p.add_argument(
         "--input-shape",
@@ -426,16 +471,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--runtime",
         default=DEFAULT_RUNTIME,
         choices=tuple(RUNTIMES),
-        help="how real Caffe is started (default rootfs)",
+        help="how real Caffe is started",
     )
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds Caffe may take (default 120)")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds Caffe may take")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic inputs and params")
     p.set_defaults(handler=cmd_explain)
 
     p = sub.add_parser("fuzz", help="generate nets, run both engines, shrink and bundle disagreements")
     _engine_args(p)
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--examples", type=_positive, default=None, help="cases to generate (default 100)")
+    budget.add_argument(
+        "--examples",
+        type=_positive,
+        default=None,
+        help="cases to generate (100 when --time is not given either)",
+    )
     budget.add_argument(
         "--time",
         type=parse_duration,
@@ -460,7 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=parse_duration,
         default=60.0,
         metavar="DURATION",
-        help="time spent shrinking each disagreement (default 60s)",
+        help="time spent shrinking each disagreement, in seconds or 90s, 10m",
     )
     p.add_argument(
         "--report",
@@ -483,13 +533,21 @@ def build_parser() -> argparse.ArgumentParser:
     _state_args(p)
     _engine_args(p)
     p.add_argument("--solver", default=None, help="a SolverParameter prototxt (its net fields are ignored)")
-    p.add_argument("--iterations", type=int, default=0, help="solver iterations (default 1 with --solver)")
-    p.add_argument("--input-shape", action="append", default=[], metavar="BLOB=d0,d1,...")
+    p.add_argument(
+        "--iterations", type=int, default=0, help="solver iterations (0: one when --solver is given)"
+    )
+    p.add_argument(
+        "--input-shape",
+        action="append",
+        default=[],
+        metavar="BLOB=d0,d1,...",
+        help="the shape of a data or Input top (repeatable), e.g. data=1,3,32,32",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the generated inputs and weights")
     p.add_argument(
         "--bundle", type=Path, default=None, metavar="DIR", help="also save the case and results here"
     )
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the verdict, mismatches and outcomes as JSON")
     p.set_defaults(handler=cmd_check)
 
     p = sub.add_parser("replay", help="rerun a repro bundle: exit 0 if the engines now agree, 1 if not")
@@ -498,9 +556,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_replay)
 
     p = sub.add_parser("runtime", help="install or describe a real-Caffe runtime")
-    p.add_argument("action", choices=("install", "info"))
-    p.add_argument("--runtime", default=DEFAULT_RUNTIME, choices=tuple(RUNTIMES))
-    p.add_argument("--rootfs", default=None, help="where the rootfs runtime lives (default: the cache dir)")
+    p.add_argument("action", choices=("install", "info"), help="build or refresh it, or describe it")
+    p.add_argument("--runtime", default=DEFAULT_RUNTIME, choices=tuple(RUNTIMES), help="which runtime")
+    p.add_argument(
+        "--rootfs",
+        default=None,
+        help="where the rootfs runtime lives (none: CAFFE_CONFORMANCE_ROOTFS or the cache dir)",
+    )
     p.add_argument(
         "--from-rootfs",
         action="store_true",
@@ -520,6 +582,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("caffe-conformance: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (| head): nothing left to say to it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":

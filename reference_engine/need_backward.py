@@ -39,6 +39,7 @@ def analyse(topology: Topology) -> BackwardAnalysis:
     names = topology.blob_names
     blob_nb = [False] * len(names)
     blob_why: dict[int, str] = {}
+    blob_source: dict[int, LayerFlags] = {}  # the layer whose need_backward made a blob carry gradient
     flags = [LayerFlags() for _ in topology.layers]
 
     # Forward sweep (Net::Init's construction loop).
@@ -75,6 +76,7 @@ def analyse(topology: Topology) -> BackwardAnalysis:
             for t in node.top_ids:
                 if not blob_nb[t]:
                     blob_why[t] = f"layer '{node.name}' needs backward"
+                    blob_source[t] = f
                 blob_nb[t] = True
 
     # Reverse sweep: keep a layer only if one of its tops is under a loss and not every top
@@ -101,11 +103,15 @@ def analyse(topology: Topology) -> BackwardAnalysis:
             f.reasons = ["no backward: " + ("the layer has no top" if not tops else "no top is under a loss")]
         elif f.need_backward and skip_all:
             f.need_backward = False
+            # Each reason says what holds at the end: the first pass's reason is kept as what
+            # would have been, not as what is.
+            f.bottom_reasons = [
+                _overridden("its layer is pruned", why) if needed else why
+                for why, needed in zip(f.bottom_reasons, f.bottom_need_backward)
+            ]
             f.bottom_need_backward = [False] * len(f.bottom_need_backward)
             detail = "; ".join(f"'{n}' is not propagated: {skip[n]}" for n in tops)
             f.reasons = [f"no backward: no top takes gradient ({detail})"]
-            for why in f.bottom_reasons:
-                why.append("cut: its layer is pruned")
         elif f.need_backward:
             under = [f"top '{n}' is under a loss" for n in tops if n in under_loss]
             f.reasons = (loss_tops or under[:1]) + f.reasons
@@ -118,9 +124,22 @@ def analyse(topology: Topology) -> BackwardAnalysis:
                 under_loss.add(name)
             elif f.bottom_need_backward[k]:
                 f.bottom_need_backward[k] = False
-                f.bottom_reasons[k].append(f"cut: layer '{node.name}' is under no loss")
+                f.bottom_reasons[k] = _overridden(
+                    f"layer '{node.name}' is under no loss", f.bottom_reasons[k]
+                )
             if not f.bottom_need_backward[k]:
                 skip.setdefault(name, _skip_reason(node, f, k))
+
+    # A kept layer's flag was set in the first pass by a bottom whose producer the reverse
+    # sweep pruned since: Caffe keeps the flag (Net::Init resets only pruned layers), so say so.
+    for node, f in zip(topology.layers, flags):
+        for b in node.bottom_ids:
+            source = blob_source.get(b)
+            if f.need_backward and source is not None and not source.need_backward:
+                f.reasons = [
+                    _first_pass(r) if r.startswith(f"bottom '{names[b]}' carries gradient") else r
+                    for r in f.reasons
+                ]
 
     if topology.force_backward:
         for node, f in zip(topology.layers, flags):
@@ -141,6 +160,15 @@ def analyse(topology: Topology) -> BackwardAnalysis:
                     f.param_propagate_down[p] = True
                     f.param_reasons[p] += "; force_backward: true computes its gradient anyway"
     return BackwardAnalysis(flags, blob_nb, under_loss)
+
+
+def _first_pass(reason: str) -> str:
+    return f"{reason.replace('carries', 'carried', 1).replace(' needs ', ' needed ', 1)} in Caffe's first pass, and the flag stays though that layer is pruned later"
+
+
+def _overridden(cause: str, reasons: list[str]) -> list[str]:
+    """A bottom's reasons once ``cause`` has taken its gradient away."""
+    return [f"{cause}; without that, {'; '.join(reasons)}"]
 
 
 def _skip_reason(node, f: LayerFlags, k: int) -> str:

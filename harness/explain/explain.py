@@ -6,6 +6,8 @@ The analysis is the reference engine's shape-free net construction
 
 from __future__ import annotations
 
+import textwrap
+
 from harness.explain.hazards import find_hazards
 from reference_engine.analysis import NetAnalysis, analyse_text
 
@@ -62,6 +64,7 @@ def report(analysis: NetAnalysis) -> dict:
                     for j, t in enumerate(node.top_ids)
                 ],
                 "params": params,
+                "note": _frozen_but_passing(f, params),
             }
         )
     return {
@@ -71,6 +74,22 @@ def report(analysis: NetAnalysis) -> dict:
         "notes": list(analysis.upgrade_notes),
         "hazards": [h.to_json() for h in find_hazards(analysis)],
     }
+
+
+def _frozen_but_passing(flags, params) -> str | None:
+    """What to say of a layer that needs backward although none of its params learns: it
+    is on the gradient's way to a bottom, and that costs nothing but the pass."""
+    if (
+        flags.need_backward
+        and params
+        and not any(p["learns"] for p in params)
+        and any(flags.bottom_need_backward)
+    ):
+        return (
+            "still needs backward, harmlessly: a gradient passes through it to its bottoms, "
+            "but with lr_mult 0 its own weights do not move"
+        )
+    return None
 
 
 def _update_kind(need_backward: bool, propagate_down: bool, learnable) -> str:
@@ -84,35 +103,53 @@ def _update_kind(need_backward: bool, propagate_down: bool, learnable) -> str:
     return "unchanged (no gradient, decay_mult 0)"
 
 
-def render_table(data: dict) -> str:
-    """One row per layer in Caffe's order, then its bottoms and params indented beneath."""
-    rows = []
-    width = max([len(l["name"]) for l in data["layers"]] + [5])
-    twidth = max([len(l["type"]) for l in data["layers"]] + [4])
-    rows.append(f"{'layer':<{width}}  {'type':<{twidth}}  backward  why")
+def render_table(data: dict, width: int | None = None) -> str:
+    """The answer first (the hazards: what Caffe will do that the net may not mean), then one
+    row per layer in Caffe's order with its bottoms and params beneath, each line wrapped to
+    ``width`` columns under its own indent (None: unwrapped)."""
+    rows: list[str] = []
+
+    def add(text: str, indent: int = 0, hang: int = 0):
+        if width is None or len(text) <= width:
+            rows.append(text)
+        else:
+            rows.extend(
+                textwrap.wrap(text, width, subsequent_indent=" " * (indent + hang), break_on_hyphens=False)
+            )
+
+    if data.get("hazards"):
+        rows.append("hazards (what Caffe will do that this net may not mean):")
+        for h in data["hazards"]:
+            add(f"  [{h['kind']}] {h['layer']}: {h['message']}", hang=4)
+        rows.append("")
+    name_width = max([len(l["name"]) for l in data["layers"]] + [5])
+    type_width = max([len(l["type"]) for l in data["layers"]] + [4])
+    why = name_width + type_width + 14  # where the "why" column starts
+    rows.append(f"{'layer':<{name_width}}  {'type':<{type_width}}  backward  why")
     for layer in data["layers"]:
         mark = "yes" if layer["need_backward"] else "no"
         if layer["need_backward"] != layer["logged_need_backward"]:
             mark += "*"
-        rows.append(
-            f"{layer['name']:<{width}}  {layer['type']:<{twidth}}  {mark:<8}  {'; '.join(layer['reasons'])}"
-        )
+        reasons = "; ".join(layer["reasons"] + ([layer["note"]] if layer.get("note") else []))
+        add(f"{layer['name']:<{name_width}}  {layer['type']:<{type_width}}  {mark:<8}  {reasons}", indent=why)
         for b in layer["bottoms"]:
             flow = "gradient" if b["need_backward"] else "no gradient"
-            rows.append(f"{'':<{width}}    <- {b['blob']}: {flow} ({'; '.join(b['reasons'])})")
+            add(
+                f"{'':<{name_width}}    <- {b['blob']}: {flow} ({'; '.join(b['reasons'])})",
+                indent=name_width + 7,
+            )
         for p in layer["params"]:
             shared = f", shared from {p['shared_from']}" if p["shared_from"] else ""
-            rows.append(
-                f"{'':<{width}}    param {p['name']}: lr_mult {p['lr_mult']:g}, decay_mult "
-                f"{p['decay_mult']:g}{shared}: {p['update']}"
+            add(
+                f"{'':<{name_width}}    param {p['name']}: lr_mult {p['lr_mult']:g}, decay_mult "
+                f"{p['decay_mult']:g}{shared}: {p['update']}",
+                indent=name_width + 7,
             )
     if any(l["need_backward"] != l["logged_need_backward"] for l in data["layers"]):
-        rows.append("* Caffe's log says otherwise: it prints its flags before force_backward is applied.")
-    rows.append("outputs: " + ", ".join(data["outputs"]))
-    rows.extend(f"note: {n}" for n in data["notes"])
-    if data.get("hazards"):
-        rows.append("hazards:")
-        rows.extend(f"  [{h['kind']}] {h['layer']}: {h['message']}" for h in data["hazards"])
+        add("* Caffe's log says otherwise: it prints its flags before force_backward is applied.", hang=2)
+    add("outputs: " + ", ".join(data["outputs"]), hang=2)
+    for n in data["notes"]:
+        add(f"note: {n}", hang=2)
     return "\n".join(rows)
 
 
