@@ -64,6 +64,12 @@ class Case:
     seed: int = 0
 
     def __post_init__(self):
+        for name in ("level", "iterations", "seed"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise HarnessError(f"{name}={value!r}: must be an integer")
+        if not all(isinstance(stage, str) for stage in self.stages):
+            raise HarnessError(f"stages={self.stages!r}: must be strings")
         if self.phase not in ("TRAIN", "TEST"):
             raise HarnessError(f"phase={self.phase!r}: must be 'TRAIN' or 'TEST'")
         if self.solver is not None and self.iterations < 1:
