@@ -117,7 +117,7 @@ def _explain_against_caffe(args, text: str, data: dict, input_shapes) -> int:
     case, case_notes = synthetic_case(
         runnable, args.phase, args.level, args.stage, solver_text, seed=args.seed
     )
-    engine = CaffeEngine(runtime=args.runtime, timeout_s=args.timeout)
+    engine = CaffeEngine(runtime=_ready_runtime(args.runtime), timeout_s=args.timeout)
     try:
         result = engine.run(case)
     finally:
@@ -136,7 +136,7 @@ def _confirm_refusal(args, text: str, message: str) -> int:
     from harness.case import Case
     from harness.engines.caffe import CaffeEngine
 
-    engine = CaffeEngine(runtime=args.runtime, timeout_s=args.timeout)
+    engine = CaffeEngine(runtime=_ready_runtime(args.runtime), timeout_s=args.timeout)
     try:
         result = engine.run(Case(net=text, phase=args.phase, level=args.level, stages=tuple(args.stage)))
     finally:
@@ -225,10 +225,22 @@ def _check_oracle(args):
         )
 
 
+def _ready_runtime(name: str):
+    """The runtime, checked before any engine starts: a missing one is a line and exit 2 (with
+    what to run), never a traceback from deep inside a worker start."""
+    from harness.engines.runtimes import get_runtime
+
+    runtime = get_runtime(name)
+    runtime.ensure_ready()
+    return runtime
+
+
 def _engines(args):
     """The engine under test and the oracle, from --engine/--engine-cmd/--against."""
     from harness.campaign.fuzz import CampaignOptions, make_engine
 
+    if "caffe" in (args.against, None if args.engine_cmd else args.engine):
+        _ready_runtime(args.runtime)
     options = CampaignOptions(
         under_test=args.engine, oracle=args.against, runtime=args.runtime, timeout_s=args.timeout
     )
