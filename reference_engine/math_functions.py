@@ -5,6 +5,7 @@ cblas_?scal, cblas_?axpy and cblas_?axpby, and the OpenBLAS behind them (bullsey
 0.3.13; checked there, docs/semantics.md §8) skips the operand a zero coefficient multiplies:
 
     scal(0, x)            x := 0, also where x is NaN or inf
+    scal(NaN, x)          x := 0 (single precision only: sscal's kernel treats NaN as 0)
     axpy(0, x, y)         y unchanged, whatever x holds
     axpby(0, x, b, y)     y := b * y, x never read;  axpby(a, x, 0, y): y := a * x, y never read
 
@@ -16,17 +17,20 @@ its loss weight (0 is a common weight) or by an incoming diff of exactly 0 there
 import torch
 
 
-def _times(alpha, x):
-    """alpha * x, where alpha == 0 gives 0 whatever x holds (the coefficient skips its operand)."""
-    zero = alpha == 0
+def _times(alpha, x, zero):
+    """alpha * x, and 0 where ``zero`` (a condition on alpha) holds, whatever x is there."""
     if isinstance(zero, torch.Tensor) and zero.numel() > 1:
         return torch.where(zero, torch.zeros((), dtype=x.dtype, device=x.device), alpha * x)
     return torch.zeros_like(x) if bool(zero) else alpha * x
 
 
 def scal(alpha, x):
-    """caffe_scal / caffe_cpu_scale: alpha * x, 0 for alpha == 0."""
-    return _times(alpha, x)
+    """caffe_scal / caffe_cpu_scale: alpha * x, 0 for alpha == 0 and for a NaN alpha.
+
+    The NaN case is OpenBLAS 0.3.13's sscal (what float Caffe calls); its dscal multiplies.
+    pycaffe is float Caffe, which the reference models in either of its dtypes."""
+    alpha = torch.as_tensor(alpha, dtype=x.dtype, device=x.device)
+    return _times(alpha, x, (alpha == 0) | torch.isnan(alpha))
 
 
 def axpy(alpha, x, y):
@@ -37,7 +41,7 @@ def axpy(alpha, x, y):
 def axpby(alpha, x, beta, y):
     """caffe_cpu_axpby: alpha * x + beta * y, a zero coefficient skipping its operand."""
     if bool(beta == 0):
-        return _times(alpha, x)
+        return _times(alpha, x, alpha == 0)
     if bool(alpha == 0):
         return beta * y
     return alpha * x + beta * y

@@ -12,6 +12,7 @@ product dy·x is scratch in bottom[0]'s diff even when propagate_down[0] is fals
 
 from .. import caffe_pb2, fillers
 from ..layer import Layer, register_layer
+from ..math_functions import scal
 from .bias import add_bias_diff, broadcast_dims, broadcast_shape
 from .blob_proto import _blob_from_proto, blobs_from_proto
 
@@ -72,7 +73,7 @@ class ScaleLayer(Layer):
         scale = (bottom[1] if len(bottom) > 1 else self.blobs[0]).data
         x = bottom[0].data.view(self.outer_dim, self.scale_dim, self.inner_dim)
         y = top[0].data.view(self.outer_dim, self.scale_dim, self.inner_dim)
-        y.copy_(x * scale.reshape(1, self.scale_dim, 1))
+        y.copy_(scal(scale.reshape(1, self.scale_dim, 1), x))  # caffe_cpu_scale per (n, d) block
         if self.bias_param_id is not None:
             outer, bias_dim, inner = self.bias_dims
             top[0].data.view(outer, bias_dim, inner).add_(
@@ -97,7 +98,7 @@ class ScaleLayer(Layer):
         if propagate_down[0]:
             dy = top[0].diff.view(self.outer_dim, self.scale_dim, self.inner_dim)
             dx = bottom[0].diff.view(self.outer_dim, self.scale_dim, self.inner_dim)
-            dx.copy_(dy * scale.data.reshape(1, self.scale_dim, 1))
+            dx.copy_(scal(scale.data.reshape(1, self.scale_dim, 1), dy))
 
     def _scale_diff(self, top, bottom, scale, learned):
         in_place = top[0] is bottom[0]

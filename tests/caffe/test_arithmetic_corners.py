@@ -1,7 +1,8 @@
 """Caffe's BLAS corners (reference_engine/math_functions.py), each against real Caffe.
 
 A zero coefficient in caffe_scal, caffe_axpy or caffe_cpu_axpby skips its operand in the
-OpenBLAS behind Caffe, and caffe_cpu_sign is 0 for NaN: where a layer scales NaN or inf by an
+OpenBLAS behind Caffe, its single-precision scal treats a NaN coefficient as 0 too, and
+caffe_cpu_sign is 0 for NaN: where a layer scales NaN or inf by an
 exact 0 (a loss weight of 0, a zero incoming diff, an Eltwise coefficient of 0) Caffe writes
 0 where IEEE arithmetic on the formula writes NaN. Each case here puts NaN or inf into an
 input and asks for the layer's output or gradient; without the corner the reference differs.
@@ -91,6 +92,14 @@ CORNERS = {
         + 'layer { name: "loss" type: "EuclideanLoss" bottom: "r" bottom: "zero" top: "loss" loss_weight: 0 }',
         {"x": _data(2, 3, poison=INF), "zero": np.zeros(2, np.float32)},
         "diff/x",
+    ),
+    "scale_by_a_nan_factor": (
+        _input("x", 2, 3)
+        + _input("s", 2, 3)
+        + 'layer { name: "scale" type: "Scale" bottom: "x" bottom: "s" top: "y" scale_param { axis: 0 } }\n'
+        + 'layer { name: "loss" type: "Reduction" bottom: "y" top: "loss" loss_weight: 1 }',
+        {"x": _data(2, 3, poison=0.5), "s": _data(2, 3)},
+        "data/y",
     ),
     "eltwise_sum_coefficient_0": (
         _input("a", 2, 3)
