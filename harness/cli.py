@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from harness.engines.memory import DEFAULT_MEMORY_BUDGET, parse_size
 from harness.engines.runtimes import DEFAULT_RUNTIME, RUNTIMES
 from harness.errors import HarnessError
 
@@ -25,8 +26,8 @@ EXIT_OK, EXIT_DISAGREE, EXIT_ERROR = 0, 1, 2
 def _read_text(path: str) -> str:
     """A prototxt's text: a regular UTF-8 file (a FIFO or a device would block or never end)."""
     try:
-        if not Path(path).is_file():
-            raise HarnessError(f"{path}: not a regular file")
+        if Path(path).exists() and not Path(path).is_file():
+            raise HarnessError(f"{path}: cannot read: not a regular file")
         return Path(path).read_bytes().decode("utf-8")
     except OSError as e:
         raise HarnessError(f"{path}: cannot read: {e.strerror}") from e
@@ -40,6 +41,24 @@ def _write_output(path, data: bytes) -> None:
         Path(path).write_bytes(data)
     except OSError as e:
         raise HarnessError(f"{path}: cannot write: {e.strerror}") from e
+
+
+def _memory_size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except HarnessError as e:
+        raise argparse.ArgumentTypeError(f"--memory-budget: {e}") from None
+
+
+def _memory_budget_arg(parser):
+    parser.add_argument(
+        "--memory-budget",
+        type=_memory_size,
+        default=DEFAULT_MEMORY_BUDGET,
+        metavar="SIZE",
+        help="memory a case may take in the harness, e.g. 512M or 4G (2G when not given): "
+        "a case estimated above it is refused",
+    )
 
 
 def _state_args(parser):
@@ -114,10 +133,13 @@ def _explain_against_caffe(args, text: str, data: dict, input_shapes) -> int:
     if args.phase != "TRAIN":
         notes.append("phase TEST: no solver step (a solver always trains its TRAIN net)")
         solver_text = None
+    _within_budget(args, runnable.text, solver_text, 1 if solver_text is not None else 0)
     case, case_notes = synthetic_case(
         runnable, args.phase, args.level, args.stage, solver_text, seed=args.seed
     )
-    engine = CaffeEngine(runtime=_ready_runtime(args.runtime), timeout_s=args.timeout)
+    engine = CaffeEngine(
+        runtime=_ready_runtime(args.runtime), timeout_s=args.timeout, memory_budget=args.memory_budget
+    )
     try:
         result = engine.run(case)
     finally:
@@ -136,11 +158,16 @@ def _confirm_refusal(args, text: str, message: str) -> int:
     from harness.case import Case
     from harness.engines.caffe import CaffeEngine
 
-    engine = CaffeEngine(runtime=_ready_runtime(args.runtime), timeout_s=args.timeout)
+    engine = CaffeEngine(
+        runtime=_ready_runtime(args.runtime), timeout_s=args.timeout, memory_budget=args.memory_budget
+    )
     try:
         result = engine.run(Case(net=text, phase=args.phase, level=args.level, stages=tuple(args.stage)))
     finally:
         engine.close()
+    if result.outcome.value == "unsupported":
+        print(f"{args.net}: not run in real Caffe: {result.message}", file=sys.stderr)
+        return EXIT_ERROR
     if result.outcome.value == "refused":
         print(f"{args.net}: real Caffe refuses it too: {result.message}", file=sys.stderr)
         return EXIT_ERROR
@@ -150,6 +177,23 @@ def _confirm_refusal(args, text: str, message: str) -> int:
         file=sys.stderr,
     )
     return EXIT_DISAGREE
+
+
+def _within_budget(args, net: str, solver: str | None, iterations: int) -> None:
+    """Refuse, before any Net is built for its inputs, a user's net whose blobs would not fit
+    the memory budget (synthetic_case builds a real float32 Net to shape them)."""
+    from harness.case import Case
+    from harness.engines.memory import require_within_budget
+
+    case = Case(
+        net=net,
+        solver=solver,
+        phase=args.phase,
+        level=args.level,
+        stages=tuple(args.stage),
+        iterations=iterations,
+    )
+    require_within_budget(case, args.memory_budget, args.net)
 
 
 def _write_pictures(args, data: dict):
@@ -218,6 +262,17 @@ def _jobs(text: str) -> int:
     return value
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """--shard 'I/N': the I-th of N shards of a campaign, 0 <= I < N."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard={text!r}: expected I/N, such as 0/4") from None
+    if not 0 <= index < count:
+        raise argparse.ArgumentTypeError(f"--shard={text!r}: I must be at least 0 and less than N")
+    return index, count
+
+
 def _check_oracle(args):
     if args.engine_cmd is None and args.engine == args.against:
         raise HarnessError(
@@ -242,20 +297,26 @@ def _engines(args):
     if "caffe" in (args.against, None if args.engine_cmd else args.engine):
         _ready_runtime(args.runtime)
     options = CampaignOptions(
-        under_test=args.engine, oracle=args.against, runtime=args.runtime, timeout_s=args.timeout
+        under_test=args.engine,
+        oracle=args.against,
+        runtime=args.runtime,
+        timeout_s=args.timeout,
+        memory_budget=args.memory_budget,
     )
     _check_oracle(args)
     return make_engine(args.engine, options, args.engine_cmd), make_engine(args.against, options)
 
 
 def cmd_fuzz(args) -> int:
-    from harness.campaign.fuzz import CampaignFailed, CampaignOptions, run_campaign
+    from harness.campaign.fuzz import SLICE_EXAMPLES, CampaignFailed, CampaignOptions, run_campaign
     from harness.campaign.report import Progress, write_report
 
     if args.examples is None and args.time is None:
         args.examples = 100
     if args.seed is None:  # a fresh seed each night, printed and reported so that it can be rerun
         args.seed = int(time.strftime("%Y%m%d"))
+    if args.slice_examples is None:  # here, not as argparse's default: fuzz.py imports torch
+        args.slice_examples = SLICE_EXAMPLES
     print(f"seed {args.seed}", flush=True)
     options = CampaignOptions(
         under_test=args.engine,
@@ -270,6 +331,10 @@ def cmd_fuzz(args) -> int:
         runtime=args.runtime,
         timeout_s=args.timeout,
         shrink_seconds=args.shrink_time,
+        memory_budget=args.memory_budget,
+        cluster=args.cluster,
+        shard=args.shard,
+        slice_examples=args.slice_examples,
     )
     _check_oracle(args)
     progress = Progress(args.examples, args.time)
@@ -297,6 +362,29 @@ def cmd_fuzz(args) -> int:
     return EXIT_DISAGREE if disagreements or (args.strict and precision) else EXIT_OK
 
 
+def cmd_merge(args) -> int:
+    """The reports of a campaign's shards as one; exits as fuzz would have for the whole campaign."""
+    from harness.campaign.merge import merge_reports
+
+    summary = merge_reports(args.reports, args.report)
+    disagreements = summary["disagreements"] + [
+        {"signature": c["name"], "summary": c["summary"], "bundle": c["bundle"]}
+        for c in summary["corpus"]
+        if c["verdict"] == "disagree"
+    ]
+    precision = summary["precision"]["cases"]
+    print(
+        f"{summary['cases']} cases, {len(disagreements)} disagreement(s), {len(precision)} precision "
+        f"case(s) from {len(args.reports)} shards; report in {args.report}"
+    )
+    for d in disagreements:
+        print(f"  {d['signature']}: {d['summary']}\n    replay: caffe-conformance replay {d['bundle']}")
+    for c in precision:
+        print(f"  precision {c['name']}: {c['summary']}")
+    strict = summary["settings"].get("strict")
+    return EXIT_DISAGREE if disagreements or (strict and precision) else EXIT_OK
+
+
 def cmd_check(args) -> int:
     """One user's net through both engines, with generated inputs and params."""
     import dataclasses
@@ -321,6 +409,7 @@ def cmd_check(args) -> int:
     solver_text = None
     if args.solver is not None or args.iterations:
         solver_text, _ = solver_for_explain(_read_text(args.solver) if args.solver else None)
+    _within_budget(args, runnable.text, solver_text, (args.iterations or 1) if solver_text is not None else 0)
     case, notes = synthetic_case(runnable, args.phase, args.level, args.stage, solver_text, seed=args.seed)
     if solver_text is not None:
         case = dataclasses.replace(case, iterations=args.iterations or 1)
@@ -365,8 +454,10 @@ def cmd_replay(args) -> int:
     from harness.campaign.bundle import describe, recorded_engines
     from harness.campaign.fuzz import run_pair
     from harness.case import Case
+    from harness.engines.memory import require_within_budget
 
     case = Case.load(args.bundle / "case")
+    require_within_budget(case, args.memory_budget, str(args.bundle))
     recorded = recorded_engines(args.bundle)
     print(
         f"recorded with: {recorded}; replaying with --engine {args.engine_cmd or args.engine} "
@@ -402,6 +493,7 @@ def _engine_args(parser):
         help="how real Caffe is started",
     )
     parser.add_argument("--timeout", type=float, default=20.0, help="seconds a case may run in Caffe")
+    _memory_budget_arg(parser)
 
 
 ENVIRONMENT = """environment:
@@ -486,6 +578,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="how real Caffe is started",
     )
     p.add_argument("--timeout", type=float, default=120.0, help="seconds Caffe may take")
+    _memory_budget_arg(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic inputs and params")
     p.set_defaults(handler=cmd_explain)
 
@@ -511,7 +604,31 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="the campaign's seed (default: today's date, YYYYMMDD, new every night)",
     )
-    p.add_argument("--jobs", type=_jobs, default=1, help="worker processes side by side")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--jobs", type=_jobs, default=1, help="worker processes side by side on this machine")
+    where.add_argument(
+        "--cluster",
+        default=None,
+        metavar="ADDRESS",
+        help="run the campaign's slices on the Dask scheduler at ADDRESS, such as tcp://host:8786 "
+        "(docs/cluster.md)",
+    )
+    p.add_argument(
+        "--shard",
+        type=parse_shard,
+        default=None,
+        metavar="I/N",
+        help="run only every N-th slice from the I-th (--examples counts all N shards), on --cluster or "
+        "on --jobs local workers; `caffe-conformance merge` joins the N reports",
+    )
+    p.add_argument(
+        "--slice-examples",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="examples per slice with --cluster or --shard (100 when not given: docs/cluster.md sizes it); "
+        "part of what the campaign generates, as the seed is",
+    )
     p.add_argument(
         "--strict",
         action="store_true",
@@ -539,6 +656,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep bundles and Hypothesis's examples here; replayed first next time",
     )
     p.set_defaults(handler=cmd_fuzz)
+
+    p = sub.add_parser("merge", help="join the reports of a campaign's shards (fuzz --shard I/N) into one")
+    p.add_argument("reports", nargs="+", type=Path, metavar="DIR", help="each shard's --report directory")
+    p.add_argument(
+        "--report",
+        type=Path,
+        required=True,
+        metavar="OUT",
+        help="write the merged report.json, junit.xml, report.html and bundles/ here",
+    )
+    p.set_defaults(handler=cmd_merge)
 
     p = sub.add_parser("check", help="one net through both engines, with generated inputs and weights")
     p.add_argument("net", help="a NetParameter prototxt (data layers become Input layers)")

@@ -89,6 +89,9 @@ class Layer:
     is_source = False
     # Reads files named in its param (an LMDB, an HDF5 list, images).
     reads_files = False
+    # A field of its param ("message.field") naming a file that Caffe reads when the field is set
+    # (InfogainLoss's matrix): the Caffe engine refuses such a layer (harness/engines/sandbox.py).
+    optional_file_field: str | None = None
     # Every ParamSpec gets this lr_mult, whatever the prototxt says (BatchNorm's statistics).
     fixed_lr_mult: float | None = None
 
@@ -250,6 +253,20 @@ class Layer:
             if w != 0:
                 loss += float((top[t].data * top[t].diff).sum())
         return loss
+
+    # ---- for the harness's memory estimate (harness/engines/memory.py) -------------------
+
+    def scratch_count(self, bottom, top) -> int:
+        """At most how many elements this layer keeps beyond its blobs and params, at the blobs'
+        current shapes: its scratch buffers and internal blobs, and the temporaries of one
+        forward and backward. Three copies of its bottoms and tops cover the elementwise
+        layers, LRN's five input-sized buffers and pooling's int64 indices."""
+        return 3 * sum(blob.count() for blob in (*bottom, *top))
+
+    def temporary_count(self, bottom, top) -> int:
+        """Elements its forward or backward allocates on top of scratch_count and frees before
+        the next layer runs (so that only the largest of a net's counts at once)."""
+        return 0
 
     # ---- hooks ----------------------------------------------------------------------------
 

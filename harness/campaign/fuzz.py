@@ -16,11 +16,16 @@ from pathlib import Path
 from harness.campaign.compare import Comparison, compare
 from harness.campaign.shrink import Shrink, ShrinkLimit
 from harness.case import Case
+from harness.engines.memory import DEFAULT_MEMORY_BUDGET  # cheap: no torch
 from harness.errors import HarnessError
 
 CHUNK = 25  # examples per Hypothesis run between budget checks
 SHRINK_SECONDS = 60.0  # per disagreement; the smallest case found by then is bundled
 STOP_SECONDS = 30.0  # after Ctrl-C, for the cases in flight to finish before the shards are ended
+# Examples per slice of a sliced campaign (slices.py): a second or two against Caffe, so that a
+# slice's trip through Dask (some 15 ms of a worker's time) stays near 1% of it, and a lost
+# worker or Ctrl-C loses little. docs/cluster.md sizes it for a scheduler with 100 workers.
+SLICE_EXAMPLES = 100
 # What a default campaign generates: nets Caffe accepts, and a controlled share it refuses
 # (one in ten), so that refusals are compared too.
 DEFAULT_STRATEGY_OPTIONS = {"refusals": True}
@@ -40,6 +45,7 @@ class CaseRecord:
     bundle: str | None = None
     signature: str | None = None
     precision: dict | None = None  # the triage's class and evidence, where verdict is "precision"
+    slice: int | None = None  # the slice that ran it (slices.py); None in a --jobs shard or the corpus
 
 
 @dataclass
@@ -236,8 +242,18 @@ class CampaignOptions:
     runtime: str = "rootfs"
     timeout_s: float = 20.0
     shrink_seconds: float = SHRINK_SECONDS
+    shrink_attempts: int | None = None  # given: a shrink stops after this many cases, on any machine
+    memory_budget: int | None = (
+        DEFAULT_MEMORY_BUDGET  # bytes a case may take in the harness (engines/memory.py)
+    )
     triage: bool = True  # precision triage of reference-versus-Caffe mismatches (triage.py)
     strategy_options: dict = field(default_factory=lambda: dict(DEFAULT_STRATEGY_OPTIONS))
+    # A campaign run as slices (slices.py) on Dask (cluster.py): on the scheduler at cluster, or
+    # with a shard (I, N), only every N-th slice from the I-th, for a CI matrix (merge.py joins
+    # the shards' reports). slice_examples is part of what the cases are, as the seed is.
+    cluster: str | None = None
+    shard: tuple[int, int] | None = None
+    slice_examples: int = SLICE_EXAMPLES
 
 
 def make_engine(spec: str, options: CampaignOptions, engine_cmd: str | None = None):
@@ -246,15 +262,15 @@ def make_engine(spec: str, options: CampaignOptions, engine_cmd: str | None = No
     if engine_cmd is not None:
         from harness.engines.command import CommandEngine
 
-        return CommandEngine(engine_cmd)
+        return CommandEngine(engine_cmd, timeout_s=options.timeout_s)
     cls = load_engine_class(spec)
     if spec == "caffe":
-        return cls(runtime=options.runtime, timeout_s=options.timeout_s)
+        return cls(runtime=options.runtime, timeout_s=options.timeout_s, memory_budget=options.memory_budget)
     if spec == "reference":
         # The reference follows the Caffe the runtime holds (master or 1.0: semantics.py).
         from harness.engines.runtimes import get_runtime
 
-        return cls(semantics=get_runtime(options.runtime).caffe_version)
+        return cls(semantics=get_runtime(options.runtime).caffe_version, memory_budget=options.memory_budget)
     return cls()
 
 
@@ -286,14 +302,10 @@ def _shard(options: CampaignOptions, shard: int, events, stop_event) -> None:
             budget.stop_requested = True
         events.put(("record", shard, record))
 
-    engines = {
-        "under_test": options.engine_cmd and f"cmd:{options.engine_cmd}" or options.under_test,
-        "oracle": options.oracle,
-    }
     hunter = Hunter(
         under_test,
         oracle,
-        engines,
+        engine_roles(options),
         budget,
         options.seed * 1000 + shard,
         bundle_dir,
@@ -301,7 +313,8 @@ def _shard(options: CampaignOptions, shard: int, events, stop_event) -> None:
         on_record,
         options.strategy_options,
         options.shrink_seconds,
-        triage=_triage(options, under_test, oracle),
+        options.shrink_attempts,
+        triage=precision_triage(options, under_test, oracle),
     )
     try:
         hunter.hunt()
@@ -315,7 +328,13 @@ def _shard(options: CampaignOptions, shard: int, events, stop_event) -> None:
         events.put(("done", shard, None))
 
 
-def _triage(options: CampaignOptions, under_test, oracle):
+def engine_roles(options: CampaignOptions) -> dict[str, str]:
+    """Which engine plays which role, as a bundle records it."""
+    under_test = f"cmd:{options.engine_cmd}" if options.engine_cmd else options.under_test
+    return {"under_test": under_test, "oracle": options.oracle}
+
+
+def precision_triage(options: CampaignOptions, under_test, oracle):
     from harness.campaign.triage import PrecisionTriage
 
     return PrecisionTriage.for_engines(under_test, oracle) if options.triage else None
@@ -326,30 +345,33 @@ def _bundle_dir(options: CampaignOptions) -> Path:
     return Path(base) / "bundles"
 
 
-def replay_corpus(options: CampaignOptions, on_record) -> None:
-    """Replay every bundle saved in the corpus before generating anything new."""
+def corpus_cases(options: CampaignOptions) -> list[tuple[str, Case]]:
+    """Every bundle saved in the corpus, by path, with its case."""
     directory = _bundle_dir(options)
     if options.corpus_dir is None or not directory.is_dir():
+        return []
+    paths = sorted(p for p in directory.iterdir() if (p / "bundle.json").is_file())
+    return [(str(path), Case.load(path / "case")) for path in paths]
+
+
+def replay(cases: list[tuple[str, Case]], under_test, oracle, triage, on_record) -> None:
+    """Run each corpus case (corpus_cases) again; its record is named for its bundle."""
+    hunter = Hunter(under_test, oracle, {}, Budget(), 0, Path(), None, on_record, {}, triage=triage)
+    for path, case in cases:
+        record, _, _ = hunter.execute(case, shrinking=False)
+        record.name, record.bundle = f"corpus/{Path(path).name}", path
+        on_record(record)
+
+
+def replay_corpus(options: CampaignOptions, on_record) -> None:
+    """Replay every bundle saved in the corpus before generating anything new."""
+    cases = corpus_cases(options)
+    if not cases:
         return
     under_test = make_engine(options.under_test, options, options.engine_cmd)
     oracle = make_engine(options.oracle, options)
     try:
-        hunter = Hunter(
-            under_test,
-            oracle,
-            {},
-            Budget(),
-            0,
-            directory,
-            None,
-            on_record,
-            {},
-            triage=_triage(options, under_test, oracle),
-        )
-        for path in sorted(p for p in directory.iterdir() if (p / "bundle.json").is_file()):
-            record, _, _ = hunter.execute(Case.load(path / "case"), shrinking=False)
-            record.name, record.bundle = f"corpus/{path.name}", str(path)
-            on_record(record)
+        replay(cases, under_test, oracle, precision_triage(options, under_test, oracle), on_record)
     finally:
         under_test.close()
         oracle.close()
@@ -360,7 +382,15 @@ def run_campaign(options: CampaignOptions, progress) -> tuple[list[CaseRecord], 
     fails (a harness bug) raises HarnessError with its traceback once the others are done.
 
     Nothing found is lost on Ctrl-C: bundles are written as they are found, and the
-    cases in flight finish before the shards stop."""
+    cases in flight finish before the shards stop.
+
+    With a cluster or a shard the campaign runs as slices on Dask instead (cluster.py). --jobs
+    stays a fork of shards here: a LocalCluster's workers, spawned afresh, take seconds to
+    import what forked shards inherit, most of a short campaign's time (docs/cluster.md)."""
+    if options.cluster is not None or options.shard is not None:
+        from harness.campaign.cluster import run_sliced_campaign
+
+        return run_sliced_campaign(options, progress)
     import multiprocessing as mp
     import queue
 

@@ -15,6 +15,7 @@ import torch
 from google.protobuf import text_format
 
 from harness.case import Case, LayerRecord, Outcome, Result
+from harness.engines.memory import DEFAULT_MEMORY_BUDGET, budget_refusal, case_footprint
 from reference_engine import caffe_pb2
 from reference_engine.checks import CaffeError, Unsupported
 from reference_engine.net import Net, read_net_param, read_solver_net_param
@@ -22,6 +23,7 @@ from reference_engine.semantics import MASTER, SEMANTICS
 from reference_engine.solvers import make_solver
 from reference_engine.topology import AUTOMATIC_TOP
 
+NET_FILE = "net.prototxt"  # the name the worker gives the case's net file
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
@@ -34,6 +36,7 @@ class ReferenceEngine:
         device: str = "cpu",
         semantics: str = MASTER.name,
         threads: int | None = 1,
+        memory_budget: int | None = DEFAULT_MEMORY_BUDGET,
     ):
         # Fuzzed nets are tiny: one thread is faster than torch's pool (and --jobs runs several engines).
         if threads is not None:
@@ -41,15 +44,29 @@ class ReferenceEngine:
         self.dtype = DTYPES[dtype]
         self.device = device
         self.semantics = SEMANTICS[semantics]
+        self.memory_budget = memory_budget  # bytes a case may take here (harness/engines/memory.py)
 
     def in_float32(self) -> ReferenceEngine:
         """The same engine in Caffe's precision: the precision triage's rerun."""
         return ReferenceEngine(
-            dtype="float32", device=self.device, semantics=self.semantics.name, threads=None
+            dtype="float32",
+            device=self.device,
+            semantics=self.semantics.name,
+            threads=None,
+            memory_budget=self.memory_budget,
         )
 
     def run(self, case: Case) -> Result:
         started = time.perf_counter()
+        too_large = self._over_budget(case)
+        if too_large is not None:  # not a verdict: the harness will not run it
+            return Result(
+                self.name,
+                Outcome.UNSUPPORTED,
+                "init",
+                too_large,
+                info={"seconds": time.perf_counter() - started},
+            )
         state = {"stage": "init", "layers": ()}
         try:
             result = self._run(case, state)
@@ -69,13 +86,27 @@ class ReferenceEngine:
     def close(self):
         pass
 
+    def _over_budget(self, case: Case) -> str | None:
+        if self.memory_budget is None:
+            return None
+        footprint = case_footprint(case)
+        needed = footprint.reference_bytes(self.dtype.itemsize)
+        return budget_refusal(footprint, needed, self.memory_budget, f"the reference engine ({self.dtype})")
+
     # ---- one case ----------------------------------------------------------------------
 
     def _net(self, case: Case, solver_param=None) -> Net:
-        if solver_param is None:
-            param, _ = read_net_param(case.net, case.phase, case.level, case.stages)
-        else:
-            param, _ = read_solver_net_param(case.net, solver_param)
+        try:
+            if solver_param is None:
+                param, _ = read_net_param(case.net, case.phase, case.level, case.stages)
+            else:
+                param, _ = read_solver_net_param(case.net, solver_param)
+        except text_format.ParseError as e:
+            # Caffe reads the case's net from a file (upgrade_proto.cpp, ReadNetParamsFromTextFileOrDie).
+            raise CaffeError(
+                "Check failed: ReadProtoFromTextFile(param_file, param) "
+                f"Failed to parse NetParameter file: {NET_FILE}"
+            ) from e
         net = Net(param, self.dtype, self.device, self.semantics, seed=case.seed)
         for name, value in case.inputs.items():
             blob = net.blob(name)
@@ -104,13 +135,8 @@ class ReferenceEngine:
         history = []
         if case.solver is not None:
             state["stage"] = "solver"
-            solver_param = text_format.Parse(case.solver, caffe_pb2.SolverParameter())
-            if (case.level or case.stages) and not solver_param.HasField("train_state"):
-                # The solver builds its own TRAIN net; the case's level and stages reach it
-                # through train_state, as the worker passes them to Caffe.
-                solver_param.train_state.level = case.level
-                solver_param.train_state.stage.extend(case.stages)
             try:
+                solver_param = _solver_param(case)
                 solver = make_solver(solver_param, lambda: self._net(case, solver_param), self.semantics)
             except CaffeError as error:
                 return Result(self.name, Outcome.REFUSED, "solver", error.message, layers=state["layers"])
@@ -133,6 +159,23 @@ class ReferenceEngine:
                 "semantics": self.semantics.name,
             },
         )
+
+
+def _solver_param(case: Case):
+    """The case's solver as Caffe reads it from a file (ReadSolverParamsFromTextFileOrDie)."""
+    try:
+        solver_param = text_format.Parse(case.solver, caffe_pb2.SolverParameter())
+    except text_format.ParseError as e:
+        raise CaffeError(
+            "Check failed: ReadProtoFromTextFile(param_file, param) "
+            "Failed to parse SolverParameter file: solver.prototxt"
+        ) from e
+    if (case.level or case.stages) and not solver_param.HasField("train_state"):
+        # The solver builds its own TRAIN net; the case's level and stages reach it
+        # through train_state, as the worker passes them to Caffe.
+        solver_param.train_state.level = case.level
+        solver_param.train_state.stage.extend(case.stages)
+    return solver_param
 
 
 def layer_records(net: Net) -> tuple[LayerRecord, ...]:

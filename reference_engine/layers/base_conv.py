@@ -192,6 +192,23 @@ class BaseConvolutionLayer(Layer):
         for t in top:
             t.reshape(top_shape)
 
+    def scratch_count(self, bottom, top):
+        return 0  # no buffer is kept: everything is a group's, and goes (temporary_count)
+
+    def temporary_count(self, bottom, top):
+        # One group of images at a time (image_groups; a float32 net's are the largest): its
+        # output or its input's diff, a padded copy of its input, the weights' diff, and the
+        # columns torch's CPU convolutions unfold their input into (im2col, as slow_conv2d
+        # does), a kernel's worth of input channels for each output position. Deconvolution
+        # computes Convolution's transpose: its columns are on its top's side.
+        group = self.image_groups()[0]
+        image = max(self.channels * _count(self.input_spatial), self.num_output * _count(self.output_spatial))
+        if self.reverse_dimensions:
+            columns = self.num_output * _count(self.input_spatial) * _count(self.kernel)
+        else:
+            columns = self.channels * _count(self.output_spatial) * _count(self.kernel)
+        return (group.stop - group.start) * (2 * image + columns) + self.blobs[0].count()
+
     def image_groups(self):
         """Slices of the batch (the `num` axis of `batched` views), in order, each a group of
         images whose input and output stay under GROUP_BYTES."""

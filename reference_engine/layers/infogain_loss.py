@@ -22,6 +22,7 @@ class InfogainLossLayer(LossLayer):
 
     bottom_roles = {1: "label", 2: "infogain"}
     label_axis_param = "infogain_loss_param"
+    optional_file_field = "infogain_loss_param.source"
 
     exact_num_bottom_blobs = -1
     min_bottom_blobs = 2

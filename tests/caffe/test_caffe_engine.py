@@ -220,10 +220,12 @@ def test_a_request_without_the_layer_facts_is_an_error(caffe_runtime):
 
 
 def test_hang_is_timeout_and_memory_bomb_is_out_of_memory(caffe_runtime):
-    with CaffeEngine(caffe_runtime, timeout_s=1.0, memory_mb=4096) as engine:
+    # No harness budget: it would refuse the bomb before the worker's own cap is reached.
+    with CaffeEngine(caffe_runtime, timeout_s=1.0, memory_mb=4096, memory_budget=None) as engine:
         engine.run(tiny_case())
         worker = engine.process.pid
-        assert len(processes_in_session(worker)) == 2  # the fork server and its serving child
+        # bwrap, its reaper (the sandbox's pid 1), the fork server and its serving child.
+        assert len(processes_in_session(worker)) == 4
         slow = engine.run(Case(net=SLOW))
         assert slow.outcome == Outcome.TIMEOUT, slow.message
         assert slow.stage == "forward"

@@ -14,7 +14,6 @@ from pathlib import Path
 from ...errors import HarnessError
 
 ENGINES_DIR = Path(__file__).resolve().parents[1]
-REPO_DIR = ENGINES_DIR.parents[1]
 WORKER_SOURCE = ENGINES_DIR / "worker.py"
 PROBE_SOURCE = ENGINES_DIR / "native" / "flags_probe.cpp"
 PROBE_BUILD_SCRIPT = ENGINES_DIR / "native" / "build_probe.sh"
@@ -53,7 +52,7 @@ class Runtime:
     name = ""
     caffe_version = ""
     # True: the engine caps the worker's memory with RLIMIT_AS in the child (a plain process);
-    # False: the runtime caps it itself (docker run --memory).
+    # False: the runtime caps it itself (docker run --memory, prlimit inside the rootfs sandbox).
     rlimit_memory = True
 
     def install(self, progress: Progress = _say) -> None:
@@ -82,6 +81,12 @@ class Runtime:
     def stop(self, process: subprocess.Popen) -> None:
         """Kill a worker (a hang, or a crash half-way) and every process it started."""
         kill_process_group(process)
+
+    def killed_by_memory_cap(self, process: subprocess.Popen, returncode: int | None) -> bool:
+        """Whether a worker (or its serving child) that died with returncode and no fatal line
+        was killed at the runtime's own memory cap (a container's cgroup). Under RLIMIT_AS the
+        allocation fails instead, and Caffe says so."""
+        return False
 
 
 def kill_process_group(process: subprocess.Popen) -> None:

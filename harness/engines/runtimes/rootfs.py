@@ -1,10 +1,12 @@
-"""The rootfs runtime."""
+"""The rootfs runtime: a Debian bullseye tree holding python3-caffe, the worker run inside it
+under bubblewrap (docs/security.md says what that sandbox guarantees)."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -46,6 +48,9 @@ BULLSEYE_PACKAGES = (
 )
 ROOTFS_FORMAT = 2  # bump when the root file system's content changes: old trees become stale
 STAMP_NAME = ".caffe-conformance-stamp.json"
+# The sandbox's private /tmp and /dev/shm are tmpfs, which hold memory: this much each, at most.
+# The worker writes its files in its work dir, bound from the tree, not there.
+SANDBOX_TMP_BYTES = 64 << 20
 # debootstrap's per-package log verbs, grouped into the phases a user sees.
 PHASES = {
     "Retrieving": "downloading",
@@ -59,6 +64,7 @@ PHASES = {
 @register_runtime("rootfs")
 class RootfsRuntime(Runtime):
     caffe_version = "master"  # bullseye's 1.0.0+git20180821.99bd997 is BVLC master 9b89154
+    rlimit_memory = False  # the sandbox sets RLIMIT_AS itself (sandbox_argv)
 
     def __init__(self, directory: str | Path | None = None):
         if directory is None:
@@ -228,6 +234,11 @@ class RootfsRuntime(Runtime):
 
     def ensure_ready(self) -> None:
         self._require_root()
+        if shutil.which("bwrap") is None:
+            raise RuntimeUnavailable(
+                "runtime 'rootfs': bubblewrap is not installed (apt-get install bubblewrap); "
+                "the worker runs in its sandbox (docs/security.md)"
+            )
         if not self.is_ready():
             stamp = self._stamp()
             why = (
@@ -254,7 +265,7 @@ class RootfsRuntime(Runtime):
         )
         python = self._chroot(self.directory, "python3", "-c", "import sys; print(sys.version.split()[0])")
         out["python"] = python.stdout.strip()
-        out["worker"] = f"chroot {self.directory} python3 {INSTALL_DIR}/worker.py"
+        out["worker"] = shlex.join(self.sandbox_argv(["python3", f"{INSTALL_DIR}/worker.py"]))
         probe = self.directory / INSTALL_DIR.lstrip("/") / "flags_probe.so"
         out["flags_probe"] = str(probe) if probe.exists() else None
         return out
@@ -269,10 +280,66 @@ class RootfsRuntime(Runtime):
         self._sync(self.directory, _say)
         if Path(worker_path).resolve() != WORKER_SOURCE:
             _copy_if_changed(Path(worker_path), self.directory / INSTALL_DIR.lstrip("/") / "worker.py")
-        command = ["chroot", str(self.directory), "python3", f"{INSTALL_DIR}/worker.py"]
-        return command + (["--log-dir", log_dir] if log_dir else [])
+        command = ["python3", f"{INSTALL_DIR}/worker.py"] + (["--log-dir", log_dir] if log_dir else [])
+        return self.sandbox_argv(command, work_dir=log_dir, memory_mb=memory_mb)
+
+    def sandbox_argv(
+        self, command: list[str], work_dir: str | None = None, memory_mb: int | None = None
+    ) -> list[str]:
+        """``command`` run inside the tree under bubblewrap: the tree read-only as /, a private
+        /tmp and /dev/shm, a read-only /dev and a /proc of its own, no network (a network
+        namespace of its own holds only loopback), its own PID, IPC and UTS namespaces, no
+        capabilities, and SIGKILL when the process that started it dies. ``work_dir``, as
+        new_log_dir names it inside, is bound read-write from the tree's /tmp: the one place the
+        command can write that outlives it, and that the harness reads. ``memory_mb`` caps the
+        command's address space (RLIMIT_AS)."""
+        argv = [
+            "bwrap",
+            "--ro-bind",
+            str(self.directory),
+            "/",
+            "--size",
+            str(SANDBOX_TMP_BYTES),
+            "--tmpfs",
+            "/tmp",
+            "--dev",
+            "/dev",
+            "--size",
+            str(SANDBOX_TMP_BYTES),
+            "--tmpfs",
+            "/dev/shm",
+            # Device nodes stay usable on a read-only /dev; nothing else can be written there.
+            "--remount-ro",
+            "/dev",
+            "--proc",
+            "/proc",
+            "--unshare-net",
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--unshare-uts",
+            # Root keeps its uid inside, but without capabilities: it cannot remount the tree
+            # read-write, mount anything, or reach past its namespaces.
+            "--cap-drop",
+            "ALL",
+            "--die-with-parent",
+            # pycaffe imports matplotlib, which wants a writable config directory (else it warns
+            # on stderr at every start): the private /tmp, since the tree's /root is read-only.
+            "--setenv",
+            "MPLCONFIGDIR",
+            "/tmp/matplotlib",
+        ]
+        if work_dir is not None:
+            argv += ["--bind", str(self.directory / work_dir.lstrip("/")), work_dir]
+        argv.append("--")
+        if memory_mb:
+            # Set inside, before the command starts: bwrap forks the sandbox's processes at once,
+            # so a limit set on bwrap from outside (the engine's prlimit) could come too late.
+            argv += ["prlimit", f"--as={memory_mb << 20}", "--"]
+        return argv + command
 
     def new_log_dir(self) -> tuple[Path, str]:
+        # In the tree's /tmp, which the sandbox covers with its own tmpfs: each worker sees its
+        # own directory there (sandbox_argv binds it) and no other worker's.
         tmp = self.directory / "tmp"
         host = Path(tempfile.mkdtemp(prefix="caffe-conformance-log-", dir=tmp))
         return host, "/" + str(host.relative_to(self.directory))
