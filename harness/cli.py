@@ -486,13 +486,18 @@ def _engine_args(parser):
         metavar="CMD",
         help="put under test any command that speaks the worker protocol (docs/protocol.md)",
     )
+    _caffe_args(parser, timeout_s=20.0)
+
+
+def _caffe_args(parser, timeout_s: float):
+    """How real Caffe is started and what a case may take of time and memory."""
     parser.add_argument(
         "--runtime",
         default=DEFAULT_RUNTIME,
         choices=tuple(RUNTIMES),
         help="how real Caffe is started",
     )
-    parser.add_argument("--timeout", type=float, default=20.0, help="seconds a case may run in Caffe")
+    parser.add_argument("--timeout", type=float, default=timeout_s, help="seconds a case may run in Caffe")
     _memory_budget_arg(parser)
 
 
@@ -571,14 +576,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dot", default=None, metavar="FILE", help="write the net as a Graphviz dot file")
     p.add_argument("--svg", default=None, metavar="FILE", help="draw the net as SVG (needs Graphviz)")
     p.add_argument("--png", default=None, metavar="FILE", help="draw the net as PNG (needs Graphviz)")
-    p.add_argument(
-        "--runtime",
-        default=DEFAULT_RUNTIME,
-        choices=tuple(RUNTIMES),
-        help="how real Caffe is started",
-    )
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds Caffe may take")
-    _memory_budget_arg(p)
+    _caffe_args(p, timeout_s=120.0)
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic inputs and params")
     p.set_defaults(handler=cmd_explain)
 
