@@ -253,6 +253,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be a positive, finite number of seconds")
+    return value
+
+
 def _jobs(text: str) -> int:
     """--jobs: each job is a shard with its own Caffe worker (up to 4 GiB); more than a few
     per core only queues them."""
@@ -309,7 +319,7 @@ def _engines(args):
 
 def cmd_fuzz(args) -> int:
     from harness.campaign.fuzz import SLICE_EXAMPLES, CampaignFailed, CampaignOptions, run_campaign
-    from harness.campaign.report import Progress, write_report
+    from harness.campaign.report import Progress, check_report_dir, write_report
 
     if args.examples is None and args.time is None:
         args.examples = 100
@@ -337,6 +347,8 @@ def cmd_fuzz(args) -> int:
         slice_examples=args.slice_examples,
     )
     _check_oracle(args)
+    if args.report:
+        check_report_dir(args.report)
     progress = Progress(args.examples, args.time)
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "handler"}
     try:
@@ -346,6 +358,9 @@ def cmd_fuzz(args) -> int:
             write_report(args.report, failure.records, failure.interrupted, settings)
         raise
     summary = write_report(args.report, records, interrupted, settings) if args.report else None
+    if not interrupted and not any(not r.shrinking and not r.name.startswith("corpus/") for r in records):
+        # A nightly that ran nothing (an engine that cannot load, a budget of nothing) is red.
+        raise HarnessError("the campaign ran no case: see the messages above")
     disagreements = [r for r in records if r.bundle and not r.name.startswith("corpus/")]
     disagreements += [r for r in records if r.name.startswith("corpus/") and r.verdict == "disagree"]
     precision = [r for r in records if r.verdict == "precision" and not r.shrinking]
@@ -497,7 +512,7 @@ def _caffe_args(parser, timeout_s: float):
         choices=tuple(RUNTIMES),
         help="how real Caffe is started",
     )
-    parser.add_argument("--timeout", type=float, default=timeout_s, help="seconds a case may run in Caffe")
+    parser.add_argument("--timeout", type=_seconds, default=timeout_s, help="seconds a case may run in Caffe")
     _memory_budget_arg(parser)
 
 

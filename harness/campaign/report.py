@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import sys
 import time
 import xml.etree.ElementTree as ET
@@ -14,6 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from harness.campaign.fuzz import CaseRecord
+from harness.errors import HarnessError
 
 
 class Progress:
@@ -97,19 +99,43 @@ def _precision(generated: list[CaseRecord]) -> dict:
     }
 
 
+def check_report_dir(directory: Path) -> None:
+    """Fail before the first case, not after the whole campaign, where the report cannot be
+    written: a file in the way, a read-only or full disk."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        _write_atomically(directory / ".writable", b"")
+        (directory / ".writable").unlink()
+    except OSError as e:
+        raise HarnessError(f"--report={str(directory)!r}: cannot write there: {e.strerror or e}") from e
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """The whole file or none of it: a full disk leaves the old file, never a truncated one."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        partial.write_bytes(data)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def write_report(directory: Path, records: list[CaseRecord], interrupted: bool, settings: dict) -> dict:
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     summary = summarise(records, interrupted, settings)
-    (directory / "report.json").write_text(
-        json.dumps({"summary": summary, "cases": [asdict(r) for r in records]}, indent=2, default=str) + "\n"
-    )
-    _write_junit(directory / "junit.xml", records)
-    _write_html(directory / "report.html", summary)
+    report = json.dumps({"summary": summary, "cases": [asdict(r) for r in records]}, indent=2, default=str)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        _write_atomically(directory / "report.json", (report + "\n").encode())
+        _write_atomically(directory / "junit.xml", _junit(records))
+        _write_atomically(directory / "report.html", _html(summary).encode())
+    except OSError as e:
+        raise HarnessError(f"--report={str(directory)!r}: cannot write the report: {e.strerror or e}") from e
     return summary
 
 
-def _write_junit(path: Path, records: list[CaseRecord]):
+def _junit(records: list[CaseRecord]) -> bytes:
     shown = [r for r in records if not r.shrinking or r.bundle]
     suite = ET.Element(
         "testsuite",
@@ -131,10 +157,10 @@ def _write_junit(path: Path, records: list[CaseRecord]):
             failure.text = r.summary + (f"\nreplay: caffe-conformance replay {r.bundle}" if r.bundle else "")
         elif r.verdict in ("skipped", "precision"):  # precision: not a semantic verdict (triage.py)
             ET.SubElement(case, "skipped", message=r.summary[:500])
-    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+    return ET.tostring(suite, encoding="utf-8", xml_declaration=True)
 
 
-def _write_html(path: Path, summary: dict):
+def _html(summary: dict) -> str:
     from harness.campaign.bundle import Bundle
 
     parts = [
@@ -168,7 +194,7 @@ def _write_html(path: Path, summary: dict):
         )
     types = ", ".join(f"{k} ({v})" for k, v in sorted(summary["layer_types_seen"].items()))
     parts.append(f"<h2>Layer types exercised</h2><p>{html.escape(types)}</p>")
-    path.write_text(
+    return (
         "<!doctype html><meta charset=utf-8><title>caffe-conformance</title>"
         "<style>body{font-family:sans-serif;max-width:70em;margin:auto} svg{max-width:100%}</style>"
         + "\n".join(parts)

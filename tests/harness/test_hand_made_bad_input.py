@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.cli import main
 from tests.harness.test_bad_input import RENAMED, exit_code
 
 INPUT = 'layer {{ name: "data" type: "Input" top: "data" input_param {{ shape {{ {dims} }} }} }}\n'
@@ -100,3 +101,54 @@ def test_garbage_from_an_engine_command_is_an_error_not_a_traceback(tmp_path, re
     command = _garbage_engine(tmp_path, reply)
     argv = ["check", str(net), "--engine-cmd", command, "--against", "reference", "--timeout", "3"]
     assert exit_code(argv) in (1, 2)
+
+
+@pytest.mark.parametrize("timeout", ["0", "-1", "nan"])
+def test_a_timeout_that_could_never_be_met_is_refused(timeout):
+    assert exit_code(["fuzz", "--against", "reference", "--engine", RENAMED, "--timeout", timeout]) == 2
+
+
+def test_a_report_dir_that_cannot_be_written_is_found_before_the_first_case(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    argv = [
+        "fuzz",
+        "--against",
+        "reference",
+        "--engine",
+        RENAMED,
+        "--examples",
+        "5",
+        "--report",
+        str(blocker),
+    ]
+    assert main(argv) == 2
+    assert "cannot write there" in capsys.readouterr().err
+
+
+def test_a_campaign_whose_engine_cannot_load_is_red(tmp_path):
+    argv = [
+        "fuzz",
+        "--against",
+        "reference",
+        "--engine",
+        "tests.harness.test_hand_made_bad_input:Unloadable",
+        "--examples",
+        "5",
+        "--report",
+        str(tmp_path / "r"),
+    ]
+    assert exit_code(argv) == 2
+    assert (
+        not (tmp_path / "r" / "junit.xml").exists()
+        or "testcase" not in (tmp_path / "r" / "junit.xml").read_text()
+    )
+
+
+class Unloadable:
+    """An engine whose constructor fails, as an engine with a missing library would."""
+
+    name = "unloadable"
+
+    def __init__(self):
+        raise RuntimeError("libfoo.so: cannot open shared object file")
