@@ -286,10 +286,25 @@ def preflight(options: CampaignOptions) -> None:
         get_runtime(options.runtime).ensure_ready()
 
 
+def die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this process when its parent dies (Linux prctl
+    PR_SET_PDEATHSIG): a harness killed with SIGKILL leaves no shard running on."""
+    import ctypes
+    import signal
+
+    PR_SET_PDEATHSIG = 1
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the parent's own cleanup is all there is
+        pass
+
+
 def _shard(options: CampaignOptions, shard: int, events, stop_event) -> None:
     import signal
 
+    die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us cleanly and writes the report
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     under_test = make_engine(options.under_test, options, options.engine_cmd)
     oracle = make_engine(options.oracle, options)
     per_shard = None if options.examples is None else -(-options.examples // options.jobs)
