@@ -136,7 +136,15 @@ def write_report(directory: Path, records: list[CaseRecord], interrupted: bool, 
 
 
 def _junit(records: list[CaseRecord]) -> bytes:
-    shown = [r for r in records if not r.shrinking or r.bundle]
+    """One testcase per generated case and per bundle. A bug counts once: a generated case
+    whose disagreement was bundled is the bundle's testcase, which is named by its signature,
+    the same from one run to the next, so a CI's test history follows the bug."""
+    bundled = {r.signature for r in records if r.bundle and r.signature}
+    shown = [
+        r
+        for r in records
+        if r.bundle or (not r.shrinking and not (r.verdict == "disagree" and r.signature in bundled))
+    ]
     suite = ET.Element(
         "testsuite",
         name="caffe-conformance",
@@ -149,7 +157,7 @@ def _junit(records: list[CaseRecord]) -> bytes:
             suite,
             "testcase",
             classname="bundle" if r.bundle else "generated",
-            name=r.name,
+            name=r.signature if r.bundle and r.signature and not r.name.startswith("corpus/") else r.name,
             time=f"{sum(r.seconds.values()):.4f}",
         )
         if r.verdict == "disagree":
@@ -182,7 +190,10 @@ def _html(summary: dict) -> str:
             f"<h2>{html.escape(d['signature'] or '')}</h2><p>{html.escape(d['summary'])}</p>"
             f"<p><code>caffe-conformance replay {html.escape(d['bundle'])}</code></p>"
         )
-        parts.append(_picture(Bundle.load(Path(d["bundle"]))))
+        try:
+            parts.append(_picture(Bundle.load(Path(d["bundle"]))))
+        except HarnessError as e:  # a bundle moved or removed since: the report still stands
+            parts.append(f"<p>(no picture: {html.escape(str(e))})</p>")
     precision = summary["precision"]
     if precision["count"]:
         rows = "".join(
