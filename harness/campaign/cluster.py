@@ -216,12 +216,20 @@ class ClusterCampaign:
         except (FutureCancelledError, OSError):
             # A future cancelled by no one here, or a call that cannot reach the scheduler: if
             # the client has lost the scheduler, that is the campaign's end; else a bug.
-            if self.client.status == "running":
+            if not self._scheduler_gone():
                 raise
             finished = len(self.collector.slices())
             gone = f"the Dask scheduler at {self.address} went away; the report holds the {finished} "
             raise CampaignFailed(self.collector.records(), False, [gone + "slice(s) that finished"]) from None
         return False
+
+    def _scheduler_gone(self, patience_s: float = 10.0) -> bool:
+        """Whether the client has lost the scheduler. A call can fail on a closed connection
+        (CommClosedError) a moment before the client itself notices: give it that moment."""
+        deadline = time.monotonic() + patience_s
+        while self.client.status == "running" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return self.client.status != "running"
 
     def submit(self, function, *args, key: str):
         """Run function(*args) on a worker holding the campaign's engines."""
@@ -258,7 +266,13 @@ class ClusterCampaign:
 
     def close(self) -> None:
         if self.client.status == "running":
-            self.client.unregister_worker_plugin(_name(self.campaign))
+            try:
+                self.client.unregister_worker_plugin(_name(self.campaign))
+            except OSError:
+                # The scheduler went away a moment ago (CommClosedError), before the client
+                # noticed: there is no plugin left to unregister, and the campaign's own error,
+                # raised already, must not be masked.
+                pass
 
 
 @contextlib.contextmanager
