@@ -28,6 +28,7 @@ PHASES = {"TRAIN": caffe_pb2.TRAIN, "TEST": caffe_pb2.TEST}
 #   binary    0 or 1 (ContrastiveLoss's similarity)
 #   unit      values in [0, 1] (SigmoidCrossEntropyLoss's targets)
 #   infogain  a nonnegative K x K matrix (InfogainLoss's H)
+FLOAT32_MAX = 3.4028234663852886e38  # FLT_MAX: what an empty MAX pooling window holds, negated
 ROLES = ("data", "label", "index", "binary", "unit", "infogain")
 
 
@@ -50,6 +51,11 @@ class BlobInfo:
     # can agree to within rounding across a whole group (MVN of two values gives -c and c),
     # so a second centring layer would leave only Caffe's float32 rounding, amplified.
     centred: bool = False
+
+    @property
+    def overflows(self) -> bool:
+        """Whether values reach float32's range, where arithmetic on them overflows."""
+        return self.bound >= FLOAT32_MAX
 
     @property
     def num_axes(self) -> int:
@@ -131,8 +137,11 @@ class NetDraft:
     # ---- reading ---------------------------------------------------------------------------
 
     def data_blobs(self) -> list[BlobInfo]:
-        """Blobs a generic layer may read, oldest first (bottoms count back from the newest)."""
-        return [b for b in self.blobs if b.role == "data"]
+        """Blobs a generic layer may read, oldest first (bottoms count back from the newest).
+        A blob that may hold float32's lowest value (``overflows``) is read by none: any sum or
+        product of it overflows in Caffe's float32 and not in the float64 reference, a question
+        of precision, never of a rule."""
+        return [b for b in self.blobs if b.role == "data" and not b.overflows]
 
     def newest_first(self, blobs) -> list[BlobInfo]:
         return list(reversed(list(blobs)))

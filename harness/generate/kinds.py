@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from reference_engine import caffe_pb2
 from reference_engine.layer import layer_class
 
-from .draft import BlobInfo, NetDraft
+from .draft import FLOAT32_MAX, BlobInfo, NetDraft
 from .draws import BOOLEANS, integers, maybe, pick, pick_or_none
 
 LP = caffe_pb2.LayerParameter
@@ -564,7 +564,23 @@ def pooling_layers(draw, draft, bottom):
     if stride:
         q.stride = stride
     positive = bottom.positive and pool is None
-    return Drawn(p, [bottom], positive=positive)
+    empty = any(
+        _has_empty_window(size, k, stride or 1, pad, q.round_mode != caffe_pb2.PoolingParameter.FLOOR)
+        for size, k in zip((height, width), kernel)
+    )
+    # An empty MAX window yields -FLT_MAX (pooling_layer.cpp's initial maximum): the top is then
+    # compared as it is, and read by no later layer (NetDraft.data_blobs).
+    return Drawn(p, [bottom], positive=positive, bound=FLOAT32_MAX if empty and pool is None else None)
+
+
+def _has_empty_window(size: int, kernel: int, stride: int, pad: int, ceil: bool) -> bool:
+    """Whether Caffe's pooled grid on an axis has a window wholly outside the input: only
+    unpadded CEIL rounding with a stride above the kernel can (with a pad, Caffe drops such a
+    last window itself)."""
+    if pad or not ceil:
+        return False
+    pooled = -(-(size - kernel) // stride) + 1
+    return (pooled - 1) * stride >= size
 
 
 @layer_kind("Flatten", valid=at_least_axes(1), aliases=True)

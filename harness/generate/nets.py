@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from reference_engine import caffe_pb2
 from reference_engine.state import layer_included
 
-from .draft import NetDraft, ParamRecord
+from .draft import FLOAT32_MAX, NetDraft, ParamRecord
 from .draws import BOOLEANS, combinations, eager, integers, maybe, pick, pick_or_none
 from .kinds import LAYER_KINDS, LOSS_KINDS, LP, Drawn, LayerKind
 
@@ -157,6 +157,8 @@ def common_fields(draw, draft: NetDraft, kind: LayerKind, drawn, shapes_of):
     shapes = shapes_of(in_place)
     p.param.extend(param_spec_lists(draw, draft, kind, shapes, len(draft.layers)))
     tainted = not kind.layer.has_backward or any(b.no_backward for b in bottoms)
+    # A loss weight sums its top: on float32's lowest value (draft.data_blobs) that overflows.
+    tainted = tainted or (drawn.bound is not None and drawn.bound >= FLOAT32_MAX)
     if drawn.num_tops and not tainted and not in_place:
         if LOSS_KINDS.get(kind.type) is kind:
             weight = draw(maybe(*LOSS_WEIGHTS))

@@ -4,16 +4,20 @@ registered type is generated, and shrinking ends at Caffe's defaults."""
 import math
 from collections import Counter
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import NoSuchExample
 from run_case import run_once
 
 from harness.generate import LAYER_KINDS, LOSS_KINDS, case_from_draft, cases, net_drafts, nets
+from harness.generate.cases import data_values
 from harness.generate.draft import NetDraft
 from harness.generate.nets import REFUSALS
 from reference_engine.checks import CaffeError
+from reference_engine.net import Net
 
 # Derandomized where a test asserts something about a whole run (coverage), so it cannot flake.
 FIXED = settings(
@@ -105,6 +109,48 @@ def test_a_blob_read_twice_shrinks_to_two_readers_and_nothing_else():
     assert len([layer for layer in net.layer if layer.type != "Input"]) == 2  # the two readers
     assert not net.HasField("force_backward")
     assert all(_optional_fields_unset(layer) for layer in net.layer)
+
+
+FLOAT32_LOWEST = -3.4028234663852886e38
+
+
+def _tops_holding_float32_lowest(net) -> set[str]:
+    """Pooling tops that hold -FLT_MAX after the reference's forward (an empty MAX window)."""
+    built = Net(net, dtype=torch.float64)  # under the net's own NetState
+    names = set(built.topology.blob_names)
+    rng = np.random.RandomState(0)
+    for layer in net.layer:
+        if layer.type == "Input" and layer.top[0] in names:
+            shape = tuple(layer.input_param.shape[0].dim)
+            built.blob(layer.top[0]).data.copy_(torch.from_numpy(data_values(rng, shape)))
+    built.forward()
+    return {
+        layer.top[0]
+        for layer in net.layer
+        if layer.type == "Pooling"
+        and layer.top[0] in names
+        and (built.blob(layer.top[0]).data <= FLOAT32_LOWEST).any()
+    }
+
+
+def test_no_layer_reads_an_empty_max_window():
+    """An empty MAX window holds -FLT_MAX: a sum or product of it overflows in float32 Caffe
+    and not in the float64 reference, a precision mismatch and no semantics. Such a top is
+    drawn (its value is compared) but nothing reads it and no loss weight sums it."""
+    seen = []
+
+    def read_or_weighted(net):
+        if not any(layer.type == "Pooling" and not layer.pooling_param.pad for layer in net.layer):
+            return False  # cheap: only an unpadded window can lie outside the input
+        lowest = _tops_holding_float32_lowest(net)
+        seen.extend(lowest)
+        return any(set(layer.bottom) & lowest for layer in net.layer) or any(
+            layer.loss_weight and layer.top[0] in lowest for layer in net.layer
+        )
+
+    with pytest.raises(NoSuchExample):
+        find(nets(), read_or_weighted, settings=settings(FIXED, max_examples=5000))
+    assert seen, "no empty MAX window was drawn: its -FLT_MAX is no longer compared"
 
 
 CENTRING = {"MVN", "BatchNorm"}
