@@ -240,60 +240,44 @@ def _compare_arrays(ref: Result, other: Result, result: Comparison, initial_para
     data_size = {name: _size(a) for name, a in ref.blob_data.items()}
     diff_sizes = [{name: _size(a) for name, a in r.blob_diff.items()} for r in (ref, other)]
     # Forward: blame the last layer that writes the blob (in-place layers rewrite it).
-    writer = {}
-    for record in layers:
-        for top in record.tops:
-            writer[top] = record.name
-    # A blob carries the rounding of every value on its way from the inputs (a Reduction that
-    # cancels to about zero passes on the rounding of its terms), so the scale of a layer's
-    # outputs is the largest value at or below its bottoms, as a bottom diff's is above its tops.
-    below: dict[str, float] = {}
-    for record in layers:
-        inputs = max([_largest(data_size, record.bottoms)] + [below.get(b, 0.0) for b in record.bottoms])
-        for top in dict.fromkeys(record.tops):
-            if writer.get(top) == record.name:
-                _check_array(
-                    result,
-                    "forward",
-                    record.name,
-                    f"{record.name} top '{top}' data",
-                    ref.blob_data.get(top),
-                    other.blob_data.get(top),
-                    ref.engine,
-                    other.engine,
-                    inputs,
-                )
-        for top in record.tops:
-            below[top] = max(below.get(top, 0.0), inputs)
-    # Backward runs last-to-first: blame the first layer to run whose bottom diff differs. A
-    # gradient carries the rounding of the largest gradient on its way from the loss, so the
-    # scale of a layer's bottom diffs is the largest diff at or above its tops.
-    above: dict[str, float] = {}
-    incoming_of: dict[str, float] = {}
-    for record in reversed(layers):
-        incoming = max(
-            [_largest(sizes, record.tops) for sizes in diff_sizes] + [above.get(t, 0.0) for t in record.tops]
+    writer = {top: record.name for record in layers for top in record.tops}
+    forward = [
+        (
+            record,
+            record.bottoms,
+            record.tops,
+            [
+                (top, f"{record.name} top '{top}' data")
+                for top in dict.fromkeys(record.tops)
+                if writer[top] == record.name
+            ],
         )
-        incoming_of[record.name] = incoming
-        for bottom in record.bottoms:
-            above[bottom] = max(above.get(bottom, 0.0), incoming)
-        for k, bottom in enumerate(record.bottoms):
-            if _last_reader(layers, bottom) == record.name:
-                _check_array(
-                    result,
-                    "bottom_diff",
-                    record.name,
-                    f"{record.name} bottom diff {k} ('{bottom}')",
-                    ref.blob_diff.get(bottom),
-                    other.blob_diff.get(bottom),
-                    ref.engine,
-                    other.engine,
-                    incoming,
-                )
+        for record in layers
+    ]
+    _compare_pass(result, ref, other, "forward", forward, [data_size], (ref.blob_data, other.blob_data))
+    # Backward runs last-to-first: blame the first layer to run (the last reader) whose bottom
+    # diff differs.
+    reader = {bottom: record.name for record in layers for bottom in record.bottoms}
+    backward = [
+        (
+            record,
+            record.tops,
+            record.bottoms,
+            [
+                (bottom, f"{record.name} bottom diff {k} ('{bottom}')")
+                for k, bottom in enumerate(record.bottoms)
+                if reader[bottom] == record.name
+            ],
+        )
+        for record in reversed(layers)
+    ]
+    incoming_of = _compare_pass(
+        result, ref, other, "bottom_diff", backward, diff_sizes, (ref.blob_diff, other.blob_diff)
+    )[::-1]
     rounding_only = set()  # (layer, i): gradients that are rounding on both sides, see below
-    for record in layers:
+    for record, incoming in zip(layers, incoming_of):
         # A param diff sums incoming diffs times bottom values, or times 1 (a bias; Embed's rows).
-        terms = incoming_of.get(record.name, 0.0) * max(1.0, _largest(data_size, record.bottoms))
+        terms = incoming * max(1.0, _largest(data_size, record.bottoms))
         for i, (x, y) in enumerate(
             zip(ref.param_diff.get(record.name, ()), other.param_diff.get(record.name, ()))
         ):
@@ -379,11 +363,35 @@ def _rounding_only(a, b, noise: float) -> bool:
     return max(float(np.abs(a).max(initial=0.0)), float(np.abs(b).max(initial=0.0))) <= noise
 
 
-def _last_reader(layers, blob: str):
-    for record in reversed(layers):
-        if blob in record.bottoms:
-            return record.name
-    return None
+def _compare_pass(result, ref, other, kind, steps, sizes, arrays) -> list[float]:
+    """One pass over the net, forward or backward: ``steps`` holds, in running order, each layer
+    with the blobs it reads, the blobs it writes, and (blob, what) for those it is blamed for;
+    ``arrays`` are both engines' values of the pass. Returns each step's scale.
+
+    A blob carries the rounding of every value on its way (a Reduction that cancels to about
+    zero passes on the rounding of its terms; a gradient, that of the largest gradient on its
+    way from the loss), so a layer's scale is the largest of ``sizes`` at or before what it
+    reads."""
+    carried: dict[str, float] = {}
+    scales = []
+    for record, reads, writes, blamed in steps:
+        scale = max([_largest(s, reads) for s in sizes] + [carried.get(b, 0.0) for b in reads])
+        for blob in writes:
+            carried[blob] = max(carried.get(blob, 0.0), scale)
+        for blob, what in blamed:
+            _check_array(
+                result,
+                kind,
+                record.name,
+                what,
+                arrays[0].get(blob),
+                arrays[1].get(blob),
+                ref.engine,
+                other.engine,
+                scale,
+            )
+        scales.append(scale)
+    return scales
 
 
 def _check_array(result, kind, layer, what, a, b, name_a, name_b, scale: float = 0.0):

@@ -102,7 +102,7 @@ def _net_counts(
     from reference_engine.checks import CaffeError, Unsupported
     from reference_engine.net import read_net_param, read_solver_net_param
 
-    from .reference import _solver_param
+    from .reference import case_solver_param
 
     counts = [(0, 0, 0, 0)]
     try:
@@ -110,7 +110,7 @@ def _net_counts(
         if solver is not None:
             # The solver's train net as the reference engine states it; one iteration stands
             # for any number, which does not change the net.
-            solver_param = _solver_param(Case(net, solver, phase, level, stages, iterations=1))
+            solver_param = case_solver_param(Case(net, solver, phase, level, stages, iterations=1))
             counts.append(_counts(read_solver_net_param(net, solver_param)[0], dict(input_shapes)))
     except (CaffeError, Unsupported, text_format.ParseError):
         pass

@@ -136,7 +136,7 @@ class ReferenceEngine:
         if case.solver is not None:
             state["stage"] = "solver"
             try:
-                solver_param = _solver_param(case)
+                solver_param = case_solver_param(case)
                 solver = make_solver(solver_param, lambda: self._net(case, solver_param), self.semantics)
             except CaffeError as error:
                 return Result(self.name, Outcome.REFUSED, "solver", error.message, layers=state["layers"])
@@ -161,7 +161,7 @@ class ReferenceEngine:
         )
 
 
-def _solver_param(case: Case):
+def case_solver_param(case: Case):
     """The case's solver as Caffe reads it from a file (ReadSolverParamsFromTextFileOrDie)."""
     try:
         solver_param = text_format.Parse(case.solver, caffe_pb2.SolverParameter())

@@ -150,17 +150,23 @@ def _transform_image(layer, batch, height, width, what_hw):
     return (batch, channels, height, width), f"batch_size {batch}, {cwhy}, {what_hw}"
 
 
-def _batch(layer, p):
-    return p.batch_size or None  # no default in caffe.proto: unset reads 0
+def _batched(param_field: str, data_shape):
+    """The shape rule of a reader whose tops are its data, then its label (batch_size,), and
+    whose batch_size has no default in caffe.proto (unset reads 0): ``data_shape(layer, batch)``
+    gives the data's."""
+
+    def rule(layer, j):
+        batch = getattr(layer, param_field).batch_size
+        if not batch:
+            return None, "no batch_size"
+        if j == 1:
+            return (batch,), f"label: batch_size {batch}"
+        return data_shape(layer, batch)
+
+    return rule
 
 
-def _data_shape(layer, j):
-    p = layer.data_param
-    batch = _batch(layer, p)
-    if batch is None:
-        return None, "no batch_size"
-    if j == 1:
-        return (batch,), f"label: batch_size {batch}"
+def _data_shape(layer, batch):
     return _transform_image(layer, batch, None, None, "the database decides height and width")
 
 
@@ -186,13 +192,7 @@ def _image_data_shape(layer, j):
     return shape, why
 
 
-def _window_data_shape(layer, j):
-    p = layer.window_data_param
-    batch = _batch(layer, p)
-    if batch is None:
-        return None, "no batch_size"
-    if j == 1:
-        return (batch,), f"label: batch_size {batch}"
+def _window_data_shape(layer, batch):
     crop = layer.transform_param.crop_size
     if not crop:
         return None, "WindowData needs a crop_size"
@@ -217,20 +217,18 @@ def _hdf5_data_shape(layer, j):
 def _dummy_data_shape(layer, j):
     p = layer.dummy_data_param
     if p.shape:
-        shape = tuple(p.shape[0 if len(p.shape) == 1 else j].dim)
+        shape = tuple(_for_top(p.shape, j).dim)
     else:
-
-        def pick(values):
-            return values[0 if len(values) == 1 else j] if values else 1
-
-        shape = (pick(p.num), pick(p.channels), pick(p.height), pick(p.width))
+        shape = tuple(
+            _for_top(values, j) if values else 1 for values in (p.num, p.channels, p.height, p.width)
+        )
     return shape, "dummy_data_param's shape; its random filler becomes synthetic input"
 
 
 _SHAPE_RULES = {
-    "Data": _data_shape,
+    "Data": _batched("data_param", _data_shape),
     "ImageData": _image_data_shape,
-    "WindowData": _window_data_shape,
+    "WindowData": _batched("window_data_param", _window_data_shape),
     "MemoryData": _memory_data_shape,
     "HDF5Data": _hdf5_data_shape,
     "DummyData": _dummy_data_shape,
@@ -257,7 +255,13 @@ def _input_shape(layer, j):
     shapes = layer.input_param.shape
     if not shapes:
         return ()
-    return list(shapes[0 if len(shapes) == 1 else j].dim)
+    return list(_for_top(shapes, j).dim)
+
+
+def _for_top(values, j):
+    """Top j's entry of a field given once for every top or once per top, as InputLayer and
+    DummyDataLayer read their shapes (input_layer.cpp, dummy_data_layer.cpp)."""
+    return values[0 if len(values) == 1 else j]
 
 
 def _set_input_shape(layer, j, shape):

@@ -18,6 +18,7 @@ WORKER_SOURCE = ENGINES_DIR / "worker.py"
 PROBE_SOURCE = ENGINES_DIR / "native" / "flags_probe.cpp"
 PROBE_BUILD_SCRIPT = ENGINES_DIR / "native" / "build_probe.sh"
 INSTALL_DIR = "/opt/caffe-conformance"  # where the worker and the probe live inside a runtime
+INSTALLED_WORKER = f"{INSTALL_DIR}/worker.py"
 
 Progress = Callable[[str], None]
 
@@ -87,6 +88,12 @@ class Runtime:
         was killed at the runtime's own memory cap (a container's cgroup). Under RLIMIT_AS the
         allocation fails instead, and Caffe says so."""
         return False
+
+
+def worker_command(python: str, worker: str | Path, *options: str, log_dir: str | None = None) -> list[str]:
+    """The worker's own command line, with paths as the runtime sees them: what every runtime's
+    argv runs, inside whatever it wraps around it."""
+    return [python, str(worker), *options] + (["--log-dir", log_dir] if log_dir else [])
 
 
 def kill_process_group(process: subprocess.Popen) -> None:

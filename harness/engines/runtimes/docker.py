@@ -30,6 +30,7 @@ from pathlib import Path
 from ...errors import HarnessError, RuntimeUnavailable
 from .base import (
     INSTALL_DIR,
+    INSTALLED_WORKER,
     PROBE_BUILD_SCRIPT,
     PROBE_SOURCE,
     WORKER_SOURCE,
@@ -37,6 +38,7 @@ from .base import (
     Runtime,
     _say,
     register_runtime,
+    worker_command,
 )
 from .rootfs import RootfsRuntime
 
@@ -48,7 +50,7 @@ WORKER_LABEL = "caffe-conformance.worker"
 IMPORTED_IMAGE_CONFIG = (
     "ENV GLOG_minloglevel=0 GLOG_logtostderr=1 MPLCONFIGDIR=/tmp/matplotlib",
     f"WORKDIR {INSTALL_DIR}",
-    f'CMD ["python3", "{INSTALL_DIR}/worker.py"]',
+    f'CMD ["python3", "{INSTALLED_WORKER}"]',
 )
 # Left out of an imported tree: the mount points Docker fills itself, and the rootfs runtime's
 # scratch space (its engines' log directories).
@@ -332,7 +334,7 @@ class DockerRuntime(Runtime):
             "--user",
             f"{os.getuid()}:{os.getgid()}",
             "--volume",
-            f"{Path(worker_path).resolve()}:{INSTALL_DIR}/worker.py:ro",
+            f"{Path(worker_path).resolve()}:{INSTALLED_WORKER}:ro",
         ]
         if memory_mb:
             # The container's cgroup counts the memory the worker really uses; no swap beyond it.
@@ -340,8 +342,7 @@ class DockerRuntime(Runtime):
         if log_dir:
             # Mounted at the same path: the base class's new_log_dir, a fresh host directory.
             command += ["--volume", f"{log_dir}:{log_dir}"]
-        command += [self.image, self.python, f"{INSTALL_DIR}/worker.py"]
-        return command + (["--log-dir", log_dir] if log_dir else [])
+        return command + [self.image] + worker_command(self.python, INSTALLED_WORKER, log_dir=log_dir)
 
     def stop(self, process: subprocess.Popen) -> None:
         # Killing the docker client would leave its container running: remove the container

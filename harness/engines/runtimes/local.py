@@ -8,7 +8,16 @@ import subprocess
 from pathlib import Path
 
 from ...errors import RuntimeUnavailable
-from .base import PROBE_BUILD_SCRIPT, PROBE_SOURCE, WORKER_SOURCE, Progress, Runtime, _say, register_runtime
+from .base import (
+    PROBE_BUILD_SCRIPT,
+    PROBE_SOURCE,
+    WORKER_SOURCE,
+    Progress,
+    Runtime,
+    _say,
+    register_runtime,
+    worker_command,
+)
 
 
 @register_runtime("local")
@@ -67,10 +76,10 @@ class LocalRuntime(Runtime):
         log_dir: str | None = None,
         memory_mb: int | None = None,
     ) -> list[str]:
-        command = [
+        return worker_command(
             self.python,
-            str(Path(worker_path).resolve()),
+            Path(worker_path).resolve(),
             "--probe",
             str(self.probe_dir / "flags_probe.so"),
-        ]
-        return command + (["--log-dir", log_dir] if log_dir else [])
+            log_dir=log_dir,
+        )

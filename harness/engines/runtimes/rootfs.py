@@ -17,6 +17,7 @@ from pathlib import Path
 from ...errors import RuntimeUnavailable
 from .base import (
     INSTALL_DIR,
+    INSTALLED_WORKER,
     PROBE_BUILD_SCRIPT,
     PROBE_SOURCE,
     WORKER_SOURCE,
@@ -25,6 +26,7 @@ from .base import (
     _say,
     _sha256,
     register_runtime,
+    worker_command,
 )
 
 # Everything the worker and the flags probe need, named at debootstrap time so that no apt-get
@@ -265,7 +267,7 @@ class RootfsRuntime(Runtime):
         )
         python = self._chroot(self.directory, "python3", "-c", "import sys; print(sys.version.split()[0])")
         out["python"] = python.stdout.strip()
-        out["worker"] = shlex.join(self.sandbox_argv(["python3", f"{INSTALL_DIR}/worker.py"]))
+        out["worker"] = shlex.join(self.sandbox_argv(worker_command("python3", INSTALLED_WORKER)))
         probe = self.directory / INSTALL_DIR.lstrip("/") / "flags_probe.so"
         out["flags_probe"] = str(probe) if probe.exists() else None
         return out
@@ -279,8 +281,8 @@ class RootfsRuntime(Runtime):
         self.ensure_ready()
         self._sync(self.directory, _say)
         if Path(worker_path).resolve() != WORKER_SOURCE:
-            _copy_if_changed(Path(worker_path), self.directory / INSTALL_DIR.lstrip("/") / "worker.py")
-        command = ["python3", f"{INSTALL_DIR}/worker.py"] + (["--log-dir", log_dir] if log_dir else [])
+            _copy_if_changed(Path(worker_path), self.directory / INSTALLED_WORKER.lstrip("/"))
+        command = worker_command("python3", INSTALLED_WORKER, log_dir=log_dir)
         return self.sandbox_argv(command, work_dir=log_dir, memory_mb=memory_mb)
 
     def sandbox_argv(
