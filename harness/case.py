@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import HarnessError
+from .versions import json_text
 
 
 class Outcome(enum.StrEnum):
@@ -247,7 +248,7 @@ class Result:
             message=meta.get("message", ""),
             layers=tuple(LayerRecord.from_json(d) for d in meta.get("layers", ())),
             outputs=tuple(meta.get("outputs", ())),
-            losses=tuple(meta.get("losses", ())),
+            losses=tuple(float(loss) for loss in meta.get("losses", ())),
             blob_data=blob_data,
             blob_diff=blob_diff,
             param_diff=_by_layer(param_diff),
@@ -259,7 +260,7 @@ class Result:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         np.savez(directory / "arrays.npz", **self.arrays())
-        (directory / "result.json").write_text(json.dumps(self.meta(), indent=2) + "\n")
+        (directory / "result.json").write_text(json_text(self.meta()) + "\n")
 
     @classmethod
     def load(cls, directory: Path) -> Result:

@@ -16,11 +16,13 @@ import signal
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from harness.engines.memory import DEFAULT_MEMORY_BUDGET, parse_size
 from harness.engines.runtimes import DEFAULT_RUNTIME, RUNTIMES
 from harness.errors import HarnessError
+from harness.versions import json_text, tool_version
 
 EXIT_OK, EXIT_DISAGREE, EXIT_ERROR = 0, 1, 2
 
@@ -75,7 +77,7 @@ def cmd_explain(args) -> int:
     """Explain a net's backward flags and hazards; with --against caffe, confirm them in real Caffe."""
     from google.protobuf import text_format
 
-    from harness.explain.explain import explain, render_table
+    from harness.explain.explain import explain, refused_report, render_table
     from reference_engine.checks import CaffeError, Unsupported
 
     text = _read_text(args.net)
@@ -90,7 +92,7 @@ def cmd_explain(args) -> int:
         return EXIT_ERROR
     except CaffeError as e:
         if args.json:
-            print(json.dumps({"layers": [], "outputs": [], "errors": [e.message], "hazards": []}, indent=2))
+            print(json_text(refused_report(e.message)))
         print(f"{args.net}: Caffe refuses this net: {e.message}", file=sys.stderr)
         if args.against:
             return _confirm_refusal(args, text, e.message)
@@ -100,14 +102,15 @@ def cmd_explain(args) -> int:
         status = _explain_against_caffe(args, text, data, input_shapes)
     _write_pictures(args, data)
     if args.json:
-        print(json.dumps(data, indent=2))
+        print(json_text(data))
     else:
-        print(render_table(data, None if args.wide else shutil.get_terminal_size().columns))
+        width = None if args.wide else shutil.get_terminal_size().columns
+        print(render_table(data, width))
         if "caffe" in data:
             from harness.explain.explain import render_caffe
 
             print()
-            print(render_caffe(data["caffe"]))
+            print(render_caffe(data["caffe"], width))
     if "caffe" in data and data["caffe"]["outcome"] != "ok":
         c = data["caffe"]
         print(
@@ -131,10 +134,8 @@ def _explain_against_caffe(args, text: str, data: dict, input_shapes) -> int:
 
     runnable = make_runnable(text, args.phase, args.level, args.stage, input_shapes)
     solver_text, solver_param = solver_for_explain(_read_text(args.solver) if args.solver else None)
-    notes = list(runnable.notes)
     if args.phase != "TRAIN":
-        notes.append("phase TEST: no solver step (a solver always trains its TRAIN net)")
-        solver_text = None
+        solver_text = None  # a solver always trains its TRAIN net (caffe_section says so)
     _within_budget(args, runnable.text, solver_text, 1 if solver_text is not None else 0)
     case, case_notes = synthetic_case(
         runnable, args.phase, args.level, args.stage, solver_text, seed=args.seed
@@ -147,7 +148,7 @@ def _explain_against_caffe(args, text: str, data: dict, input_shapes) -> int:
     finally:
         engine.close()
     section = caffe_section(data, case, result, solver_param)
-    section["notes"] = notes + case_notes + section["notes"]
+    section["notes"] = runnable.notes + case_notes + section["notes"]
     section["solver"] = solver_text
     data["caffe"] = section
     if result.outcome.value != "ok":
@@ -222,8 +223,13 @@ def cmd_runtime(args) -> int:
     runtime = get_runtime(args.runtime, args.rootfs, args.from_rootfs)
     if args.action == "install":
         started = time.monotonic()
-        runtime.install(lambda message: print(message, file=sys.stderr, flush=True))
-        print(f"{args.runtime}: installed in {time.monotonic() - started:.1f} s", file=sys.stderr)
+
+        def say(message):
+            if args.verbosity >= 0:
+                print(message, file=sys.stderr, flush=True)
+
+        runtime.install(say)
+        say(f"{args.runtime}: installed in {time.monotonic() - started:.1f} s")
     print(json.dumps(runtime.info(), indent=2))
     return EXIT_OK
 
@@ -320,8 +326,8 @@ def _engines(args):
 
 
 def cmd_fuzz(args) -> int:
-    from harness.campaign.fuzz import SLICE_EXAMPLES, CampaignFailed, CampaignOptions, run_campaign
-    from harness.campaign.report import Progress, check_report_dir, write_report
+    from harness.campaign.fuzz import SLICE_EXAMPLES, CampaignOptions
+    from harness.campaign.report import check_report_dir, held_for_campaign
 
     if args.examples is None and args.time is None:
         args.examples = 100
@@ -329,7 +335,8 @@ def cmd_fuzz(args) -> int:
         args.seed = int(time.strftime("%Y%m%d"))
     if args.slice_examples is None:  # here, not as argparse's default: fuzz.py imports torch
         args.slice_examples = SLICE_EXAMPLES
-    print(f"seed {args.seed}", flush=True)
+    if args.verbosity >= 0:
+        print(f"seed {args.seed}", flush=True)
     options = CampaignOptions(
         under_test=args.engine,
         oracle=args.against,
@@ -351,55 +358,70 @@ def cmd_fuzz(args) -> int:
     _check_oracle(args)
     if args.report:
         check_report_dir(args.report)
-    progress = Progress(args.examples, args.time)
+    with held_for_campaign([d for d in (args.report, args.corpus) if d is not None]):
+        if args.report:
+            _set_earlier_report_aside(args)
+        return _run_fuzz(args, options)
+
+
+def _set_earlier_report_aside(args) -> None:
+    from harness.campaign.report import set_earlier_report_aside
+
+    corpus_is_here = args.corpus is not None and args.corpus.absolute() == args.report.absolute()
+    moved = set_earlier_report_aside(args.report, keep_bundles=corpus_is_here)
+    if moved is not None and args.verbosity >= 0:
+        print(f"{args.report} held an earlier campaign's report: moved to {moved}")
+
+
+def _run_fuzz(args, options) -> int:
+    """The campaign, its report and its exit status, its directories held (cmd_fuzz)."""
+    from harness.campaign.fuzz import CampaignFailed, run_campaign
+    from harness.campaign.report import Progress, console_summary, summarise, write_report
+
+    progress = Progress(args.examples, args.time, verbosity=args.verbosity)
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "handler"}
+    started = datetime.now(UTC)  # the report's date and duration
     try:
         records, interrupted = run_campaign(options, progress)
     except CampaignFailed as failure:
         if args.report:  # what ran is still reported, then the failure exits 2
-            write_report(args.report, failure.records, failure.interrupted, settings)
+            write_report(
+                args.report, failure.records, failure.interrupted, settings, started, datetime.now(UTC)
+            )
         raise
-    summary = write_report(args.report, records, interrupted, settings) if args.report else None
+    ended = datetime.now(UTC)
+    if args.report:
+        summary = write_report(args.report, records, interrupted, settings, started, ended)
+    else:
+        summary = summarise(records, interrupted, settings, started, ended)
     if not interrupted and not any(not r.shrinking and not r.name.startswith("corpus/") for r in records):
         # A nightly that ran nothing (an engine that cannot load, a budget of nothing) is red.
         raise HarnessError("the campaign ran no case: see the messages above")
-    disagreements = [r for r in records if r.bundle and not r.name.startswith("corpus/")]
-    disagreements += [r for r in records if r.name.startswith("corpus/") and r.verdict == "disagree"]
-    precision = [r for r in records if r.verdict == "precision" and not r.shrinking]
-    print(
-        f"{len([r for r in records if not r.shrinking])} cases, {len(disagreements)} disagreement(s), "
-        f"{len(precision)} precision case(s)" + (f"; report in {args.report}" if summary else "")
-    )
-    for r in disagreements:
-        print(f"  {r.signature or r.name}: {r.summary}\n    replay: caffe-conformance replay {r.bundle}")
-    for r in precision:
-        print(f"  precision {r.name}: {r.summary}")
+    print(console_summary(summary, f"; report in {args.report}" if args.report else ""))
     if interrupted:
         return 130
-    return EXIT_DISAGREE if disagreements or (args.strict and precision) else EXIT_OK
+    return _exit_status(summary)
+
+
+def _exit_status(summary: dict) -> int:
+    """1 where a case disagreed (or, with --strict, was classified as precision), else 0."""
+    disagreed = summary["verdicts"].get("disagree", 0)
+    strict = summary["settings"].get("strict") and summary["precision"]["count"]
+    return EXIT_DISAGREE if disagreed or strict else EXIT_OK
 
 
 def cmd_merge(args) -> int:
     """The reports of a campaign's shards as one; exits as fuzz would have for the whole campaign."""
     from harness.campaign.merge import merge_reports
+    from harness.campaign.report import case_line, console_summary
 
-    summary = merge_reports(args.reports, args.report)
-    disagreements = summary["disagreements"] + [
-        {"signature": c["name"], "summary": c["summary"], "bundle": c["bundle"]}
-        for c in summary["corpus"]
-        if c["verdict"] == "disagree"
-    ]
-    precision = summary["precision"]["cases"]
-    print(
-        f"{summary['cases']} cases, {len(disagreements)} disagreement(s), {len(precision)} precision "
-        f"case(s) from {len(args.reports)} shards; report in {args.report}"
-    )
-    for d in disagreements:
-        print(f"  {d['signature']}: {d['summary']}\n    replay: caffe-conformance replay {d['bundle']}")
-    for c in precision:
-        print(f"  precision {c['name']}: {c['summary']}")
-    strict = summary["settings"].get("strict")
-    return EXIT_DISAGREE if disagreements or (strict and precision) else EXIT_OK
+    def show(record):
+        if args.verbosity > 0 and not record.shrinking:  # as fuzz -v shows them
+            print(case_line(record))
+
+    summary = merge_reports(args.reports, args.report, show)
+    print(console_summary(summary, f" from {len(args.reports)} shards; report in {args.report}"))
+    return _exit_status(summary)
 
 
 def cmd_check(args) -> int:
@@ -441,7 +463,7 @@ def cmd_check(args) -> int:
         Bundle(case, results, engines, comparison).save(args.bundle)
     if args.json:
         print(
-            json.dumps(
+            json_text(
                 {
                     "verdict": comparison.verdict,
                     "summary": comparison.summary(),
@@ -451,8 +473,7 @@ def cmd_check(args) -> int:
                         for name, r in results.items()
                     },
                     "notes": notes + runnable.notes,
-                },
-                indent=2,
+                }
             )
         )
     else:
@@ -523,18 +544,12 @@ ENVIRONMENT = """environment:
                                    (default ~/.cache/caffe-conformance/rootfs-bullseye)
   CAFFE_CONFORMANCE_PYTHON         the Python the local runtime runs (default python3)
   CAFFE_CONFORMANCE_CAFFE_VERSION  the local runtime's Caffe: master (default) or 1.0
+  CAFFE_CONFORMANCE_HYPOTHESIS_PROFILE
+                                   fuzz: a registered Hypothesis profile for the hunt, derived
+                                   from caffe-conformance (harness/campaign/fuzz.py, hunt_settings)
   HYPOTHESIS_PROFILE               tests only: dev, ci or nightly (tests/conftest.py)
 
 exit codes: 0 the engines agree, 1 a disagreement, 2 a usage or set-up error, 130 interrupted"""
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("caffe-conformance")
-    except PackageNotFoundError:  # run from a checkout that was never installed
-        return "unknown (not installed)"
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -559,7 +574,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=ENVIRONMENT,
         formatter_class=_HelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {tool_version()}")
+    _verbosity_args(parser, default=0)
     # Every command's help shows the defaults, the environment and the exit codes.
     subcommand = functools.partial(
         argparse.ArgumentParser, formatter_class=_HelpFormatter, epilog=ENVIRONMENT
@@ -724,7 +740,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="docker: make the image by importing the rootfs runtime's tree, without trying the Dockerfile",
     )
     p.set_defaults(handler=cmd_runtime)
+    for command in sub.choices.values():  # -q/-v after the command too: fuzz -q
+        _verbosity_args(command, default=argparse.SUPPRESS)
     return parser
+
+
+def _verbosity_args(parser, default):
+    """-q and -v, before the command or after it; ``default`` SUPPRESS on a command's parser, so
+    that it keeps what was given before the command."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "-q",
+        "--quiet",
+        dest="verbosity",
+        action="store_const",
+        const=-1,
+        default=default,
+        help="no progress: only the final summary and errors (fuzz, merge, runtime install)",
+    )
+    group.add_argument(
+        "-v",
+        "--verbose",
+        dest="verbosity",
+        action="store_const",
+        const=1,
+        default=default,
+        help="a line per case (fuzz, merge)",
+    )
 
 
 def _interrupt(signum, frame):

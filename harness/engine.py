@@ -2,7 +2,8 @@
 
 An engine takes a Case and returns a Result. A refusal, an abort, a crash or a
 hang is a Result with that outcome, never an exception; a HarnessError means
-the harness itself could not do its job.
+the harness itself could not do its job. An engine's ``capabilities`` say what it models
+(harness/capabilities.py); an engine without them models everything.
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from __future__ import annotations
 import importlib
 from typing import Protocol
 
+from harness.capabilities import Capabilities
 from harness.case import Case, Result
 from harness.errors import HarnessError
 
 
 class Engine(Protocol):
     name: str
+    capabilities: Capabilities  # optional: capabilities_of reads EVERYTHING where it is missing
 
     def run(self, case: Case) -> Result: ...
 
@@ -27,6 +30,7 @@ ENGINES = {
     "reference": "harness.engines.reference:ReferenceEngine",
     "caffe": "harness.engines.caffe:CaffeEngine",
     "command": "harness.engines.command:CommandEngine",
+    "opencv": "harness.engines.opencv:OpenCVEngine",
 }
 
 

@@ -10,13 +10,17 @@ BUNDLE/
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.campaign.compare import Comparison
 from harness.case import Case, Result
 from harness.errors import HarnessError
+from harness.versions import caffe_of_results, json_text, stamp
 
 
 @dataclass(frozen=True)
@@ -27,19 +31,38 @@ class Bundle:
     comparison: Comparison
 
     def save(self, directory: Path) -> Path:
+        """Write the bundle at directory, whole: it is written beside it, then renamed into place,
+        over the bundle there if any (a campaign's bundle as found, replaced by its shrunk case),
+        so that a process killed at any moment leaves one complete bundle there. A directory
+        there that is not a bundle, and not empty, is left alone."""
         directory = Path(directory)
+        # Hidden, so that no corpus replays it: bundle.json is there before the bundle is whole.
+        partial = directory.absolute().with_name(f".{directory.absolute().name}.partial")
         try:
-            self._write(directory)
+            if _holds_other_things(directory):
+                raise HarnessError(
+                    f"bundle={str(directory)!r}: cannot write: it is there and is not a bundle"
+                )
+            shutil.rmtree(partial, ignore_errors=True)  # a process killed while writing left it
+            self._write(partial)
+            _rename_over(partial, directory)
         except OSError as e:
             raise HarnessError(f"bundle={str(directory)!r}: cannot write: {e.strerror or e}") from e
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)  # the bundle replaced, or one half-written
         return directory
 
     def _write(self, directory: Path) -> None:
         self.case.save(directory / "case")
         for name, result in self.results.items():
             result.save(directory / "results" / name)
-        meta = {"engines": self.engines, "comparison": self.comparison.to_json()}
-        (directory / "bundle.json").write_text(json.dumps(meta, indent=2) + "\n")
+        meta = {
+            **stamp("bundle"),
+            "engines": self.engines,
+            "caffe": caffe_of_results(self.results),
+            "comparison": self.comparison.to_json(),
+        }
+        (directory / "bundle.json").write_text(json_text(meta) + "\n")
         (directory / "diff.txt").write_text(describe(self.comparison, self.case) + "\n")
         script = directory / "replay.sh"
         # The script finds its bundle beside itself: a bundle copied anywhere still replays.
@@ -65,6 +88,42 @@ class Bundle:
         return cls(
             Case.load(directory / "case"), results, meta["engines"], Comparison.from_json(meta["comparison"])
         )
+
+
+def _is_empty_directory(path: Path) -> bool:
+    return path.is_dir() and not any(path.iterdir())
+
+
+def _holds_other_things(path: Path) -> bool:
+    """Whether path is there, and neither a bundle nor an empty directory."""
+    return path.exists() and not (path / "bundle.json").is_file() and not _is_empty_directory(path)
+
+
+def _rename_over(source: Path, target: Path) -> None:
+    """Put the tree at source where target is. Where a bundle is there already, the two trade
+    places in one step (renameat2's RENAME_EXCHANGE, Linux 3.15), leaving the earlier one at
+    source; where the file system cannot, the earlier one is moved aside first, so that a kill
+    between the two renames leaves it, whole, under a hidden name."""
+    if not target.exists() or _is_empty_directory(target):
+        os.replace(source, target)
+        return
+    try:
+        _exchange(source, target)
+    except (AttributeError, OSError):  # no renameat2 in this C library, or not on this file system
+        aside = source.with_name(source.name + ".replaced")
+        shutil.rmtree(aside, ignore_errors=True)
+        os.replace(target, aside)
+        os.replace(source, target)
+        shutil.rmtree(aside)
+
+
+def _exchange(first: Path, second: Path) -> None:
+    AT_FDCWD, RENAME_EXCHANGE = -100, 2  # <fcntl.h>, <linux/fs.h>
+    libc = ctypes.CDLL(None, use_errno=True)
+    paths = os.fsencode(first), os.fsencode(second)
+    if libc.renameat2(AT_FDCWD, paths[0], AT_FDCWD, paths[1], RENAME_EXCHANGE) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, os.strerror(error), str(second))
 
 
 def recorded_engines(directory: Path) -> str:

@@ -32,7 +32,14 @@ from distributed import WorkerPlugin, as_completed
 from distributed.client import FutureCancelledError
 from distributed.core import Status
 
-from harness.campaign.fuzz import CampaignFailed, CampaignOptions, _bundle_dir, corpus_cases, replay
+from harness.campaign.fuzz import (
+    CampaignFailed,
+    CampaignOptions,
+    _bundle_dir,
+    corpus_cases,
+    known_signatures,
+    replay,
+)
 from harness.campaign.slices import (
     CampaignEngines,
     Slice,
@@ -94,17 +101,21 @@ def _engines_here(campaign: str) -> CampaignEngines:
     return get_worker().plugins[_name(campaign)].engines
 
 
-def slice_task(slice_: Slice, options: CampaignOptions, campaign: str, not_after: float | None):
-    """Run one slice on this worker; None if it starts after a time budget's end (time.time())."""
+def slice_task(
+    slice_: Slice, options: CampaignOptions, campaign: str, not_after: float | None, known: frozenset[str]
+):
+    """Run one slice on this worker, until a time budget's end (time.time()) at the latest;
+    None if it starts after it. ``known``: the signatures the corpus holds already."""
     from hypothesis.errors import HypothesisDeprecationWarning
 
     if not_after is not None and time.time() >= not_after:
         return None
+    seconds = None if not_after is None else not_after - time.time()
     with warnings.catch_warnings():
         # Dask's own threads draw from the random module while the slice runs; Hypothesis,
         # which watches that module's state around each draw, takes it for the strategy's use.
         warnings.simplefilter("ignore", HypothesisDeprecationWarning)
-        return run_slice(slice_, _engines_here(campaign), options)
+        return run_slice(slice_, _engines_here(campaign), options, known, seconds)
 
 
 def replay_task(cases, options: CampaignOptions, campaign: str):
@@ -171,6 +182,7 @@ class ClusterCampaign:
         # client's own thread): they size the window, with no call to the scheduler per slice.
         self.ready: set[str] = set()
         self.errors: list[str] = []
+        self.known: frozenset[str] = frozenset()  # the corpus's signatures, once it is replayed
 
     def start(self) -> None:
         """Every worker starts the engines; fail, with each worker's reason, if none could."""
@@ -205,6 +217,7 @@ class ClusterCampaign:
                 corpus = self.submit(replay_task, cases, self.options, self.campaign, key="corpus")
                 for record in corpus.result():
                     self.collector.take_corpus(record)
+                self.known = known_signatures(self.collector.corpus)
             self._submit_more()
             for future in self.completed:
                 self._take(future, self.in_flight.pop(future))
@@ -246,7 +259,13 @@ class ClusterCampaign:
             if slice_ is None:
                 return
             future = self.submit(
-                slice_task, slice_, self.options, self.campaign, self.not_after, key=f"slice-{slice_.index}"
+                slice_task,
+                slice_,
+                self.options,
+                self.campaign,
+                self.not_after,
+                self.known,
+                key=f"slice-{slice_.index}",
             )
             self.in_flight[future] = slice_
             self.completed.add(future)
@@ -302,6 +321,7 @@ def run_sliced_campaign(options: CampaignOptions, progress):
     """Run the campaign as slices on Dask; returns (records, interrupted), as run_campaign does."""
     # The budget counts from now, as the user's wait does: a cluster's start-up included.
     not_after = None if options.seconds is None else time.time() + options.seconds
+    campaign = None
     try:
         with _scheduler(options) as address, _client(address) as client:
             campaign = ClusterCampaign(client, address, options, progress, not_after)
@@ -310,8 +330,15 @@ def run_sliced_campaign(options: CampaignOptions, progress):
                 interrupted = campaign.run()
             finally:
                 campaign.close()
+    except KeyboardInterrupt:
+        # Before the slices ran (the cluster or its engines starting), or while the cluster
+        # closed: what was taken is reported.
+        progress.note("interrupted: writing the report")
+        interrupted = True
     finally:
         progress.close()
+    if campaign is None:
+        return [], interrupted
     records = campaign.collector.records()
     if campaign.errors:
         raise CampaignFailed(records, interrupted, campaign.errors)

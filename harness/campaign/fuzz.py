@@ -2,26 +2,32 @@
 shrink each new disagreement and write it as a repro bundle.
 
 The hunt is a sequence of Hypothesis runs. In each run the first disagreement of a
-kind not yet bundled starts a Shrink (shrink.py); Hypothesis shrinks it (other kinds
-found on the way pass, so the shrink cannot slip to another bug) and the minimal case
-is bundled. The next run then hunts for the next kind, until the budget is spent.
+kind not yet bundled is bundled as found and starts a Shrink (shrink.py); Hypothesis
+shrinks it (other kinds found on the way pass, so the shrink cannot slip to another bug)
+and the minimal case replaces the bundle. The next run then hunts for the next kind,
+until the budget is spent.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hypothesis import HealthCheck, Verbosity, settings
+
 from harness.campaign.compare import Comparison, compare
 from harness.campaign.shrink import Shrink, ShrinkLimit
+from harness.capabilities import capabilities_of
 from harness.case import Case
 from harness.engines.memory import DEFAULT_MEMORY_BUDGET  # cheap: no torch
 from harness.errors import HarnessError
 
 CHUNK = 25  # examples per Hypothesis run between budget checks
 SHRINK_SECONDS = 60.0  # per disagreement; the smallest case found by then is bundled
-STOP_SECONDS = 30.0  # after Ctrl-C, for the cases in flight to finish before the shards are ended
+STOP_SECONDS = 30.0  # after Ctrl-C, for the cases in flight to finish before the shards are killed
 # Examples per slice of a sliced campaign (slices.py): a second or two against Caffe, so that a
 # slice's trip through Dask (some 15 ms of a worker's time) stays near 1% of it, and a lost
 # worker or Ctrl-C loses little. docs/cluster.md sizes it for a scheduler with 100 workers.
@@ -29,6 +35,49 @@ SLICE_EXAMPLES = 100
 # What a default campaign generates: nets Caffe accepts, and a controlled share it refuses
 # (one in ten), so that refusals are compared too.
 DEFAULT_STRATEGY_OPTIONS = {"refusals": True}
+
+HYPOTHESIS_PROFILE = "caffe-conformance"
+PROFILE_VARIABLE = "CAFFE_CONFORMANCE_HYPOTHESIS_PROFILE"
+# The hunt's Hypothesis settings that are not its mechanics (hunt_settings). Its parent is
+# Hypothesis's own default profile, not whichever profile is loaded (a test suite's, or the
+# "ci" profile Hypothesis loads on a CI machine), so that a campaign's cases depend on its seed.
+settings.register_profile(
+    HYPOTHESIS_PROFILE,
+    settings.get_profile("default"),
+    deadline=None,  # a case's time is the engines' (a Caffe worker starting, a case timing out)
+    suppress_health_check=list(HealthCheck),  # slow and large draws are a campaign's normal
+    print_blob=False,  # a case is rerun from its bundle, not from a Hypothesis blob
+    verbosity=Verbosity.quiet,
+)
+
+
+def hunt_settings(database) -> settings:
+    """The settings of one Hypothesis run of the hunt: the profile that
+    CAFFE_CONFORMANCE_HYPOTHESIS_PROFILE names ("caffe-conformance" when unset), under the
+    settings the hunt's mechanics rest on, which no profile changes: CHUNK examples a run (the
+    budget is checked between runs), the campaign's example database (``database``), and one
+    bug a run (report_multiple_bugs=False: a Shrink follows one signature). The seed is the
+    hunt's too (Hunter._hunt_round's @seed).
+
+    A profile named there takes the place of "caffe-conformance" whole, so derive it from
+    that one, and register it in a module the campaign imports (an --engine module:Class's
+    module is imported before any case runs)::
+
+        settings.register_profile(
+            "verbose-hunt", settings.get_profile("caffe-conformance"), verbosity=Verbosity.verbose
+        )
+
+    A name no profile has is a HarnessError (preflight asks before any shard starts)."""
+    from hypothesis.errors import InvalidArgument
+
+    name = os.environ.get(PROFILE_VARIABLE, HYPOTHESIS_PROFILE)
+    try:
+        profile = settings.get_profile(name)
+    except InvalidArgument:
+        raise HarnessError(
+            f"{PROFILE_VARIABLE}={name!r}: no Hypothesis profile of that name is registered"
+        ) from None
+    return settings(profile, max_examples=CHUNK, database=database, report_multiple_bugs=False)
 
 
 @dataclass
@@ -41,8 +90,11 @@ class CaseRecord:
     seconds: dict[str, float]
     layer_types: list[str]
     outcomes: dict[str, str]
-    shrinking: bool = False
-    bundle: str | None = None
+    shrinking: bool = False  # not a generated case: a shrink's attempt, or a bundle's case
+    bundle: str | None = None  # an absolute path
+    # A bundle's case is the shrink's smallest (True), or the case as first found (False): its
+    # shard was killed before the shrink ended.
+    shrunk: bool = False
     signature: str | None = None
     precision: dict | None = None  # the triage's class and evidence, where verdict is "precision"
     slice: int | None = None  # the slice that ran it (slices.py); None in a --jobs shard or the corpus
@@ -54,14 +106,20 @@ class Budget:
     seconds: float | None = None
     started: float = field(default_factory=time.monotonic)
     generated: int = 0
-    stop_requested: bool = False
+    stop_requested: bool = False  # generate no more; a shrink under way still ends as it would
+    stop_event: object | None = None  # an Event another process sets to stop everything (Ctrl-C)
 
-    def exhausted(self) -> bool:
-        if self.stop_requested:
-            return True
-        if self.examples is not None and self.generated >= self.examples:
+    def stopped(self) -> bool:
+        """Whether nothing more may run, not even a shrink: stopped (stop_event), or out of time."""
+        if self.stop_event is not None and self.stop_event.is_set():
             return True
         return self.seconds is not None and time.monotonic() - self.started >= self.seconds
+
+    def exhausted(self) -> bool:
+        """Whether no more case may be generated."""
+        if self.stop_requested or (self.examples is not None and self.generated >= self.examples):
+            return True
+        return self.stopped()
 
 
 class Disagreement(Exception):
@@ -76,12 +134,19 @@ def signature(comparison: Comparison, layer_types: dict[str, str]) -> str:
 
 
 def run_pair(case: Case, under_test, oracle) -> tuple[Comparison, dict]:
+    """Both engines' results on the case, compared; a case outside the capabilities of the
+    engine under test (a corpus case drawn for another engine) runs on neither."""
+    capabilities = capabilities_of(under_test)
+    outside = capabilities.outside(case)
+    if outside is not None:
+        return Comparison(skipped=f"{under_test.name} does not model this case: {outside}"), {}
     results = {}
     for engine in (under_test, oracle):
         results[engine.name] = engine.run(case)
     if len(results) != 2:
         raise HarnessError(f"engines under test and oracle share the name {under_test.name!r}")
-    return compare(results[under_test.name], results[oracle.name], case.params), results
+    comparison = compare(results[under_test.name], results[oracle.name], case.params, capabilities.stages)
+    return comparison, results
 
 
 def layer_types_of(case: Case) -> dict[str, str]:
@@ -107,13 +172,14 @@ class Hunter:
         shrink_seconds: float = SHRINK_SECONDS,
         shrink_attempts: int | None = None,
         triage=None,
+        known: frozenset[str] = frozenset(),
     ):
         self.under_test, self.oracle, self.engines = under_test, oracle, engines
         self.triage = triage  # a PrecisionTriage, where the engine under test is the reference
-        self.budget, self.seed, self.bundle_dir = budget, seed, Path(bundle_dir)
+        self.budget, self.seed, self.bundle_dir = budget, seed, Path(bundle_dir).absolute()
         self.database_dir, self.on_record, self.options = database_dir, on_record, strategy_options
         self.shrink_limit = ShrinkLimit(shrink_seconds, shrink_attempts)
-        self.known: set[str] = set()
+        self.known: set[str] = set(known)  # the signatures bundled already: not bundled again
         self.count = 0
 
     def execute(self, case: Case, shrinking: bool) -> tuple[CaseRecord, Comparison, dict]:
@@ -143,38 +209,30 @@ class Hunter:
 
         from harness.generate import cases
 
-        strategy = cases(**self.options)
+        strategy = cases(**self.options, capabilities=capabilities_of(self.under_test))
         database = DirectoryBasedExampleDatabase(str(self.database_dir)) if self.database_dir else None
         round_ = 0
         while not self.budget.exhausted():
             round_ += 1
             shrink = self._hunt_round(strategy, database, round_)
             if shrink is not None:
-                self._bundle(shrink, round_)
+                self._bundle(shrink, round_, shrunk=True)
 
     def _hunt_round(self, strategy, database, round_: int) -> Shrink | None:
-        """One Hypothesis run: the first disagreement of a kind not yet bundled, shrunk; None
-        if the run found none."""
-        from hypothesis import HealthCheck, Verbosity, given, seed, settings
+        """One Hypothesis run: the first disagreement of a kind not yet bundled, bundled as
+        found, then shrunk; None if the run found none."""
+        from hypothesis import given, seed
         from hypothesis.errors import Flaky
 
         shrink: Shrink | None = None
 
-        @settings(
-            max_examples=CHUNK,
-            deadline=None,
-            database=database,
-            report_multiple_bugs=False,
-            suppress_health_check=list(HealthCheck),
-            print_blob=False,
-            verbosity=Verbosity.quiet,
-        )
+        @hunt_settings(database)
         @seed(self.seed * 7919 + round_)
         @given(strategy)
         def fails_on_a_new_disagreement(case):
             nonlocal shrink
             shrinking = shrink is not None
-            if shrinking and shrink.spent(self.count):
+            if shrinking and (shrink.spent(self.count) or self.budget.stopped()):
                 # Every further attempt passes, so Hypothesis stops; its final replay then
                 # passes too (Flaky) and the smallest case so far is kept.
                 return
@@ -185,9 +243,8 @@ class Hunter:
             record, comparison, results = self.execute(case, shrinking)
             if not shrinking:
                 self.on_record(record)
-            if record.signature is None or record.signature in self.known:
-                return
-            if not shrinking:
+                if record.signature is None or record.signature in self.known:
+                    return
                 shrink = Shrink(
                     record.signature,
                     time.monotonic(),
@@ -198,6 +255,9 @@ class Hunter:
                     results,
                     record,
                 )
+                # Bundled at once: a shard stopped mid-shrink (its case hanging past Ctrl-C's
+                # grace) still leaves the bug, as found.
+                self._bundle(shrink, round_, shrunk=False)
             elif record.signature == shrink.signature:
                 shrink.failed_again(case, comparison, results, record)
             else:
@@ -214,15 +274,39 @@ class Hunter:
             return shrink
         return None
 
-    def _bundle(self, shrink: Shrink, round_: int) -> None:
+    def _bundle(self, shrink: Shrink, round_: int, shrunk: bool) -> None:
+        """Save the shrink's case as its bundle (the shrunk one over the one found) and report
+        it: records of one bundle share its path, and the latest stands (Records)."""
         from harness.campaign.bundle import Bundle
 
         self.known.add(shrink.signature)
         path = self.bundle_dir / f"{shrink.signature.replace(':', '-')}-seed{self.seed}-{round_}"
         Bundle(shrink.case, shrink.results, self.engines, shrink.comparison).save(path)
-        minimal = shrink.record
-        minimal.bundle, minimal.shrinking = str(path), True
-        self.on_record(minimal)
+        self.on_record(dataclasses.replace(shrink.record, bundle=str(path), shrinking=True, shrunk=shrunk))
+
+
+class Records:
+    """A campaign's records in the order they came, one per bundle: a bundle saved as found
+    and saved again when its shrink ends is one bug, and its latest record stands."""
+
+    def __init__(self):
+        self.kept: list[CaseRecord] = []
+        self._index: dict[str, int] = {}  # a bundle's path -> where its record is in kept
+
+    def take(self, record: CaseRecord) -> None:
+        """Keep the record, in place of the earlier record of its bundle if there is one."""
+        index = self._index.get(record.bundle) if record.bundle else None
+        if index is not None:
+            self.kept[index] = record
+            return
+        if record.bundle:
+            self._index[record.bundle] = len(self.kept)
+        self.kept.append(record)
+
+
+def known_signatures(corpus: list[CaseRecord]) -> frozenset[str]:
+    """The bugs the corpus's replay found again: bundled already, so not bundled again."""
+    return frozenset(r.signature for r in corpus if r.signature)
 
 
 # ---- a whole campaign: shards in worker processes, one progress line, one report ----------
@@ -271,17 +355,21 @@ def make_engine(spec: str, options: CampaignOptions, engine_cmd: str | None = No
         from harness.engines.runtimes import get_runtime
 
         return cls(semantics=get_runtime(options.runtime).caffe_version, memory_budget=options.memory_budget)
+    if spec == "opencv":
+        return cls(timeout_s=options.timeout_s)
     return cls()
 
 
 def preflight(options: CampaignOptions) -> None:
-    """Fail here, with the reason, before any shard starts: a bad engine name, a missing runtime."""
+    """Fail here, with the reason, before any shard starts: a bad engine name, a missing runtime,
+    a Hypothesis profile no one registered (after the engines' modules, which may register it)."""
     from harness.engine import load_engine_class
     from harness.engines.runtimes import get_runtime
 
     specs = [options.oracle] + ([] if options.engine_cmd else [options.under_test])
     for spec in specs:
         load_engine_class(spec)
+    hunt_settings(database=None)
     if "caffe" in specs:
         get_runtime(options.runtime).ensure_ready()
 
@@ -299,7 +387,12 @@ def die_with_parent() -> None:
         pass
 
 
-def _shard(options: CampaignOptions, shard: int, events, stop_event) -> None:
+def _shard(
+    options: CampaignOptions, shard: int, events, stop_event, started: float, known: frozenset[str]
+) -> None:
+    """One shard: its Hunter, until its share of the budget is spent or stop_event is set.
+    ``started``: when the campaign started (time.monotonic(), one clock for every process),
+    which its time budget counts from; ``known``: the signatures the corpus bundled already."""
     import signal
 
     die_with_parent()
@@ -308,13 +401,11 @@ def _shard(options: CampaignOptions, shard: int, events, stop_event) -> None:
     under_test = make_engine(options.under_test, options, options.engine_cmd)
     oracle = make_engine(options.oracle, options)
     per_shard = None if options.examples is None else -(-options.examples // options.jobs)
-    budget = Budget(examples=per_shard, seconds=options.seconds)
+    budget = Budget(examples=per_shard, seconds=options.seconds, started=started, stop_event=stop_event)
     bundle_dir = _bundle_dir(options)
     database = options.corpus_dir / "hypothesis" if options.corpus_dir else None
 
     def on_record(record):
-        if stop_event.is_set():
-            budget.stop_requested = True
         events.put(("record", shard, record))
 
     hunter = Hunter(
@@ -330,6 +421,7 @@ def _shard(options: CampaignOptions, shard: int, events, stop_event) -> None:
         options.shrink_seconds,
         options.shrink_attempts,
         triage=precision_triage(options, under_test, oracle),
+        known=known,
     )
     try:
         hunter.hunt()
@@ -356,16 +448,21 @@ def precision_triage(options: CampaignOptions, under_test, oracle):
 
 
 def _bundle_dir(options: CampaignOptions) -> Path:
+    """Where the campaign's bundles go, as an absolute path: a report read from anywhere
+    finds them."""
     base = options.corpus_dir or options.report_dir or Path("reports")
-    return Path(base) / "bundles"
+    return (Path(base) / "bundles").absolute()
 
 
 def corpus_cases(options: CampaignOptions) -> list[tuple[str, Case]]:
-    """Every bundle saved in the corpus, by path, with its case."""
+    """Every bundle saved in the corpus, by path, with its case (a hidden directory is a
+    bundle being written, or the one it replaced: bundle.py)."""
     directory = _bundle_dir(options)
     if options.corpus_dir is None or not directory.is_dir():
         return []
-    paths = sorted(p for p in directory.iterdir() if (p / "bundle.json").is_file())
+    paths = sorted(
+        p for p in directory.iterdir() if not p.name.startswith(".") and (p / "bundle.json").is_file()
+    )
     return [(str(path), Case.load(path / "case")) for path in paths]
 
 
@@ -396,8 +493,10 @@ def run_campaign(options: CampaignOptions, progress) -> tuple[list[CaseRecord], 
     """Run the campaign; returns every record and whether Ctrl-C cut it short. A shard that
     fails (a harness bug) raises HarnessError with its traceback once the others are done.
 
-    Nothing found is lost on Ctrl-C: bundles are written as they are found, and the
-    cases in flight finish before the shards stop.
+    Nothing found is lost on Ctrl-C: a bug is bundled the moment it is found, its shrink ends
+    at the next case (the smallest so far replaces the bundle), and the cases in flight are
+    given STOP_SECONDS to finish before their shards are killed. The time budget counts from
+    here, and a shrink ends with it too.
 
     With a cluster or a shard the campaign runs as slices on Dask instead (cluster.py). --jobs
     stays a fork of shards here: a LocalCluster's workers, spawned afresh, take seconds to
@@ -409,23 +508,17 @@ def run_campaign(options: CampaignOptions, progress) -> tuple[list[CaseRecord], 
     import multiprocessing as mp
     import queue
 
-    preflight(options)
-    records: list[CaseRecord] = []
+    started = time.monotonic()
+    records = Records()
 
     def take(record):
-        records.append(record)
-        progress.update(record)
+        records.take(record)
+        progress.update(record)  # which counts a bundle saved again (shrunk) once, and says so
 
-    replay_corpus(options, take)
     context = mp.get_context("fork")
     events, stop_event = context.Queue(), context.Event()
-    shards = [
-        context.Process(target=_shard, args=(options, j, events, stop_event), daemon=True)
-        for j in range(options.jobs)
-    ]
-    for process in shards:
-        process.start()
-    running = set(range(options.jobs))
+    shards: list = []  # the shards started, shard j at index j
+    running: set[int] = set()
     errors: list[str] = []
 
     def take_events(until: float | None = None):
@@ -448,7 +541,17 @@ def run_campaign(options: CampaignOptions, progress) -> tuple[list[CaseRecord], 
                 running.discard(shard)
 
     interrupted = False
-    try:
+    try:  # from the start: a Ctrl-C during the engines' start or the corpus's replay is reported too
+        preflight(options)
+        replay_corpus(options, take)
+        known = known_signatures(records.kept)
+        for j in range(options.jobs):
+            process = context.Process(
+                target=_shard, args=(options, j, events, stop_event, started, known), daemon=True
+            )
+            process.start()
+            shards.append(process)
+            running.add(j)
         take_events()
     except KeyboardInterrupt:
         interrupted = True
@@ -457,14 +560,15 @@ def run_campaign(options: CampaignOptions, progress) -> tuple[list[CaseRecord], 
         take_events(until=time.monotonic() + STOP_SECONDS)
         for process in shards:
             if process.is_alive():
-                process.terminate()
+                # A shard ignores SIGTERM (it stops on stop_event); what it found is bundled.
+                process.kill()
     finally:
         for process in shards:
             process.join(timeout=5)
         progress.close()
     if errors:
-        raise CampaignFailed(records, interrupted, errors)
-    return records, interrupted
+        raise CampaignFailed(records.kept, interrupted, errors)
+    return records.kept, interrupted
 
 
 class CampaignFailed(HarnessError):

@@ -12,24 +12,30 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import fields
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from harness.campaign.fuzz import CaseRecord
 from harness.campaign.report import write_report
 from harness.campaign.slices import SliceCollector
 from harness.errors import HarnessError
+from harness.versions import stamp
 
 # The settings that may differ between the shards of one campaign: which shard, and where and
-# with what each ran and wrote.
-PER_SHARD = ("shard", "report", "corpus", "jobs", "cluster")
+# with what each ran and wrote, and how much it said while it ran.
+PER_SHARD = ("shard", "report", "corpus", "jobs", "cluster", "verbosity")
 
 
-def merge_reports(directories: list[Path], out: Path) -> dict:
-    """Write the merged report.json, junit.xml, report.html and bundles/ into out; its summary."""
+def merge_reports(
+    directories: list[Path], out: Path, on_record: Callable[[CaseRecord], None] = lambda record: None
+) -> dict:
+    """Write the merged report.json, junit.xml, report.html and bundles/ into out; its summary.
+    ``on_record`` sees each merged record in order."""
     shards = [(Path(d), *_load(Path(d))) for d in directories]
     settings = _one_campaign([report for _, report, _ in shards])
-    collector = SliceCollector(Path(out) / "bundles", on_record=lambda record: None)
+    collector = SliceCollector(Path(out) / "bundles", on_record)
     for record in shards[0][2]:
         if record.slice is None:  # the corpus, replayed alike by every shard
             collector.take_corpus(record)
@@ -41,9 +47,22 @@ def merge_reports(directories: list[Path], out: Path) -> dict:
         for index, kept in by_slice.items():
             collector.take(index, kept, lambda bundle, path, d=directory: _copy_bundle(d, bundle, path))
     interrupted = any(report["summary"]["interrupted"] for _, report, _ in shards)
+    started, ended = _campaign_span([report["summary"] for _, report, _ in shards])
     return write_report(
-        out, collector.records(), interrupted, {**settings, "shard": None, "report": str(out)}
+        out, collector.records(), interrupted, {**settings, "shard": None, "report": str(out)}, started, ended
     )
+
+
+def _campaign_span(summaries: list[dict]) -> tuple[datetime | None, datetime | None]:
+    """The campaign's start and end: the first shard's start and the last one's end."""
+    spans = []
+    for summary in summaries:
+        if summary["started"] is not None and summary["duration_s"] is not None:
+            start = datetime.fromisoformat(summary["started"])
+            spans.append((start, start + timedelta(seconds=summary["duration_s"])))
+    if not spans:
+        return None, None
+    return min(start for start, _ in spans), max(end for _, end in spans)
 
 
 def _load(directory: Path) -> tuple[dict, list[CaseRecord]]:
@@ -54,6 +73,12 @@ def _load(directory: Path) -> tuple[dict, list[CaseRecord]]:
         raise HarnessError(f"{path}: cannot read: {e.strerror}") from e
     except json.JSONDecodeError as e:
         raise HarnessError(f"{path}: not a report: {e}") from e
+    expected = stamp("report")["schema"]
+    if report.get("schema") != expected:
+        raise HarnessError(
+            f"{path}: written by another caffe-conformance (schema {report.get('schema')}; "
+            f"this one merges {expected})"
+        )
     known = {f.name for f in fields(CaseRecord)}
     unknown = {key for case in report["cases"] for key in case} - known
     if unknown:

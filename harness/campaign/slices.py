@@ -7,7 +7,8 @@ it. A slice hands back data, never files on its machine's disk: its records, and
 files as bytes, which whoever collects the slices writes into the report.
 
 Two slices may each find and bundle the same bug (they hunt independently: telling a slice
-what others found would make its cases depend on timing). The collector keeps each
+what others found would make its cases depend on timing; each is told the corpus's bugs
+alike, found before any slice starts). The collector keeps each
 signature's bundle from the lowest slice index that found it, whatever order slices finish
 in, so the report of a campaign is the same on one machine or a hundred, and merging CI
 shards' reports (merge.py) keeps the very bundle a single run would.
@@ -26,6 +27,7 @@ from harness.campaign.fuzz import (
     CampaignOptions,
     CaseRecord,
     Hunter,
+    Records,
     engine_roles,
     make_engine,
     precision_triage,
@@ -84,34 +86,43 @@ class SliceResult:
     bundles: dict[str, BundleFiles]
 
 
-def run_slice(slice_: Slice, engines: CampaignEngines, options: CampaignOptions) -> SliceResult:
-    """Hunt over the slice's examples; its bundles come back as bytes, from a scratch directory
-    that is gone when this returns."""
-    records: list[CaseRecord] = []
+def run_slice(
+    slice_: Slice,
+    engines: CampaignEngines,
+    options: CampaignOptions,
+    known: frozenset[str] = frozenset(),
+    seconds: float | None = None,
+) -> SliceResult:
+    """Hunt over the slice's examples, bundling none of the signatures ``known`` (the corpus's,
+    which every slice is told alike), for at most ``seconds`` (what is left of a time budget:
+    a shrink ends with it too); its bundles come back as bytes, from a scratch directory that
+    is gone when this returns."""
+    records = Records()
     bundles: dict[str, BundleFiles] = {}
     with tempfile.TemporaryDirectory(prefix="caffe-conformance-slice-") as scratch:
         hunter = Hunter(
             engines.under_test,
             engines.oracle,
             engine_roles(options),
-            Budget(examples=slice_.examples),
+            Budget(examples=slice_.examples, seconds=seconds),
             slice_.seed,
             Path(scratch),
             None,  # no example database: replaying one would change the slice's cases
-            records.append,
+            records.take,
             options.strategy_options,
             options.shrink_seconds,
             options.shrink_attempts,
             triage=engines.triage,
+            known=known,
         )
         hunter.hunt()
-        for record in records:
+        for record in records.kept:
             record.slice = slice_.index
             if record.bundle is not None:
                 name = Path(record.bundle).name
                 bundles[name] = read_files(Path(record.bundle))
                 record.bundle = name
-    return SliceResult(slice_, records, bundles)
+    return SliceResult(slice_, records.kept, bundles)
 
 
 def read_files(directory: Path) -> BundleFiles:
@@ -137,7 +148,8 @@ class SliceCollector:
     under bundle_dir. ``on_record`` sees each record kept as it comes."""
 
     def __init__(self, bundle_dir: Path, on_record: Callable[[CaseRecord], None]):
-        self.bundle_dir, self.on_record = Path(bundle_dir), on_record
+        # Absolute: a record's bundle path is, so that a report read from anywhere finds it.
+        self.bundle_dir, self.on_record = Path(bundle_dir).absolute(), on_record
         self.corpus: list[CaseRecord] = []
         self.by_slice: dict[int, list[CaseRecord]] = {}
         self.bundled: dict[str, CaseRecord] = {}  # signature -> the record whose bundle is kept

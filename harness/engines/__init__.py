@@ -4,5 +4,6 @@
 - command.py: the protocol client for any command that speaks docs/protocol.md;
 - caffe.py: real Caffe, the worker (worker.py, the one file that runs beside Caffe) started
   through a runtime of runtimes/ (one module each, registered by name);
+- opencv.py: OpenCV's Caffe importer, forward only, in a fork server of its own;
 - native/: the C++ probe that reads Caffe's exact backward flags.
 """

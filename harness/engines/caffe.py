@@ -6,6 +6,7 @@ import functools
 import subprocess
 from pathlib import Path
 
+from harness.capabilities import EVERYTHING
 from harness.case import Case, Outcome, Result
 
 from . import sandbox
@@ -37,6 +38,7 @@ class CaffeEngine(CommandEngine):
     """Real Caffe: harness/engines/worker.py started through a runtime ("rootfs", "docker", ...)."""
 
     name = "caffe"
+    capabilities = EVERYTHING
 
     def __init__(
         self,

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from google.protobuf import text_format
 
+from harness.capabilities import EVERYTHING
 from harness.case import Case, LayerRecord, Outcome, Result
 from harness.engines.memory import DEFAULT_MEMORY_BUDGET, budget_refusal, case_footprint
 from reference_engine import caffe_pb2
@@ -29,6 +30,7 @@ DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 class ReferenceEngine:
     name = "reference"
+    capabilities = EVERYTHING
 
     def __init__(
         self,

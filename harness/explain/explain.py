@@ -6,9 +6,11 @@ The analysis is the reference engine's shape-free net construction
 
 from __future__ import annotations
 
+import math
 import textwrap
 
 from harness.explain.hazards import find_hazards
+from harness.versions import stamp
 from reference_engine.analysis import NetAnalysis, analyse_text
 
 
@@ -68,12 +70,18 @@ def report(analysis: NetAnalysis) -> dict:
             }
         )
     return {
+        **stamp("explain"),
         "layers": layers,
         "outputs": list(topology.outputs),
         "errors": [],
         "notes": list(analysis.upgrade_notes),
         "hazards": [h.to_json() for h in find_hazards(analysis)],
     }
+
+
+def refused_report(message: str) -> dict:
+    """The explain report of a net Caffe refuses: no layers, the refusal its one error."""
+    return {**stamp("explain"), "layers": [], "outputs": [], "errors": [message], "notes": [], "hazards": []}
 
 
 def _frozen_but_passing(flags, params) -> str | None:
@@ -107,25 +115,17 @@ def render_table(data: dict, width: int | None = None) -> str:
     """The answer first (the hazards: what Caffe will do that the net may not mean), then one
     row per layer in Caffe's order with its bottoms and params beneath, each line wrapped to
     ``width`` columns under its own indent (None: unwrapped)."""
-    rows: list[str] = []
-
-    def add(text: str, indent: int = 0, hang: int = 0):
-        if width is None or len(text) <= width:
-            rows.append(text)
-        else:
-            rows.extend(
-                textwrap.wrap(text, width, subsequent_indent=" " * (indent + hang), break_on_hyphens=False)
-            )
-
+    lines = _Lines(width)
+    add = lines.add
     if data.get("hazards"):
-        rows.append("hazards (what Caffe will do that this net may not mean):")
+        add("hazards (what Caffe will do that this net may not mean):")
         for h in data["hazards"]:
             add(f"  [{h['kind']}] {h['layer']}: {h['message']}", hang=4)
-        rows.append("")
+        add("")
     name_width = max([len(l["name"]) for l in data["layers"]] + [5])
     type_width = max([len(l["type"]) for l in data["layers"]] + [4])
     why = name_width + type_width + 14  # where the "why" column starts
-    rows.append(f"{'layer':<{name_width}}  {'type':<{type_width}}  backward  why")
+    add(f"{'layer':<{name_width}}  {'type':<{type_width}}  backward  why")
     for layer in data["layers"]:
         mark = "yes" if layer["need_backward"] else "no"
         if layer["need_backward"] != layer["logged_need_backward"]:
@@ -150,7 +150,29 @@ def render_table(data: dict, width: int | None = None) -> str:
     add("outputs: " + ", ".join(data["outputs"]), hang=2)
     for n in data["notes"]:
         add(f"note: {n}", hang=2)
-    return "\n".join(rows)
+    return lines.text()
+
+
+class _Lines:
+    """Text lines, each wrapped to ``width`` columns (None: unwrapped), its continuation
+    lines starting at column ``indent + hang``."""
+
+    def __init__(self, width: int | None):
+        self.width = width
+        self.rows: list[str] = []
+
+    def add(self, text: str, indent: int = 0, hang: int = 0):
+        if self.width is None or len(text) <= self.width:
+            self.rows.append(text)
+        else:
+            self.rows.extend(
+                textwrap.wrap(
+                    text, self.width, subsequent_indent=" " * (indent + hang), break_on_hyphens=False
+                )
+            )
+
+    def text(self) -> str:
+        return "\n".join(self.rows)
 
 
 # ---- confirmed by real Caffe ------------------------------------------------------------------
@@ -212,6 +234,7 @@ def caffe_section(data: dict, case, result, solver_param) -> dict:
         "outcome": result.outcome.value,
         "stage": result.stage,
         "message": result.message,
+        "runtime": result.info.get("runtime"),
         "version": result.info.get("caffe_version"),
         "agree": True,
         "layers": [],
@@ -295,7 +318,41 @@ def caffe_section(data: dict, case, result, solver_param) -> dict:
             }
         )
     section["losses"] = list(result.losses)
+    section["step_unknown"] = _why_step_unknown(case, result)
+    section["non_finite"] = _where_non_finite(result)
     return section
+
+
+def _why_step_unknown(case, result) -> str | None:
+    """What every param's step shows, and why, where no step can be shown (None: each can)."""
+    if not result.param_history:
+        # explain gives a solver to TRAIN nets only: a TEST net never steps.
+        return f"not run (phase {case.phase}: a solver always trains its TRAIN net)"
+    if not case.params:
+        # The reference engine could not shape the net (synthetic_case), so Caffe filled the params.
+        return "not compared (Caffe's own fillers set the weights it started from)"
+    return None
+
+
+def _where_non_finite(result) -> str | None:
+    """Where Caffe's numbers stopped being finite: the first such blob of the forward, else the
+    first layer of the backward to write such a diff (None: every number is finite)."""
+    import numpy as np
+
+    def finite(arrays) -> bool:
+        return all(np.all(np.isfinite(a)) for a in arrays if a is not None)
+
+    for record in result.layers:
+        for top in record.tops:
+            if not finite([result.blob_data.get(top)]):
+                return f"from the forward: blob '{top}' is not finite on the synthetic inputs"
+    for record in reversed(result.layers):
+        diffs = [result.blob_diff.get(b) for b in record.bottoms] + list(
+            result.param_diff.get(record.name, ())
+        )
+        if not finite(diffs):
+            return f"from the backward of layer '{record.name}', the forward being finite"
+    return None
 
 
 def _is_decay_step(old, new, local_rate, local_decay) -> bool:
@@ -324,49 +381,64 @@ def _flag(value) -> str:
     return {True: "yes", False: "no", None: "?"}.get(value, str(value))
 
 
-def render_caffe(section: dict) -> str:
-    """The real-Caffe half of the table: flags agreement, gradient norms, what one step did."""
-    rows = [
+def render_caffe(section: dict, width: int | None = None) -> str:
+    """The real-Caffe half of the table: flags agreement, gradient norms, what one step did,
+    each line wrapped to ``width`` columns as render_table's are (None: unwrapped)."""
+    lines = _Lines(width)
+    add = lines.add
+    add(
         f"real Caffe ({section.get('version') or 'unknown version'}): {section['outcome']}"
-        + (f" at {section['stage']}: {section['message']}" if section["outcome"] != "ok" else "")
-    ]
+        + (f" at {section['stage']}: {section['message']}" if section["outcome"] != "ok" else ""),
+        hang=2,
+    )
     if section["outcome"] != "ok":
-        return "\n".join(rows)
-    width = max([len(l["name"]) for l in section["layers"]] + [5])
-    rows.append(f"{'layer':<{width}}  flags     caffe backward  gradients (L2 norm) and one solver step")
+        return lines.text()
+    name_width = max([len(l["name"]) for l in section["layers"]] + [5])
+    add(
+        f"{'layer':<{name_width}}  flags     caffe backward  gradients (L2 norm) and one solver step",
+        indent=name_width + 28,
+    )
+
+    def gradient(value) -> str:
+        if value is None:
+            return "n/a"
+        if value == 0:
+            return "0 (exactly)"
+        if math.isfinite(value):
+            return f"{value:.3g}"
+        return f"{value:g} ({section['non_finite']})"
+
     for layer in section["layers"]:
         flags = "agree" if layer["agree"] else "DIFFER"
-        rows.append(
-            f"{layer['name']:<{width}}  {flags:<8}  {_flag(layer['caffe']['need_backward']):<14}  "
-            + "; ".join(f"<- {b['blob']}: {_fmt_norm(b['grad_norm'])}" for b in layer["bottoms"])
+        bottoms = "; ".join(f"<- {b['blob']}: {gradient(b['grad_norm'])}" for b in layer["bottoms"])
+        add(
+            f"{layer['name']:<{name_width}}  {flags:<8}  {_flag(layer['caffe']['need_backward']):<14}  "
+            f"{bottoms}".rstrip(),
+            indent=name_width + 28,
         )
         for d in layer["differences"]:
-            rows.append(f"{'':<{width}}    differs: {d}")
+            add(f"{'':<{name_width}}    differs: {d}", indent=name_width + 4, hang=2)
         for p in layer["params"]:
-            step = (
-                "not run"
-                if p["changed"] is None
-                else "unchanged"
-                if not p["changed"]
-                else f"changed (max |dw| {p['max_abs_change']:.3g})"
-            )
+            if p["changed"] is None:
+                step = section["step_unknown"]
+            elif not p["changed"]:
+                step = "unchanged"
+            else:
+                step = f"changed (max |dw| {p['max_abs_change']:.3g})"
             if p["decay_only"]:
                 step += ", by weight decay only: dw = -lr*lr_mult*weight_decay*decay_mult*w exactly"
             elif p["decay_only"] is False and p["changed"]:
                 step += ", without a gradient"
-            rows.append(
-                f"{'':<{width}}    param {p['index']}: gradient {_fmt_norm(p['grad_norm'])}; step: {step}"
+            add(
+                f"{'':<{name_width}}    param {p['index']}: gradient {gradient(p['grad_norm'])}; step: {step}",
+                indent=name_width + 4,
+                hang=2,
             )
-    rows.extend(f"note: {n}" for n in section["notes"])
-    rows.append(
+    for n in section["notes"]:
+        add(f"note: {n}", hang=2)
+    add(
         "flags: Caffe and the reference agree"
         if section["agree"]
         else "flags: Caffe and the reference DISAGREE"
     )
-    return "\n".join(rows)
-
-
-def _fmt_norm(value) -> str:
-    if value is None:
-        return "n/a"
-    return "0 (exactly)" if value == 0 else f"{value:.3g}"
+    return lines.text()

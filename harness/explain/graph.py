@@ -5,7 +5,9 @@ filled orange, those that do not grey; a bold green border marks layers whose
 params learn; edges carry gradient (solid) or not (dashed), and a red "✂" marks a
 propagate_down: false cut (a tee arrowhead). Split layers are folded into the edges
 they stand for; hazards outline a layer in dashed red; with --against caffe each edge
-carries the gradient norm Caffe computed. A legend explains the marks. ``blame`` outlines one layer in red (the first divergence).
+carries the gradient norm Caffe computed. ``blame`` outlines one layer in red (the first
+divergence). A legend explains the marks, in each picture or, where many pictures share a page
+(report.html), drawn once on its own (legend_dot).
 """
 
 from __future__ import annotations
@@ -21,26 +23,44 @@ def _quote(text: str) -> str:
     return '"' + text.replace('"', '\\"') + '"'
 
 
-LEGEND = """  subgraph cluster_legend {
-    label="legend"; fontsize=9; style=dashed; color="#999999";
-    k1 [label="needs backward", fillcolor="#f6b26b"];
-    k2 [label="no backward", fillcolor="#e0e0e0"];
-    k3 [label="params learn", fillcolor="#ffffff", color="#38761d", penwidth=2.5];
-    k4 [label="hazard", fillcolor="#ffffff", color="#cc0000", style="rounded,filled,dashed", penwidth=2];
-    k1 -> k2 [label="gradient", color="#b45f06"];
-    k2 -> k3 [label="no gradient", style=dashed, color="#999999"];
-    k3 -> k4 [label="cut: propagate_down: false", color="#cc0000", style=dashed, arrowhead=tee];
-  }"""
+HEADER = [
+    "  rankdir=TB; nodesep=0.2; ranksep=0.3; newrank=true; splines=true;",
+    '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=9, height=0.3];',
+    '  edge [fontname="Helvetica", fontsize=7, arrowsize=0.6];',
+]
 
 
-def to_dot(report: dict, blame: str | None = None, title: str | None = None) -> str:
-    """Split layers are drawn as the edges they stand for, so a 30-layer net stays readable."""
+def _legend(blame: bool) -> list[str]:
+    """The legend's cluster: every mark a picture can carry, the first divergence where one is marked."""
     lines = [
-        "digraph net {",
-        "  rankdir=TB; nodesep=0.2; ranksep=0.3; newrank=true; splines=true;",
-        '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=9, height=0.3];',
-        '  edge [fontname="Helvetica", fontsize=7, arrowsize=0.6];',
+        "  subgraph cluster_legend {",
+        '    label="legend"; fontsize=9; style=dashed; color="#999999";',
+        '    k1 [label="needs backward", fillcolor="#f6b26b"];',
+        '    k2 [label="no backward", fillcolor="#e0e0e0"];',
+        '    k3 [label="params learn", fillcolor="#ffffff", color="#38761d", penwidth=2.5];',
+        '    k4 [label="hazard", fillcolor="#ffffff", color="#cc0000", style="rounded,filled,dashed", penwidth=2];',
+        '    k1 -> k2 [label="gradient", color="#b45f06"];',
+        '    k2 -> k3 [label="no gradient", style=dashed, color="#999999"];',
+        '    k3 -> k4 [label="cut: propagate_down: false", color="#cc0000", style=dashed, arrowhead=tee];',
     ]
+    if blame:
+        lines.append(
+            '    k5 [label="first divergence", fillcolor="#ffffff", color="#cc0000", penwidth=4, '
+            'fontcolor="#cc0000"];'
+        )
+    return [*lines, "  }"]
+
+
+def legend_dot() -> str:
+    """The legend alone, for a page of pictures of bundles drawn without one (to_dot's
+    ``legend=False``), the first divergence among its marks."""
+    return "\n".join(["digraph legend {", *HEADER, "  rankdir=LR;", *_legend(blame=True), "}"])
+
+
+def to_dot(report: dict, blame: str | None = None, title: str | None = None, legend: bool = True) -> str:
+    """Split layers are drawn as the edges they stand for, so a 30-layer net stays readable.
+    ``legend``: False where the page draws the legend once for all its pictures (legend_dot)."""
+    lines = ["digraph net {", *HEADER]
     if title:
         lines.append(f"  labelloc=t; label={_quote(title)};")
     hazards = {}
@@ -100,7 +120,8 @@ def to_dot(report: dict, blame: str | None = None, title: str | None = None) -> 
             )
         for t in layer["tops"]:
             producer[t["blob"]] = node
-    lines.append(LEGEND)
+    if legend:
+        lines += _legend(blame is not None)
     lines.append("}")
     return "\n".join(lines)
 

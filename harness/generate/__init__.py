@@ -5,6 +5,9 @@
   draft.py);
 - ``solver_params()``: caffe_pb2.SolverParameter values without a net (solvers.py);
 - ``cases()``: harness.case.Case values with inputs and params from one seed (cases.py).
+
+``nets()`` and ``cases()`` take the engine under test's capabilities (harness/capabilities.py)
+and draw only inside them; ``solver_params()`` the solver types and lr policies they allow.
 """
 
 from .determinism import independent_of_imports

@@ -11,22 +11,31 @@ only drawn on blobs that are positive by construction (kinds.py).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 from google.protobuf import text_format
 from hypothesis import strategies as st
 
+from harness.capabilities import EVERYTHING, Capabilities, within
 from harness.case import Case
 from reference_engine.layer import layer_class
 
 from .draft import NetDraft
 from .draws import eager, integers
 from .nets import net_drafts
-from .solvers import solver_params
+from .solvers import LR_POLICIES, SOLVER_TYPES, solver_params
 
 TIED_MAGNITUDES = np.array([0.25, 0.5, 0.75, 1.0])
-OPTIONAL_SOLVERS = eager(st.none()) | eager(solver_params())
+
+
+@functools.cache
+def optional_solvers(capabilities: Capabilities):
+    """No solver first, else a SolverParameter of the types and lr policies allowed."""
+    types = within(SOLVER_TYPES, capabilities.solver_types, "solver_types")
+    policies = within(LR_POLICIES, capabilities.lr_policies, "lr_policies")
+    return eager(st.none()) | eager(solver_params(types, policies))
 
 
 def tied_values(rng, shape, positive: bool = False) -> np.ndarray:
@@ -130,23 +139,27 @@ def cases(
     refusals=False,
     train_dropout: bool = False,
     solvers: bool = True,
+    capabilities: Capabilities = EVERYTHING,
 ):
     """harness.case.Case values: a net from ``nets()``, in TRAIN maybe a solver from
     ``solver_params()`` run for 1-3 iterations, and inputs and initial params made from
     one drawn seed. The net's NetState moves into the case's phase, level and stages.
+    Only what ``capabilities`` allows is drawn: no solver where they stop before one.
 
     Shrinks as ``nets()`` does, then towards no solver, distinct data values and seed 0."""
-    # The net strategy is built once here, not at each case: building a composite costs
+    # The strategies are built once here, not at each case: building a composite costs
     # Hypothesis a validation per call.
-    return _cases(net_drafts(max_layers, max_losses, refusals, train_dropout), solvers)
+    drafts = net_drafts(max_layers, max_losses, refusals, train_dropout, capabilities)
+    with_solvers = solvers and capabilities.models("solver")
+    return _cases(drafts, optional_solvers(capabilities) if with_solvers else None)
 
 
 @st.composite
-def _cases(draw, drafts, solvers: bool):
+def _cases(draw, drafts, solver_strategy):
     draft = draw(drafts)
     solver, iterations = None, 0
-    if solvers and draft.phase == "TRAIN":
-        solver_param = draw(OPTIONAL_SOLVERS)
+    if solver_strategy is not None and draft.phase == "TRAIN":
+        solver_param = draw(solver_strategy)
         if solver_param is not None:
             solver = text_format.MessageToString(solver_param)
             iterations = draw(integers(1, 3))

@@ -621,11 +621,16 @@ def tile_layers(draw, draft, bottom):
 @layer_kind("Reduction", valid=at_least_axes(1))
 def reduction_layers(draw, draft, bottom):
     """Reduction over the tail from ``axis`` (unset first: 0, a scalar top).
-    Shrinks towards SUM over everything with coeff unset."""
+    Shrinks towards SUM over everything with coeff unset. On a centred bottom (BlobInfo.centred)
+    only ASUM or SUMSQ: a SUM or MEAN of centred values is 0 exactly, and Caffe's float32 result
+    rounding (the sign a kink downstream then takes, the gradient back through the centring)."""
     p = LP(type="Reduction")
     R = caffe_pb2.ReductionParameter
-    ops = [R.ASUM, R.MEAN] + ([R.SUMSQ] if bottom.bound <= 10 else [])
-    op = draw(maybe(*ops))
+    squares = [R.SUMSQ] if bottom.bound <= 10 else []
+    if bottom.centred:
+        op = pick(draw, [R.ASUM, *squares])
+    else:
+        op = draw(maybe(R.ASUM, R.MEAN, *squares))
     if op is not None:
         p.reduction_param.operation = op
     axis = draw(axes(bottom, default=0))

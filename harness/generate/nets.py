@@ -10,10 +10,14 @@ mutation that Caffe refuses, so the shrinker can drop it.
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from hypothesis import strategies as st
 
+from harness.capabilities import EVERYTHING, Capabilities, within
 from reference_engine import caffe_pb2
 from reference_engine.state import layer_included
 
@@ -27,8 +31,6 @@ LOSS_WEIGHTS = (1.0, 0.0, 0.5, 2.0)
 STAGES = ("a", "b")
 # A net's stages, and a rule's stage or not_stage: none first.
 STAGE_SETS = eager(st.lists(st.sampled_from(STAGES), unique=True, max_size=2))
-FOCUS = eager(st.none()) | st.sampled_from(tuple(sorted(LAYER_KINDS)))
-ALL_LAYER_KINDS = tuple(LAYER_KINDS.values())  # simplest first: ReLU
 # One layer in three carries an include or exclude rule: enough for every rule to meet the
 # others, few enough that most drawn layers stay in the net.
 RULE_LISTS = (None, None, None, None, "include", "exclude")
@@ -53,9 +55,12 @@ def input_shapes(draw, batch: int):
     return (batch, draw(integers(1, 4)), draw(integers(1, 6)), draw(integers(1, 6)))
 
 
-def net_states(draw):
-    """(phase, level, stages), each at Caffe's default first: TRAIN, 0, none."""
-    phase = pick(draw, ("TRAIN", "TEST"))
+def net_states(draw, palette):
+    """(phase, level, stages), each at Caffe's default first: TRAIN (where the capabilities
+    allow it), 0, none."""
+    phase = pick(draw, palette.capabilities.phases)
+    if not palette.capabilities.levels_and_stages:
+        return phase, 0, ()
     level = pick(draw, (0, 1, 2))
     stages = tuple(draw(STAGE_SETS))
     return phase, level, stages
@@ -68,18 +73,19 @@ RULE_CONDITIONS = (
     (None, *STAGES),  # stage
     (None, *STAGES),  # not_stage
 )
+PHASE_ONLY_CONDITIONS = (RULE_CONDITIONS[0], (None,), (None,), (None,), (None,))
 
 
-def state_rules(draw):
+def state_rules(draw, palette):
     """A NetStateRule: its conditions in one draw, fewest set first."""
-    phase, min_level, max_level, stage, not_stage = pick(draw, combinations(*RULE_CONDITIONS))
+    phase, min_level, max_level, stage, not_stage = pick(draw, combinations(*palette.rule_conditions))
     rule = caffe_pb2.NetStateRule(phase=phase, min_level=min_level, max_level=max_level)
     rule.stage.extend([stage] if stage else [])
     rule.not_stage.extend([not_stage] if not_stage else [])
     return rule
 
 
-def param_spec_lists(draw, draft: NetDraft, kind: LayerKind, shapes, layer_index: int):
+def param_spec_lists(draw, draft: NetDraft, palette, kind: LayerKind, shapes, layer_index: int):
     """ParamSpecs for the first few param blobs (often fewer than there are: missing specs
     take Caffe's defaults), lr_mult and decay_mult unset first, a share by name where an
     earlier param has the same shape. A sharer never contradicts the multipliers its
@@ -89,7 +95,7 @@ def param_spec_lists(draw, draft: NetDraft, kind: LayerKind, shapes, layer_index
         index = len(specs)
         spec = caffe_pb2.ParamSpec()
         owner = None
-        if kind.shareable:
+        if kind.shareable and palette.capabilities.param_sharing:
             owners = [
                 r
                 for r in reversed(draft.params)
@@ -127,14 +133,17 @@ def param_spec_lists(draw, draft: NetDraft, kind: LayerKind, shapes, layer_index
     return specs
 
 
-def common_fields(draw, draft: NetDraft, kind: LayerKind, drawn, shapes_of):
-    """The fields every layer has, each unset first: in place, propagate_down, param specs,
-    loss weights, include/exclude rules. Returns (in_place, kept)."""
+def common_fields(draw, draft: NetDraft, palette, kind: LayerKind, drawn, shapes_of):
+    """The fields every layer has, each unset first and each only where the capabilities allow
+    it: in place, propagate_down, param specs, loss weights, include/exclude rules.
+    Returns (in_place, kept, shapes)."""
+    capabilities = palette.capabilities
     p, bottoms = drawn.param, drawn.bottoms
     only = bottoms[0] if len(bottoms) == 1 else None
     in_place = False
     if (
-        kind.layer.may_run_in_place
+        capabilities.in_place
+        and kind.layer.may_run_in_place
         and only is not None
         and drawn.num_tops == 1
         and only.role == "data"
@@ -147,7 +156,7 @@ def common_fields(draw, draft: NetDraft, kind: LayerKind, drawn, shapes_of):
     ):
         # Caffe refuses an in-place layer on a blob another layer read before (insert_splits).
         in_place = draw(BOOLEANS)
-    if bottoms:
+    if bottoms and capabilities.propagate_down:
         propagate = flag_lists(draw, len(bottoms))
         if propagate is not None:
             # Caffe aborts in Backward when asked for a gradient into labels or indices.
@@ -155,22 +164,27 @@ def common_fields(draw, draft: NetDraft, kind: LayerKind, drawn, shapes_of):
                 False if i in kind.layer.label_bottoms() else flag for i, flag in enumerate(propagate)
             )
     shapes = shapes_of(in_place)
-    p.param.extend(param_spec_lists(draw, draft, kind, shapes, len(draft.layers)))
+    p.param.extend(param_spec_lists(draw, draft, palette, kind, shapes, len(draft.layers)))
     tainted = not kind.layer.has_backward or any(b.no_backward for b in bottoms)
     # A loss weight sums its top: on float32's lowest value (draft.data_blobs) that overflows.
     tainted = tainted or (drawn.bound is not None and drawn.bound >= FLOAT32_MAX)
+    # Nor on what a centring layer made: a weighted sum of centred values is 0 exactly, its
+    # gradient back through the centring is 0, and Caffe's is float32 rounding over the spread.
+    tainted = tainted or kind.centres or any(b.centred for b in bottoms)
     if drawn.num_tops and not tainted and not in_place:
         if LOSS_KINDS.get(kind.type) is kind:
             weight = draw(maybe(*LOSS_WEIGHTS))
             weights = None if weight is None else [weight]
-        else:
+        elif capabilities.non_loss_weights:
             weights = weight_lists(draw, drawn.num_tops)
+        else:
+            weights = None
         if weights is not None:
             p.loss_weight.extend(weights)
     kept = True
-    which = pick(draw, RULE_LISTS)
+    which = pick(draw, RULE_LISTS) if capabilities.state_rules else None
     if which is not None:
-        getattr(p, which).append(state_rules(draw))
+        getattr(p, which).append(state_rules(draw, palette))
         kept = layer_included(p, draft.state())
     return in_place, kept, shapes
 
@@ -183,13 +197,13 @@ class TwinSource(NamedTuple):
     bottom_shapes: list  # its bottoms' shapes then: a twin needs them unchanged
 
 
-def _add(draw, draft: NetDraft, kind: LayerKind, drawn):
+def _add(draw, draft: NetDraft, palette, kind: LayerKind, drawn):
     def shapes_of(in_place):
         return draft.shapes_for(drawn.param, drawn.bottoms, drawn.num_tops, in_place)
 
     fields = LP()
     fields.CopyFrom(drawn.param)  # before the common fields and names: what a twin copies
-    in_place, kept, shapes = common_fields(draw, draft, kind, drawn, shapes_of)
+    in_place, kept, shapes = common_fields(draw, draft, palette, kind, drawn, shapes_of)
     if kept and not in_place and shapes.params and kind.shareable:
         twin = dataclasses.replace(drawn, param=fields)
         draft.twin_sources.append(TwinSource(kind, twin, [b.shape for b in drawn.bottoms]))
@@ -210,20 +224,21 @@ def _add(draw, draft: NetDraft, kind: LayerKind, drawn):
         top.weighted = any(w != 0 for w in drawn.param.loss_weight)
 
 
-def twin_layers(draw, draft: NetDraft, sources):
+def twin_layers(draw, draft: NetDraft, palette, sources):
     """A copy of an earlier layer with params, on the same bottoms: a Siamese twin, whose
     param specs then find the original's params as owners of their shape to share by name.
     Without twins, equal param shapes (and so sharing) are rare."""
     source = pick(draw, sources[::-1])
     fields = LP()
     fields.CopyFrom(source.drawn.param)
-    _add(draw, draft, source.kind, dataclasses.replace(source.drawn, param=fields))
+    _add(draw, draft, palette, source.kind, dataclasses.replace(source.drawn, param=fields))
 
 
-def layers(draw, draft: NetDraft, train_dropout: bool):
+def layers(draw, draft: NetDraft, palette, train_dropout: bool):
     """One non-loss layer: a bottom by index counting back from the newest blob, then a kind
-    valid for it (the net's focus kind half the time, else any, simplest first, ReLU always),
-    then the kind's fields and the common ones. Shrinks towards a ReLU on the newest blob.
+    of the palette valid for it (the net's focus kind half the time, else any, simplest first,
+    ReLU always), then the kind's fields and the common ones; none where no kind of a
+    restricted palette fits. Shrinks towards a ReLU on the newest blob.
     One layer in three, where an earlier layer with params still has its bottoms as they were,
     is a twin of it instead (twin_layers)."""
     data = draft.data_blobs()
@@ -234,7 +249,7 @@ def layers(draw, draft: NetDraft, train_dropout: bool):
         if [readable.get(id(b)) for b in source.drawn.bottoms] == source.bottom_shapes
     ]
     if sources and draw(integers(0, 2)) == 2:
-        twin_layers(draw, draft, sources)
+        twin_layers(draw, draft, palette, sources)
         return
     bottom = data[-1 - draw(integers(0, len(data) - 1))]
     focus = LAYER_KINDS.get(draft.focus)
@@ -244,29 +259,48 @@ def layers(draw, draft: NetDraft, train_dropout: bool):
         # An index into every kind, so that it keeps its meaning when the shrinker changes the
         # layers below (the kinds valid here depend on their shapes and bounds); only where the
         # kind does not fit this bottom, a second draw among those that do.
-        kind = pick(draw, ALL_LAYER_KINDS)
+        kind = pick(draw, palette.layer_kinds)
         if not kind.valid(draft, bottom):
-            kind = pick(draw, [k for k in ALL_LAYER_KINDS if k.valid(draft, bottom)])
+            valid = [k for k in palette.layer_kinds if k.valid(draft, bottom)]
+            if not valid:
+                return
+            kind = pick(draw, valid)
     if not kind.permitted(draft, bottom, train_dropout):
         # Substituted, not filtered out: the list drawn from depends on shapes only, so
         # simplifying the state (force_backward, phase) leaves every drawn index meaning
         # the same kind, and the shrinker can make that simplification.
-        kind = LAYER_KINDS["ReLU"]
-    _add(draw, draft, kind, kind.fields(draw, draft, bottom))
+        kind = substitute(palette.layer_kinds, draft, bottom, train_dropout)
+        if kind is None:
+            return
+    _add(draw, draft, palette, kind, kind.fields(draw, draft, bottom))
 
 
-def loss_layers(draw, draft: NetDraft):
-    """One loss layer (or Accuracy) on a blob that may be backpropagated through, by index
-    counting back from the newest. Shrinks towards EuclideanLoss on the newest such blob."""
+def substitute(kinds, draft: NetDraft, bottom, train_dropout: bool) -> LayerKind | None:
+    """The first of ``kinds`` valid and permitted on ``bottom``: ReLU (or EuclideanLoss) where
+    the palette holds every kind, these being always both; None where none is."""
+    return next(
+        (k for k in kinds if k.valid(draft, bottom) and k.permitted(draft, bottom, train_dropout)), None
+    )
+
+
+def loss_layers(draw, draft: NetDraft, palette):
+    """One loss layer (or Accuracy) of the palette on a blob that may be backpropagated through,
+    by index counting back from the newest; none where no loss kind of a restricted palette
+    fits it. Shrinks towards EuclideanLoss on the newest such blob."""
     eligible = [b for b in draft.data_blobs() if b.num_axes >= 1 and not b.no_backward]
     if not eligible:
         # Everything readable is downstream of a layer without backward: give the loss its own input.
         eligible = [draft.add_input((draft.blobs[0].shape[0], 2), "data")]
     bottom = eligible[-1 - draw(integers(0, len(eligible) - 1))]
-    kind = pick(draw, [k for k in LOSS_KINDS.values() if k.valid(draft, bottom)])
+    valid = [k for k in palette.loss_kinds if k.valid(draft, bottom)]
+    if not valid:
+        return
+    kind = pick(draw, valid)
     if not kind.permitted(draft, bottom, False):
-        kind = LOSS_KINDS["EuclideanLoss"]  # substituted, as in layers()
-    _add(draw, draft, kind, kind.fields(draw, draft, bottom))
+        kind = substitute(palette.loss_kinds, draft, bottom, False)  # substituted, as in layers()
+        if kind is None:
+            return
+    _add(draw, draft, palette, kind, kind.fields(draw, draft, bottom))
 
 
 # ---- refusals: drawn last, so they shrink away -----------------------------------------------
@@ -351,14 +385,67 @@ def _abort_backward_not_implemented(draw, draft):
     return "Not Implemented Yet"
 
 
+class Refusal(NamedTuple):
+    """A mutation Caffe refuses (or aborts on), and the capabilities it needs."""
+
+    mutate: Callable  # (draw, draft) -> the text of Caffe's fatal line, or None: no place for it
+    fits: Callable[[Capabilities], bool]  # whether a net within these capabilities may carry it
+
+
 REFUSALS = {
-    "propagate_down_count": _refuse_propagate_down_count,
-    "in_place_after_reader": _refuse_in_place_after_reader,
-    "too_many_params": _refuse_too_many_params,
-    "shared_lr_mismatch": _refuse_shared_lr_mismatch,
-    "include_and_exclude": _refuse_include_and_exclude,
-    "backward_not_implemented": _abort_backward_not_implemented,
+    "propagate_down_count": Refusal(_refuse_propagate_down_count, lambda c: c.propagate_down),
+    "in_place_after_reader": Refusal(
+        _refuse_in_place_after_reader, lambda c: c.in_place and c.allows_type("ReLU")
+    ),
+    "too_many_params": Refusal(_refuse_too_many_params, lambda c: True),
+    "shared_lr_mismatch": Refusal(_refuse_shared_lr_mismatch, lambda c: c.param_sharing),
+    "include_and_exclude": Refusal(_refuse_include_and_exclude, lambda c: c.state_rules),
+    "backward_not_implemented": Refusal(
+        _abort_backward_not_implemented,
+        lambda c: c.force_backward and c.models("backward") and c.allows_type("Threshold"),
+    ),
 }
+
+
+# ---- what a net may hold: the capabilities of the engine under test --------------------------
+
+
+@dataclass(frozen=True)
+class Palette:
+    """What the net strategy may draw within one Capabilities. The kinds keep the registries'
+    order (simplest first), so that with every kind allowed each draw means what it always did."""
+
+    capabilities: Capabilities
+    layer_kinds: tuple[LayerKind, ...]
+    loss_kinds: tuple[LayerKind, ...]
+    focus: st.SearchStrategy  # a layer type drawn for half the layers of a net, or None
+    rule_conditions: tuple  # RULE_CONDITIONS, or only the phase where levels and stages are off
+    refusals: tuple[str, ...]  # the names of REFUSALS that fit
+
+
+@functools.cache
+def palette_for(capabilities: Capabilities) -> Palette:
+    """The Palette of ``capabilities``; a layer type the generator does not know is refused."""
+    known = (*LAYER_KINDS, *LOSS_KINDS, "Input")
+    allowed = within(known, capabilities.layer_types, "layer_types")
+    layer_kinds = tuple(LAYER_KINDS[t] for t in allowed if t in LAYER_KINDS)
+    focus = eager(st.none())
+    if layer_kinds:
+        focus = focus | st.sampled_from(tuple(sorted(k.type for k in layer_kinds)))
+    return Palette(
+        capabilities,
+        layer_kinds,
+        tuple(LOSS_KINDS[t] for t in allowed if t in LOSS_KINDS),
+        focus,
+        RULE_CONDITIONS if capabilities.levels_and_stages else PHASE_ONLY_CONDITIONS,
+        tuple(
+            sorted(
+                name
+                for name, refusal in REFUSALS.items()
+                if capabilities.refusals and refusal.fits(capabilities)
+            )
+        ),
+    )
 
 
 @st.composite
@@ -380,20 +467,28 @@ def extra_inputs(draw, draft: NetDraft, batch: int):
 
 
 @st.composite
-def net_drafts(draw, max_layers: int = 8, max_losses: int = 3, refusals=False, train_dropout: bool = False):
+def net_drafts(
+    draw,
+    max_layers: int = 8,
+    max_losses: int = 3,
+    refusals=False,
+    train_dropout: bool = False,
+    capabilities: Capabilities = EVERYTHING,
+):
     """The NetDraft behind ``nets()``; ``cases()`` reads its Input roles. ``refusals``: False,
-    True (every name in REFUSALS) or a collection of those names.
-    Shrinks as ``nets()`` does."""
-    phase, level, stages = net_states(draw)
+    True (every name in REFUSALS) or a collection of those names, of which only those that fit
+    ``capabilities`` are drawn. Shrinks as ``nets()`` does."""
+    palette = palette_for(capabilities)
+    phase, level, stages = net_states(draw, palette)
     draft = NetDraft(phase=phase, level=level, stages=stages)
     # One net in two: force_backward computes every bottom diff, so every backward rule is
     # compared, not only those on a path from a learnable param; it keeps Accuracy, ArgMax,
     # Threshold, Embed and InfogainLoss out.
-    draft.force_backward = draw(BOOLEANS)
+    draft.force_backward = capabilities.force_backward and draw(BOOLEANS)
     # Swarm-style focus: in half the nets one layer type is drawn for half the layers, so that
     # a kind's own options meet each other far more often than among forty kinds drawn evenly.
     # Shrinks to no focus.
-    draft.focus = draw(FOCUS)
+    draft.focus = draw(palette.focus)
     # Half the nets take tied data values (tie-breaking rules meet equal values); shrinks to
     # distinct ones. Drawn before the layers, which it keeps mean-subtracting kinds out of.
     draft.ties = draw(BOOLEANS)
@@ -403,18 +498,19 @@ def net_drafts(draw, max_layers: int = 8, max_losses: int = 3, refusals=False, t
     more_inputs = another(lambda d: extra_inputs(d, draft, batch), 1)
     while len(draft.inputs) < 3 and draw(more_inputs):
         pass
-    more_layers = another(lambda d: layers(d, draft, train_dropout), 6)
-    while len(draft.layers) < max_layers and draw(more_layers):
+    more_layers = another(lambda d: layers(d, draft, palette, train_dropout), 6)
+    while palette.layer_kinds and len(draft.layers) < max_layers and draw(more_layers):
         pass
-    loss_layers(draw, draft)
-    losses = 1
-    more_losses = another(lambda d: loss_layers(d, draft), 1)
-    while losses < max_losses and draw(more_losses):
-        losses += 1
-    names = sorted(REFUSALS) if refusals is True else sorted(refusals or ())
+    if palette.loss_kinds:
+        loss_layers(draw, draft, palette)
+        losses = 1
+        more_losses = another(lambda d: loss_layers(d, draft, palette), 1)
+        while losses < max_losses and draw(more_losses):
+            losses += 1
+    names = [name for name in palette.refusals if refusals is True or name in (refusals or ())]
     if names and draw(integers(0, 9)) == 9:  # about one net in ten
         name = pick(draw, names)
-        expected = REFUSALS[name](draw, draft)
+        expected = REFUSALS[name].mutate(draw, draft)
         if expected is not None:
             draft.refusal = name
             draft.refusal_message = expected
@@ -422,7 +518,14 @@ def net_drafts(draw, max_layers: int = 8, max_losses: int = 3, refusals=False, t
 
 
 @st.composite
-def nets(draw, max_layers: int = 8, max_losses: int = 3, refusals=False, train_dropout: bool = False):
+def nets(
+    draw,
+    max_layers: int = 8,
+    max_losses: int = 3,
+    refusals=False,
+    train_dropout: bool = False,
+    capabilities: Capabilities = EVERYTHING,
+):
     """NetParameters that Caffe accepts, built layer by layer on known blob shapes.
 
     Input layers first (batch 1-3, channels 1-4, spatial 1-6; 2-D and 4-D), then up to
@@ -430,10 +533,10 @@ def nets(draw, max_layers: int = 8, max_losses: int = 3, refusals=False, train_d
     ``max_losses`` loss layers. The NetState (phase, level, stages) is written into
     ``state``; force_backward is set where drawn. With ``refusals=True`` (or a collection of
     names from REFUSALS) about one net in ten carries one mutation Caffe refuses or aborts
-    on; Dropout appears in TRAIN only with
-    ``train_dropout=True``.
+    on; Dropout appears in TRAIN only with ``train_dropout=True``. Only what ``capabilities``
+    allows is drawn (harness/capabilities.py).
 
     Shrinks towards fewer layers, a chain (each bottom is the newest blob), the first layer
     kind in LAYER_KINDS (ReLU), EuclideanLoss, TRAIN, no force_backward, no refusal and
     Caffe's defaults for every optional field."""
-    return draw(net_drafts(max_layers, max_losses, refusals, train_dropout)).to_proto()
+    return draw(net_drafts(max_layers, max_losses, refusals, train_dropout, capabilities)).to_proto()

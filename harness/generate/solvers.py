@@ -25,10 +25,10 @@ def _set(message, name, value):
         setattr(message, name, value)
 
 
-def lr_policies(draw, solver):
-    """lr_policy and exactly the fields its formula reads (solver.cpp, GetLearningRate).
-    Shrinks towards "fixed"."""
-    policy = pick(draw, LR_POLICIES)
+def lr_policies(draw, solver, policies=LR_POLICIES):
+    """lr_policy, one of ``policies``, and exactly the fields its formula reads (solver.cpp,
+    GetLearningRate). Shrinks towards "fixed" (or the first of ``policies``)."""
+    policy = pick(draw, policies)
     solver.lr_policy = policy
     if policy == "step":
         solver.gamma = pick(draw, (0.5, 0.1))
@@ -51,17 +51,17 @@ def lr_policies(draw, solver):
 
 
 @st.composite
-def solver_params(draw):
+def solver_params(draw, types=SOLVER_TYPES, policies=LR_POLICIES):
     """caffe_pb2.SolverParameter messages with no net field.
 
-    type (SGD, left unset, first), base_lr, the momentum fields valid for the type, delta
-    for the adaptive types, weight_decay and regularization_type, an lr_policy with its
-    parameters, iter_size and clip_gradients.
+    type (one of ``types``; SGD, left unset, first), base_lr, the momentum fields valid for
+    the type, delta for the adaptive types, weight_decay and regularization_type, an lr_policy
+    (one of ``policies``) with its parameters, iter_size and clip_gradients.
 
     Shrinks towards SGD with base_lr 0.01, policy "fixed", and every optional field unset
     (no momentum, no weight decay, L2, iter_size 1, no clipping)."""
     solver = caffe_pb2.SolverParameter()
-    kind = pick(draw, SOLVER_TYPES)
+    kind = pick(draw, types)
     if kind != "SGD":
         solver.type = kind
     solver.base_lr = pick(draw, (0.01, 0.1, 0.001))
@@ -79,7 +79,7 @@ def solver_params(draw):
         _set(solver, "delta", draw(maybe(1e-4, 1e-2)))
     _set(solver, "weight_decay", draw(maybe(1e-3, 0.01, 0.0)))
     _set(solver, "regularization_type", draw(maybe("L1")))
-    lr_policies(draw, solver)
+    lr_policies(draw, solver, policies)
     _set(solver, "iter_size", draw(maybe(2, 3)))
     _set(solver, "clip_gradients", draw(maybe(1.0, 0.1)))
     return solver

@@ -13,8 +13,8 @@ from reference_engine.net import Net, read_net_param
 from reference_engine.solvers import make_solver
 
 
-def run_once(case):
-    """Returns (net, loss of the first forward)."""
+def run_forward(case):
+    """Returns (net, loss) after the first forward."""
     param, _ = read_net_param(case.net, case.phase, case.level, case.stages)
     net = Net(param, dtype=torch.float64)
     for name, array in case.inputs.items():
@@ -22,7 +22,12 @@ def run_once(case):
     for name, layer in zip(net.layer_names, net.layers):
         for blob, array in zip(layer.blobs, case.params.get(name, ())):
             blob.data.copy_(torch.from_numpy(array).reshape(blob.data.shape))
-    loss = net.forward()
+    return net, net.forward()
+
+
+def run_once(case):
+    """Returns (net, loss of the first forward)."""
+    net, loss = run_forward(case)
     net.backward()
     if case.solver is not None:
         solver = make_solver(text_format.Parse(case.solver, caffe_pb2.SolverParameter()), net)

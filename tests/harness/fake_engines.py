@@ -2,7 +2,13 @@
 
 import dataclasses
 
+from google.protobuf import text_format
+
+from harness.capabilities import Capabilities
+from harness.case import Outcome, Result
 from harness.engines.reference import ReferenceEngine
+from reference_engine import caffe_pb2
+from reference_engine.net import parse_net
 
 
 class RenamedReference:
@@ -28,3 +34,45 @@ class PerturbedEngine(RenamedReference):
     def run(self, case):
         result = super().run(case)
         return dataclasses.replace(result, losses=tuple(x * 1.01 + 1e-3 for x in result.losses))
+
+
+class CountingReference(RenamedReference):
+    """The reference under another name, keeping every case it was given."""
+
+    name = "counting"
+
+    def __init__(self):
+        super().__init__()
+        self.cases = []
+
+    def run(self, case):
+        self.cases.append(case)
+        return super().run(case)
+
+
+class HandfulReference(CountingReference):
+    """An engine of a handful of layer types and the SGD solver: the reference, with any other
+    type or solver UNSUPPORTED, checked on the case itself (not through its capabilities)."""
+
+    name = "handful"
+    layer_types = frozenset(
+        {
+            "ReLU",
+            "Sigmoid",
+            "InnerProduct",
+            "Convolution",
+            "Pooling",
+            "Concat",
+            "EuclideanLoss",
+            "SoftmaxWithLoss",
+        }
+    )
+    capabilities = Capabilities(layer_types=layer_types, solver_types={"SGD"})
+
+    def run(self, case):
+        types = {layer.type for layer in parse_net(case.net).layer} - {"Input"}
+        solver = text_format.Parse(case.solver or "", caffe_pb2.SolverParameter())
+        if types - self.layer_types or (case.solver is not None and solver.type != "SGD"):
+            why = f"types {sorted(types - self.layer_types)}, solver {solver.type}"
+            return Result(self.name, Outcome.UNSUPPORTED, "init", why)
+        return super().run(case)

@@ -78,7 +78,7 @@ def test_the_report_marks_the_first_layer_the_stored_mismatches_blame(tmp_path, 
     (path / "diff.txt").write_text("verdict: ...\n\n[forward, relu] relu top 'y' data\n")
     blamed = []
 
-    def to_dot(data, blame=None, title=None):
+    def to_dot(data, blame=None, title=None, legend=True):
         blamed.append(blame)
         return "digraph { a }"
 
