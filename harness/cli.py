@@ -445,6 +445,7 @@ def cmd_check(args) -> int:
         raise HarnessError(f"{args.net}: not a valid NetParameter prototxt: {e}") from e
     except CaffeError as e:
         raise HarnessError(f"{args.net}: Caffe refuses this net: {e.message}") from e
+    _refuse_caffe_randomness(args, runnable.text)
     solver_text = None
     if args.solver is not None or args.iterations:
         solver_text, _ = solver_for_explain(_read_text(args.solver) if args.solver else None)
@@ -484,6 +485,33 @@ def cmd_check(args) -> int:
             print(f"{name}: {r.outcome.value}{where}" + (f": {r.message}" if r.message else ""))
         print(describe_comparison(comparison))
     return EXIT_DISAGREE if comparison.verdict == "disagree" else EXIT_OK
+
+
+def _refuse_caffe_randomness(args, net_text: str) -> None:
+    """A layer that draws from Caffe's RNG in TRAIN (Dropout's mask) makes a comparison with
+    real Caffe meaningless: say so, and how to check the rest, rather than report a bug. The
+    net is the runnable one (make_runnable), so every type in it is known."""
+    from reference_engine import caffe_pb2
+    from reference_engine.layer import layer_class
+    from reference_engine.net import read_net_param
+    from reference_engine.state import layer_included
+
+    if "caffe" not in (args.against, args.engine):
+        return
+    param, _ = read_net_param(net_text, args.phase, args.level, args.stage)
+    random = [
+        layer.name
+        for layer in param.layer
+        if layer_included(layer, param.state)
+        and layer_class(layer.type).random_in_train
+        and (layer.phase if layer.HasField("phase") else param.state.phase) == caffe_pb2.TRAIN
+    ]
+    if random:
+        raise HarnessError(
+            f"{args.net}: {', '.join(random)} draw(s) a random mask from Caffe's own RNG in TRAIN, "
+            "which no other engine can replay, so no comparison would mean anything; check "
+            "--phase TEST, or the net without those layers"
+        )
 
 
 def cmd_replay(args) -> int:

@@ -89,6 +89,8 @@ class Layer:
     is_source = False
     # Reads files named in its param (an LMDB, an HDF5 list, images).
     reads_files = False
+    # Its TRAIN forward draws from Caffe's own RNG (Dropout's mask), which no other engine replays.
+    random_in_train = False
     # A field of its param ("message.field") naming a file that Caffe reads when the field is set
     # (InfogainLoss's matrix): the Caffe engine refuses such a layer (harness/engines/sandbox.py).
     optional_file_field: str | None = None

@@ -74,7 +74,7 @@ class LayerKind:
         if draft.force_backward and any(cls.allow_force_backward(i) for i in cls.label_bottoms()):
             return False  # force_backward would ask for the gradient Caffe refuses to give
         # Dropout in TRAIN draws Caffe's own random mask, which the reference cannot replay yet.
-        return not (self.type == "Dropout" and draft.phase == "TRAIN" and not train_dropout)
+        return not (cls.random_in_train and draft.phase == "TRAIN" and not train_dropout)
 
 
 LAYER_KINDS: dict[str, LayerKind] = {}

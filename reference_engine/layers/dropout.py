@@ -19,6 +19,7 @@ class DropoutLayer(NeuronLayer):
     has no ``scale_train`` (a fork's field), so neither do we."""
 
     may_run_in_place = True
+    random_in_train = True
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -1,5 +1,6 @@
 """AdaDelta. Caffe: src/caffe/solvers/adadelta_solver.cpp."""
 
+from ..math_functions import scal
 from . import register_solver
 from .sgd import SGDSolver
 
@@ -28,4 +29,4 @@ class AdaDeltaSolver(SGDSolver):
         update = (h2 + delta) / (h1 + delta)
         diff.mul_(update.pow_(0.5))
         h2.mul_(float(momentum)).add_(diff.pow(2), alpha=one_minus_momentum)
-        diff.mul_(self.local_rate(param_id, rate))
+        diff.copy_(scal(self.local_rate(param_id, rate), diff))  # caffe_cpu_scale

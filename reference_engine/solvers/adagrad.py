@@ -1,6 +1,7 @@
 """AdaGrad. Caffe: src/caffe/solvers/adagrad_solver.cpp."""
 
 from ..checks import check_eq
+from ..math_functions import axpby
 from . import register_solver
 from .sgd import SGDSolver
 
@@ -25,5 +26,4 @@ class AdaGradSolver(SGDSolver):
         h.add_(diff.pow(2))
         update = h.pow(0.5).add_(delta)  # caffe_powx(h, 0.5), not sqrt
         update = diff / update
-        # axpby(local_rate, update, 0, diff): diff is scaled by 0 first, then the update added.
-        diff.mul_(0).add_(update, alpha=self.local_rate(param_id, rate))
+        diff.copy_(axpby(self.local_rate(param_id, rate), update, 0.0, diff))

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from ..math_functions import scal
 from . import register_solver
 from .sgd import SGDSolver
 
@@ -35,4 +36,4 @@ class AdamSolver(SGDSolver):
         m.mul_(float(beta1)).add_(diff, alpha=float(dtype(1) - beta1))
         v.mul_(float(beta2)).add_(diff * diff, alpha=float(dtype(1) - beta2))  # caffe_mul, not powx
         update = m / v.pow(0.5).add_(eps_hat)
-        diff.copy_(update).mul_(float(step_rate))  # caffe_cpu_scale: copy, then scal
+        diff.copy_(scal(float(step_rate), update))  # caffe_cpu_scale: copy, then scal

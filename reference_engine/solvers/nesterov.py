@@ -1,5 +1,6 @@
 """Nesterov's accelerated gradient. Caffe: src/caffe/solvers/nesterov_solver.cpp."""
 
+from ..math_functions import axpby
 from . import register_solver
 from .sgd import SGDSolver
 
@@ -14,6 +15,5 @@ class NesterovSolver(SGDSolver):
         diff = self.net.learnable_params[param_id].diff
         h = self.history[param_id]
         update = h.clone()  # the old history, to step back from
-        h.mul_(float(momentum)).add_(diff, alpha=self.local_rate(param_id, rate))
-        update.mul_(float(-momentum)).add_(h, alpha=float(dtype(1) + momentum))
-        diff.copy_(update)
+        h.copy_(axpby(self.local_rate(param_id, rate), diff, float(momentum), h))
+        diff.copy_(axpby(float(dtype(1) + momentum), h, float(-momentum), update))

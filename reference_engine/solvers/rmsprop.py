@@ -1,6 +1,7 @@
 """RMSProp. Caffe: src/caffe/solvers/rmsprop_solver.cpp."""
 
 from ..checks import check_eq, check_ge, check_lt
+from ..math_functions import axpby
 from . import register_solver
 from .sgd import SGDSolver
 
@@ -40,4 +41,4 @@ class RMSPropSolver(SGDSolver):
         h = self.history[param_id]
         h.mul_(float(rms_decay)).add_(diff.pow(2), alpha=float(dtype(1) - rms_decay))
         update = diff / h.pow(0.5).add_(delta)
-        diff.mul_(0).add_(update, alpha=self.local_rate(param_id, rate))
+        diff.copy_(axpby(self.local_rate(param_id, rate), update, 0.0, diff))

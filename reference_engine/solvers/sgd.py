@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from ..checks import fatal
+from ..math_functions import axpby
 from ..semantics import MASTER, CaffeSemantics
 from . import register_solver
 from .lr_policies import LR_POLICIES
@@ -117,6 +118,6 @@ class SGDSolver(Solver):
         momentum = float(self.dtype(self.param.momentum))
         diff = self.net.learnable_params[param_id].diff
         h = self.history[param_id]
-        # caffe_cpu_axpby(a, X, b, Y) is Y = b * Y, then Y += a * X (mkl_alternate.hpp).
-        h.mul_(momentum).add_(diff, alpha=self.local_rate(param_id, rate))
+        # caffe_cpu_axpby: with lr_mult 0 the gradient is never read, a NaN in it moves nothing.
+        h.copy_(axpby(self.local_rate(param_id, rate), diff, momentum, h))
         diff.copy_(h)

@@ -131,3 +131,44 @@ def test_a_zero_coefficient_skips_nan_as_caffe_does(corner, caffe_engine, refere
     # Caffe's answer is finite where the formula's is not: that is the corner.
     assert np.isfinite(expected).all(), f"{corner}: Caffe wrote {expected}"
     np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6, err_msg=corner)
+
+
+# A param whose gradient is NaN but whose lr_mult is 0: every solver's last step scales the
+# update by the local rate through caffe_cpu_axpby or caffe_cpu_scale, which never read the
+# gradient at a zero rate, so the param does not move in Caffe; 0 * NaN would make it NaN.
+FROZEN_NAN_NET = (
+    "force_backward: true\n"  # which computes the diff of a param with lr_mult 0 too
+    + _input("x", 2, 3)
+    + 'layer { name: "scale" type: "Scale" bottom: "x" top: "y" param { lr_mult: 0 } '
+    + "scale_param { axis: 0 num_axes: 1 } }\n"
+    + 'layer { name: "loss" type: "Reduction" bottom: "y" top: "loss" loss_weight: 1 }'
+)
+SOLVERS = {
+    "SGD": "momentum: 0.9",
+    "SGD without momentum": "",
+    "Nesterov": "momentum: 0.9",
+    "AdaGrad": "",
+    "RMSProp": "rms_decay: 0.9",
+    "AdaDelta": "momentum: 0.9",
+    "Adam": "momentum: 0.9 momentum2: 0.999",
+}
+
+
+@pytest.mark.parametrize("solver", sorted(SOLVERS))
+def test_a_frozen_param_with_a_nan_gradient_stays_as_caffe_keeps_it(solver, caffe_engine, reference):
+    solver_type = solver.split()[0]
+    text = f'base_lr: 0.1 lr_policy: "fixed" type: "{solver_type}" {SOLVERS[solver]}'
+    initial = np.array([0.5, -0.25], np.float32)
+    case = Case(
+        net=FROZEN_NAN_NET,
+        solver=text,
+        iterations=1,
+        inputs={"x": _data(2, 3)},
+        params={"scale": (initial,)},
+    )
+    caffe, ours = caffe_engine.run(case), reference.run(case)
+    assert caffe.outcome == Outcome.OK, caffe.message
+    assert ours.outcome == Outcome.OK, ours.message
+    assert np.isnan(caffe.param_diff["scale"][0]).any(), "the corner needs a NaN gradient"
+    np.testing.assert_array_equal(caffe.param_history[0]["scale"][0], initial)
+    np.testing.assert_array_equal(ours.param_history[0]["scale"][0], initial)
