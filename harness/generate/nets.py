@@ -207,6 +207,10 @@ def _add(draw, draft: NetDraft, palette, kind: LayerKind, drawn):
     if kept and not in_place and shapes.params and kind.shareable:
         twin = dataclasses.replace(drawn, param=fields)
         draft.twin_sources.append(TwinSource(kind, twin, [b.shape for b in drawn.bottoms]))
+    # In place on an Input blob, a layer runs again on its own output at every forward (Input's
+    # Forward leaves the blob alone): Sigmoid or TanH then drive it to their fixed point, and its
+    # values tie to within rounding, as a centring layer's do (BlobInfo.centred).
+    compounds = in_place and drawn.bottoms[0].name in draft.input_roles
     tops = draft.append(
         drawn.param,
         drawn.bottoms,
@@ -217,7 +221,7 @@ def _add(draw, draft: NetDraft, palette, kind: LayerKind, drawn):
         positive=drawn.positive,
         bound=drawn.bound,
         no_backward=not kind.layer.has_backward,
-        centres=kind.centres,
+        centres=kind.centres or compounds,
     )
     for top in tops:
         top.aliased = top.aliased or kind.aliases or (kind.type == "Concat" and len(drawn.bottoms) == 1)
