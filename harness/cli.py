@@ -804,9 +804,11 @@ def _interrupt(signum, frame):
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     # SIGTERM (a CI timeout, a service manager) stops a run as Ctrl-C does: the cases in
-    # flight finish and the report is written.
+    # flight finish and the report is written. SIGINT too, even where it was inherited ignored
+    # (a command started with & from a script), where Python would leave it ignored.
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, _interrupt)
     try:
         return args.handler(args)
     except HarnessError as e:

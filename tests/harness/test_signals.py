@@ -17,7 +17,7 @@ RENAMED = "tests.harness.fake_engines:RenamedReference"
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _campaign(tmp_path):
+def _campaign(tmp_path, sigint_ignored: bool = False):
     argv = [
         sys.executable,
         "-m",
@@ -36,6 +36,8 @@ def _campaign(tmp_path):
         "--report",
         str(tmp_path / "report"),
     ]
+    if sigint_ignored:  # as a shell's & does; an ignored signal stays ignored across exec
+        argv = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *argv]
     process = subprocess.Popen(
         argv,
         cwd=ROOT,
@@ -57,6 +59,15 @@ def test_sigterm_stops_a_campaign_as_ctrl_c_does(tmp_path):
     assert process.wait(timeout=60) == 130
     summary = json.loads((tmp_path / "report" / "report.json").read_text())["summary"]
     assert summary["interrupted"] and summary["cases"] > 0
+
+
+def test_sigint_stops_a_campaign_that_inherited_it_ignored(tmp_path):
+    """A command started with & from a script inherits SIGINT ignored, which Python keeps:
+    kill -INT must still stop it with its report."""
+    process = _campaign(tmp_path, sigint_ignored=True)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 130
+    assert json.loads((tmp_path / "report" / "report.json").read_text())["summary"]["interrupted"]
 
 
 def test_sigkill_of_the_harness_leaves_no_shard_running(tmp_path):
