@@ -494,16 +494,15 @@ def _refuse_caffe_randomness(args, net_text: str) -> None:
     from reference_engine import caffe_pb2
     from reference_engine.layer import layer_class
     from reference_engine.net import read_net_param
-    from reference_engine.state import layer_included
+    from reference_engine.state import filter_net
 
     if "caffe" not in (args.against, args.engine):
         return
     param, _ = read_net_param(net_text, args.phase, args.level, args.stage)
     random = [
         layer.name
-        for layer in param.layer
-        if layer_included(layer, param.state)
-        and layer_class(layer.type).random_in_train
+        for layer in filter_net(param).layer
+        if layer_class(layer.type).random_in_train
         and (layer.phase if layer.HasField("phase") else param.state.phase) == caffe_pb2.TRAIN
     ]
     if random:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from run_case import run_forward, run_once
 
 from harness.generate import LAYER_KINDS, LOSS_KINDS, case_from_draft, cases, net_drafts, nets
-from harness.generate.draft import NetDraft
+from harness.generate.draft import FLOAT32_MAX, NetDraft
 from harness.generate.nets import REFUSALS
 from reference_engine import caffe_pb2
 from reference_engine.checks import CaffeError
@@ -108,7 +108,7 @@ def test_a_blob_read_twice_shrinks_to_two_readers_and_nothing_else():
     assert all(_optional_fields_unset(layer) for layer in net.layer)
 
 
-FLOAT32_LOWEST = -3.4028234663852886e38
+FLOAT32_LOWEST = -FLOAT32_MAX
 
 
 @settings(FIXED, max_examples=300)
