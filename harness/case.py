@@ -45,6 +45,9 @@ class Outcome(enum.StrEnum):
     TIMEOUT = "timeout"
     OUT_OF_MEMORY = "out_of_memory"
     UNSUPPORTED = "unsupported"  # the engine does not model this feature; not a verdict
+    # A sanitizer (the rootfs-instrumented runtime's ASan or UBSan) reported undefined
+    # behaviour in Caffe: Caffe's answer means nothing here, so this is no verdict either.
+    CAFFE_UNDEFINED = "caffe_undefined"
 
 
 STAGES = ("init", "forward", "backward", "solver")
@@ -198,11 +201,22 @@ class Result:
     blob_diff: dict[str, np.ndarray] = field(default_factory=dict)
     param_diff: dict[str, tuple[np.ndarray, ...]] = field(default_factory=dict)
     param_history: tuple[dict[str, tuple[np.ndarray, ...]], ...] = ()  # per solver iteration
+    # A layer that runs in place rewrites its bottom, and blob_data and blob_diff keep only a
+    # blob's last value. So, for each layer L in place on a blob (its first top that is also
+    # a bottom), keyed by L's name: that blob as L reads it, its data just before L's forward
+    # (what the writer before L left) and its diff just before L's backward turn (what the
+    # layers after L left; recorded whether or not L then runs its backward). With them the
+    # comparison blames the first layer of an in-place chain whose output diverges; both are
+    # optional, compared where both engines give them.
+    in_place_data: dict[str, np.ndarray] = field(default_factory=dict)
+    in_place_diff: dict[str, np.ndarray] = field(default_factory=dict)
     info: dict = field(default_factory=dict)  # engine facts: Caffe version, timings
 
     def arrays(self) -> dict[str, np.ndarray]:
         out = {f"data/{k}": v for k, v in self.blob_data.items()}
         out.update({f"diff/{k}": v for k, v in self.blob_diff.items()})
+        out.update({f"in_place_data/{k}": v for k, v in self.in_place_data.items()})
+        out.update({f"in_place_diff/{k}": v for k, v in self.in_place_diff.items()})
         for layer, blobs in self.param_diff.items():
             out.update({f"param_diff/{layer}/{i}": b for i, b in enumerate(blobs)})
         for k, snapshot in enumerate(self.param_history, start=1):
@@ -227,7 +241,7 @@ class Result:
     def from_parts(cls, meta: dict, arrays: dict) -> Result:
         # One pass over the keys, each filed by its part before the first "/": a pass per kind
         # of array cost more than decoding the arrays themselves.
-        blob_data, blob_diff, param_diff = {}, {}, []
+        blob_data, blob_diff, param_diff, in_place_data, in_place_diff = {}, {}, [], {}, {}
         snapshots = {f"iter{k}": [] for k in range(1, meta.get("iterations", 0) + 1)}
         for key, value in arrays.items():
             kind, slash, rest = key.partition("/")
@@ -239,6 +253,10 @@ class Result:
                 blob_diff[rest] = value
             elif kind == "param_diff":
                 param_diff.append((rest, value))
+            elif kind == "in_place_data":
+                in_place_data[rest] = value
+            elif kind == "in_place_diff":
+                in_place_diff[rest] = value
             elif kind in snapshots:
                 snapshots[kind].append((rest, value))
         return cls(
@@ -253,6 +271,8 @@ class Result:
             blob_diff=blob_diff,
             param_diff=_by_layer(param_diff),
             param_history=tuple(_by_layer(snapshot) for snapshot in snapshots.values()),
+            in_place_data=in_place_data,
+            in_place_diff=in_place_diff,
             info=meta.get("info", {}),
         )
 

@@ -354,8 +354,14 @@ def cmd_fuzz(args) -> int:
         cluster=args.cluster,
         shard=args.shard,
         slice_examples=args.slice_examples,
+        coverage_dir=args.coverage,
     )
     _check_oracle(args)
+    if args.coverage is not None and (args.runtime != "rootfs-instrumented" or args.cluster or args.shard):
+        raise HarnessError(
+            f"--coverage {args.coverage}: needs --runtime rootfs-instrumented (not {args.runtime!r}) "
+            "and a campaign on this machine (no --cluster, no --shard)"
+        )
     if args.report:
         check_report_dir(args.report)
     with held_for_campaign([d for d in (args.report, args.corpus) if d is not None]):
@@ -712,6 +718,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="DIR",
         help="keep bundles and Hypothesis's examples here; replayed first next time",
+    )
+    p.add_argument(
+        "--coverage",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="with --runtime rootfs-instrumented: keep Caffe's gcov counters here and end with a line and "
+        "branch report of src/caffe (html/index.html, coverage.json, groups.json: docs/coverage.md)",
     )
     p.set_defaults(handler=cmd_fuzz)
 

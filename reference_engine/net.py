@@ -140,15 +140,22 @@ class Net:
 
     # ---- computation ------------------------------------------------------------------
 
-    def forward(self) -> float:
+    def forward(self, before_layer=None) -> float:
+        """ForwardFromTo over the whole net; ``before_layer(node)``, where given, is called at
+        each layer's turn, before it runs (an observer: it may read blobs, not change them)."""
         loss = 0.0
         for node, layer in zip(self.topology.layers, self.layers):
+            if before_layer is not None:
+                before_layer(node)
             loss += _at_stage("forward", layer.forward_layer, self._bottoms(node), self._tops(node))
         return loss
 
-    def backward(self):
-        """BackwardFromTo: reverse order, skipping layers that need no backward."""
+    def backward(self, before_layer=None):
+        """BackwardFromTo: reverse order, skipping layers that need no backward;
+        ``before_layer(node)`` as in forward, at every layer's turn, skipped or not."""
         for node, layer, f in reversed(list(zip(self.topology.layers, self.layers, self.flags.layers))):
+            if before_layer is not None:
+                before_layer(node)
             if f.need_backward:
                 _at_stage(
                     "backward",

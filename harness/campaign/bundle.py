@@ -19,6 +19,7 @@ from pathlib import Path
 
 from harness.campaign.compare import Comparison
 from harness.case import Case, Result
+from harness.engine import engine_source
 from harness.errors import HarnessError
 from harness.versions import caffe_of_results, json_text, stamp
 
@@ -59,6 +60,7 @@ class Bundle:
         meta = {
             **stamp("bundle"),
             "engines": self.engines,
+            "engine_sources": {role: engine_source(spec) for role, spec in self.engines.items()},
             "caffe": caffe_of_results(self.results),
             "comparison": self.comparison.to_json(),
         }
@@ -130,14 +132,20 @@ def recorded_engines(directory: Path) -> str:
     """The engines bundle.json says the bundle was found with, as text to show (never to run)."""
     path = Path(directory) / "bundle.json"
     try:
-        engines = json.loads(path.read_text()).get("engines", {})
+        meta = json.loads(path.read_text())
+        engines, sources = meta.get("engines", {}), meta.get("engine_sources", {})
     except (OSError, UnicodeDecodeError, ValueError, AttributeError) as e:
         return f"(unreadable {path}: {e})"
-    if not isinstance(engines, dict):
+    if not isinstance(engines, dict) or not isinstance(sources, dict):
         return "(no engines recorded)"
-    return (
-        ", ".join(f"{role}={value!r}" for role, value in sorted(engines.items())) or "(no engines recorded)"
-    )
+    described = []
+    for role, value in sorted(engines.items()):
+        source = sources.get(role)
+        where = ""
+        if isinstance(source, dict) and source.get("module_file"):
+            where = f" (from {source['module_file']}: PYTHONPATH={source.get('import_root')})"
+        described.append(f"{role}={value!r}{where}")
+    return ", ".join(described) or "(no engines recorded)"
 
 
 def describe_comparison(comparison: Comparison) -> str:

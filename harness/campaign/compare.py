@@ -72,6 +72,10 @@ class Mismatch:
     layer: str | None  # the layer blamed, if any
     message: str  # what differs, in words (for an array: where, both values, the tolerance)
     max_abs_error: float | None = None
+    # What differs, free of the case's names and numbers ("top 0 data", "param 1 update",
+    # "need_backward", an outcome's message shape): with the blamed layer's type and role it
+    # names the cause (fuzz.signature), which a shrink must keep.
+    quantity: str = ""
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -129,51 +133,80 @@ def normalise_message(message: str) -> str:
     return re.sub(r"(Failed to parse \w+ file: )\S*/", r"\1", message)
 
 
+def message_shape(message: str) -> str:
+    """A message without the case's own names and numbers, so that one cause, met on many
+    nets, reads the same: quoted names and numbers become placeholders, cut to 80 characters."""
+    shape = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", normalise_message(message))
+    shape = re.sub(r"\d+(\.\d+)?(e[-+]?\d+)?", "N", shape)
+    return shape[:80]
+
+
 def compare(
     ref: Result, other: Result, initial_params: dict | None = None, stages: tuple[str, ...] = MODELLED_STAGES
 ) -> Comparison:
-    """Everything on which ``other`` (real Caffe, usually) and ``ref`` disagree, blame first.
+    """Everything on which ``other`` (real Caffe, usually) and ``ref`` disagree, in causal
+    order: the layer list and its flags (the net as built), the forward layer by layer and its
+    loss, the backward from the last layer to the first, then each solver iteration's loss and
+    update. So the first mismatch is the earliest quantity that differs: the one to blame.
 
-    ``initial_params`` (the case's) lets the first solver iteration be compared as an update.
-    ``stages``: what the engine under test models (harness/capabilities.py); where that is the
-    forward only, the layer lists and forward data are all that is compared."""
+    Where the outcomes differ, what both engines produced before the failure is compared
+    first (a wrong shape that makes a later layer crash is blamed on the layer that made it),
+    then the outcomes. ``initial_params`` (the case's) lets the first solver iteration be
+    compared as an update. ``stages``: what the engine under test models
+    (harness/capabilities.py); where that is the forward only, the layer lists and the forward
+    data are all that is compared."""
+    for r in (ref, other):  # first: whatever an engine models, Caffe's answer means nothing here
+        if r.outcome is Outcome.CAFFE_UNDEFINED:
+            return Comparison(skipped=f"Caffe's behaviour is undefined here: {r.message}")
     for r in (ref, other):
         if r.outcome is Outcome.UNSUPPORTED:
             return Comparison(skipped=f"{r.engine} does not model this case: {r.message}")
     result = Comparison()
-    if (ref.outcome, ref.stage) != (other.outcome, other.stage):
-        result.mismatches.append(
-            Mismatch(
-                "outcome", None, f"outcome: {ref.engine}={_outcome(ref)} {other.engine}={_outcome(other)}"
-            )
-        )
-        return result
-    if ref.outcome is not Outcome.OK:
-        if normalise_message(ref.message) != normalise_message(other.message):
-            result.mismatches.append(
-                Mismatch(
-                    "outcome",
-                    None,
-                    f"{ref.outcome.value} at {ref.stage} with different messages: "
-                    f"{ref.engine}={ref.message!r} {other.engine}={other.message!r}",
-                )
-            )
-        if ref.stage == "init" or not ref.layers or not other.layers:
-            return result
     if "backward" not in stages:
         ref, other = _forward_part(ref), _forward_part(other)
-    if not _compare_layers(ref, other, result):
-        return result
-    _compare_flags(ref, other, result)
-    if ref.outcome is Outcome.OK:
-        _compare_arrays(ref, other, result, initial_params)
+    both = _Pair(ref, other, result, complete=ref.outcome is Outcome.OK and other.outcome is Outcome.OK)
+    # Where both ran to the end, their layer lists are compared whatever they hold (an empty one
+    # is a mismatch); where one failed, only what both built.
+    built = both.complete or (ref.layers and other.layers and "init" not in (ref.stage, other.stage))
+    if built and _compare_layers(ref, other, result):
+        _compare_flags(ref, other, result)
+        _compare_arrays(both, initial_params)
+    _compare_outcomes(ref, other, result)
     return result
+
+
+def _compare_outcomes(ref: Result, other: Result, result: Comparison):
+    stage = ref.stage or other.stage
+    if (ref.outcome, ref.stage) != (other.outcome, other.stage):
+        failed = [r for r in (ref, other) if r.outcome is not Outcome.OK] or [ref]
+        result.mismatches.append(
+            Mismatch(
+                "outcome",
+                None,
+                f"outcome: {ref.engine}={_outcome(ref)} {other.engine}={_outcome(other)}",
+                quantity=f"{ref.outcome.value}/{other.outcome.value} at {stage}: "
+                + " / ".join(message_shape(r.message) for r in failed),
+            )
+        )
+    elif ref.outcome is not Outcome.OK and normalise_message(ref.message) != normalise_message(other.message):
+        result.mismatches.append(
+            Mismatch(
+                "outcome",
+                None,
+                f"{ref.outcome.value} at {ref.stage} with different messages: "
+                f"{ref.engine}={ref.message!r} {other.engine}={other.message!r}",
+                quantity=f"{ref.outcome.value} at {stage}: "
+                f"{message_shape(ref.message)} / {message_shape(other.message)}",
+            )
+        )
 
 
 def _forward_part(r: Result) -> Result:
     """What a forward pass tells: the layer list without its flags, and the blob data."""
     layers = tuple(LayerRecord(x.name, x.type, x.bottoms, x.tops) for x in r.layers)
-    return replace(r, layers=layers, losses=(), blob_diff={}, param_diff={}, param_history=())
+    return replace(
+        r, layers=layers, losses=(), blob_diff={}, param_diff={}, param_history=(), in_place_diff={}
+    )
 
 
 def _outcome(r: Result) -> str:
@@ -201,12 +234,15 @@ def _compare_layers(ref: Result, other: Result, result: Comparison) -> bool:
                     "layers",
                     x[0],
                     f"layer {i} differs: {ref.engine}={_describe(x)} {other.engine}={_describe(y)}",
+                    quantity="layer list",
                 )
             )
             return False
     longer, name = (a, ref.engine) if len(a) > len(b) else (b, other.engine)
     extra = ", ".join(l[0] for l in longer[min(len(a), len(b)) :])
-    result.mismatches.append(Mismatch("layers", None, f"only {name} has the layers {extra}"))
+    result.mismatches.append(
+        Mismatch("layers", None, f"only {name} has the layers {extra}", quantity="layer count")
+    )
     return False
 
 
@@ -225,6 +261,7 @@ def _compare_flags(ref: Result, other: Result, result: Comparison):
                         "flags",
                         x.name,
                         f"{x.name} {words}: {ref.engine}={_flag_value(u)} {other.engine}={_flag_value(v)}",
+                        quantity=name,
                     )
                 )
 
@@ -248,46 +285,54 @@ def _largest(sizes: dict[str, float], names) -> float:
     return max((sizes[n] for n in names if n in sizes), default=0.0)
 
 
-def _compare_arrays(ref: Result, other: Result, result: Comparison, initial_params: dict | None):
-    layers = ref.layers
+@dataclass
+class _Pair:
+    """Both results, the comparison they fill, and whether both ran to the end: where one
+    failed, an array only one of them has is not a mismatch (the outcomes say why)."""
+
+    ref: Result
+    other: Result
+    result: Comparison
+    complete: bool
+
+    def check(self, kind, layer, quantity, what, a, b, scale: float = 0.0):
+        names = self.ref.engine, self.other.engine
+        if a is None or b is None:
+            if self.complete and (a is not None or b is not None):
+                missing = names[0] if a is None else names[1]
+                self.result.mismatches.append(
+                    Mismatch(kind, layer, f"{what}: missing from {missing}'s result", quantity=quantity)
+                )
+            return
+        a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+        if a.shape != b.shape:
+            self.result.mismatches.append(
+                Mismatch(
+                    kind, layer, f"{what}: shape {names[0]}={a.shape} {names[1]}={b.shape}", quantity=quantity
+                )
+            )
+            return
+        message, error = array_mismatch(a, b, TOLERANCES[kind], *names, scale)
+        if message:
+            self.result.mismatches.append(Mismatch(kind, layer, f"{what}: {message}", error, quantity))
+
+    def values(self, field: str, key):
+        return getattr(self.ref, field).get(key), getattr(self.other, field).get(key)
+
+
+def _in_place(record: LayerRecord, blob: str) -> bool:
+    return blob in record.bottoms and blob in record.tops
+
+
+def _compare_arrays(both: _Pair, initial_params: dict | None):
+    ref, other, layers = both.ref, both.other, both.ref.layers
     # Each blob's size once: a blob is read by several layers, and by several of the scales below.
     data_size = {name: _size(a) for name, a in ref.blob_data.items()}
     diff_sizes = [{name: _size(a) for name, a in r.blob_diff.items()} for r in (ref, other)]
-    # Forward: blame the last layer that writes the blob (in-place layers rewrite it).
-    writer = {top: record.name for record in layers for top in record.tops}
-    forward = [
-        (
-            record,
-            record.bottoms,
-            record.tops,
-            [
-                (top, f"{record.name} top '{top}' data")
-                for top in dict.fromkeys(record.tops)
-                if writer[top] == record.name
-            ],
-        )
-        for record in layers
-    ]
-    _compare_pass(result, ref, other, "forward", forward, [data_size], (ref.blob_data, other.blob_data))
-    # Backward runs last-to-first: blame the first layer to run (the last reader) whose bottom
-    # diff differs.
-    reader = {bottom: record.name for record in layers for bottom in record.bottoms}
-    backward = [
-        (
-            record,
-            record.tops,
-            record.bottoms,
-            [
-                (bottom, f"{record.name} bottom diff {k} ('{bottom}')")
-                for k, bottom in enumerate(record.bottoms)
-                if reader[bottom] == record.name
-            ],
-        )
-        for record in reversed(layers)
-    ]
-    incoming_of = _compare_pass(
-        result, ref, other, "bottom_diff", backward, diff_sizes, (ref.blob_diff, other.blob_diff)
-    )[::-1]
+    _compare_pass(both, "forward", _forward_steps(both), [data_size])
+    values = max(data_size.values(), default=0.0)  # a loss sums weighted terms that may cancel
+    _compare_loss(both, 0, values)
+    incoming_of = _compare_pass(both, "bottom_diff", _backward_steps(both), diff_sizes)[::-1]
     rounding_only = set()  # (layer, i): gradients that are rounding on both sides, see below
     for record, incoming in zip(layers, incoming_of):
         # A param diff sums incoming diffs times bottom values, or times 1 (a bias; Embed's rows).
@@ -295,71 +340,107 @@ def _compare_arrays(ref: Result, other: Result, result: Comparison, initial_para
         for i, (x, y) in enumerate(
             zip(ref.param_diff.get(record.name, ()), other.param_diff.get(record.name, ()))
         ):
-            _check_array(
-                result,
-                "param_diff",
-                record.name,
-                f"{record.name} param diff {i}",
-                x,
-                y,
-                ref.engine,
-                other.engine,
-                terms,
+            both.check(
+                "param_diff", record.name, f"param {i} diff", f"{record.name} param diff {i}", x, y, terms
             )
             if _rounding_only(x, y, TOLERANCES["param_diff"].rtol * terms):
                 rounding_only.add((record.name, i))
-    # A loss is a sum of weighted terms that may cancel: scale by the largest blob value.
-    values = max(data_size.values(), default=0.0)
-    for k, (x, y) in enumerate(zip(ref.losses, other.losses)):
-        what = "forward loss" if k == 0 else f"loss of solver iteration {k}"
-        _check_array(
-            result, "loss", None, what, np.float64(x), np.float64(y), ref.engine, other.engine, values
-        )
-    # Each iteration's update w_k - w_(k-1), judged by the size of the update itself plus the
-    # float32 rounding of the weights: a tolerance relative to the weights alone would hide a
-    # wrong update rule behind a small learning rate.
+    # Iteration k computes its loss on the weights of iteration k-1, then updates them: its
+    # loss comes before its update, and a wrong update shows first as itself, not as the
+    # next iteration's loss.
     previous = (initial_params or {}, initial_params or {})
-    for k, (snap_a, snap_b) in enumerate(zip(ref.param_history, other.param_history), start=1):
-        for record in layers:
-            before_a, before_b = previous[0].get(record.name, ()), previous[1].get(record.name, ())
-            for i, (x, y) in enumerate(zip(snap_a.get(record.name, ()), snap_b.get(record.name, ()))):
-                x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-                if (record.name, i) in rounding_only:
-                    continue
-                if i < len(before_a) and i < len(before_b):
-                    w = _size(x)
-                    _check_array(
-                        result,
-                        "update",
-                        record.name,
-                        f"{record.name} param {i} update at iteration {k}",
-                        x - np.asarray(before_a[i], np.float64),
-                        y - np.asarray(before_b[i], np.float64),
-                        ref.engine,
-                        other.engine,
-                        WEIGHT_ROUNDING * w / TOLERANCES["update"].rtol,
-                    )
-                else:
-                    _check_array(
-                        result,
-                        "weights",
-                        record.name,
-                        f"{record.name} param {i} after iteration {k}",
-                        x,
-                        y,
-                        ref.engine,
-                        other.engine,
-                    )
-        previous = (snap_a, snap_b)
-    if len(ref.param_history) != len(other.param_history):
-        result.mismatches.append(
+    for k, snapshots in enumerate(zip(ref.param_history, other.param_history), start=1):
+        _compare_loss(both, k, values)
+        _compare_update(both, k, previous, snapshots, rounding_only)
+        previous = snapshots
+    if both.complete and len(ref.param_history) != len(other.param_history):
+        both.result.mismatches.append(
             Mismatch(
                 "weights",
                 None,
                 f"solver iterations: {ref.engine}="
                 f"{len(ref.param_history)} {other.engine}={len(other.param_history)}",
+                quantity="iterations",
             )
         )
+
+
+def _compare_loss(both: _Pair, k: int, values: float):
+    if k < len(both.ref.losses) and k < len(both.other.losses):
+        what = "forward loss" if k == 0 else f"loss of solver iteration {k}"
+        x, y = np.float64(both.ref.losses[k]), np.float64(both.other.losses[k])
+        both.check("loss", None, "forward loss" if k == 0 else "solver loss", what, x, y, values)
+
+
+def _compare_update(both: _Pair, k: int, previous, snapshots, rounding_only):
+    """Iteration k's update w_k - w_(k-1), judged by the size of the update itself plus the
+    float32 rounding of the weights: a tolerance relative to the weights alone would hide a
+    wrong update rule behind a small learning rate."""
+    for record in both.ref.layers:
+        before_a, before_b = previous[0].get(record.name, ()), previous[1].get(record.name, ())
+        for i, (x, y) in enumerate(zip(snapshots[0].get(record.name, ()), snapshots[1].get(record.name, ()))):
+            if (record.name, i) in rounding_only:
+                continue
+            x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+            if i < len(before_a) and i < len(before_b):
+                both.check(
+                    "update",
+                    record.name,
+                    f"param {i} update",
+                    f"{record.name} param {i} update at iteration {k}",
+                    x - np.asarray(before_a[i], np.float64),
+                    y - np.asarray(before_b[i], np.float64),
+                    WEIGHT_ROUNDING * _size(x) / TOLERANCES["update"].rtol,
+                )
+            else:
+                what = f"{record.name} param {i} after iteration {k}"
+                both.check("weights", record.name, f"param {i} weights", what, x, y)
+
+
+def _forward_steps(both: _Pair):
+    """The forward, layer by layer: what each layer reads and writes, and the values it is
+    blamed for. A top that a later layer rewrites in place is judged as that layer reads it
+    (in_place_data), and only the last writer is judged by the blob's final data; where an
+    engine gave no in_place_data, the top of an earlier writer is not seen."""
+    layers, steps = both.ref.layers, []
+    for i, record in enumerate(layers):
+        blamed = []
+        for k, top in enumerate(dict.fromkeys(record.tops)):
+            reader = next((later for later in layers[i + 1 :] if _in_place(later, top)), None)
+            what, quantity = f"{record.name} top '{top}' data", f"top {k} data"
+            if reader is None:
+                blamed.append((what, quantity, *both.values("blob_data", top)))
+            else:
+                values = both.values("in_place_data", reader.name)
+                if all(v is not None for v in values):
+                    blamed.append((f"{what} (as {reader.name} reads it in place)", quantity, *values))
+        steps.append((record, record.bottoms, record.tops, blamed))
+    return steps
+
+
+def _backward_steps(both: _Pair):
+    """The backward, last layer first: what each layer reads and writes, and the bottom diffs
+    it is blamed for. A bottom diff that an earlier layer in place on that blob reads next is
+    judged as that layer reads it (in_place_diff); the final diff of a blob is the work of the
+    last layer to run on it, its first reader."""
+    layers, steps = both.ref.layers, []
+    first_reader = {}
+    for record in layers:
+        for bottom in record.bottoms:
+            first_reader.setdefault(bottom, record.name)
+    for i in reversed(range(len(layers))):
+        record, blamed = layers[i], []
+        for k, bottom in enumerate(record.bottoms):
+            what, quantity = f"{record.name} bottom diff {k} ('{bottom}')", f"bottom {k} diff"
+            reader = next((earlier for earlier in reversed(layers[:i]) if _in_place(earlier, bottom)), None)
+            if reader is not None:
+                values = both.values("in_place_diff", reader.name)
+                if all(v is not None for v in values):
+                    blamed.append((f"{what} (as {reader.name} reads it in place)", quantity, *values))
+            elif first_reader[bottom] == record.name:
+                blamed.append((what, quantity, *both.values("blob_diff", bottom)))
+        steps.append((record, record.tops, record.bottoms, blamed))
+    return steps
 
 
 def _rounding_only(a, b, noise: float) -> bool:
@@ -377,10 +458,10 @@ def _rounding_only(a, b, noise: float) -> bool:
     return max(float(np.abs(a).max(initial=0.0)), float(np.abs(b).max(initial=0.0))) <= noise
 
 
-def _compare_pass(result, ref, other, kind, steps, sizes, arrays) -> list[float]:
+def _compare_pass(both: _Pair, kind, steps, sizes) -> list[float]:
     """One pass over the net, forward or backward: ``steps`` holds, in running order, each layer
-    with the blobs it reads, the blobs it writes, and (blob, what) for those it is blamed for;
-    ``arrays`` are both engines' values of the pass. Returns each step's scale.
+    with the blobs it reads, the blobs it writes, and (what, quantity, both values) for those
+    it is blamed for. Returns each step's scale.
 
     A blob carries the rounding of every value on its way (a Reduction that cancels to about
     zero passes on the rounding of its terms; a gradient, that of the largest gradient on its
@@ -392,37 +473,10 @@ def _compare_pass(result, ref, other, kind, steps, sizes, arrays) -> list[float]
         scale = max([_largest(s, reads) for s in sizes] + [carried.get(b, 0.0) for b in reads])
         for blob in writes:
             carried[blob] = max(carried.get(blob, 0.0), scale)
-        for blob, what in blamed:
-            _check_array(
-                result,
-                kind,
-                record.name,
-                what,
-                arrays[0].get(blob),
-                arrays[1].get(blob),
-                ref.engine,
-                other.engine,
-                scale,
-            )
+        for what, quantity, a, b in blamed:
+            both.check(kind, record.name, quantity, what, a, b, scale)
         scales.append(scale)
     return scales
-
-
-def _check_array(result, kind, layer, what, a, b, name_a, name_b, scale: float = 0.0):
-    if a is None or b is None:
-        if a is not None or b is not None:
-            missing = name_a if a is None else name_b
-            result.mismatches.append(Mismatch(kind, layer, f"{what}: missing from {missing}'s result"))
-        return
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape:
-        result.mismatches.append(
-            Mismatch(kind, layer, f"{what}: shape {name_a}={a.shape} {name_b}={b.shape}")
-        )
-        return
-    message, error = array_mismatch(a, b, TOLERANCES[kind], name_a, name_b, scale)
-    if message:
-        result.mismatches.append(Mismatch(kind, layer, f"{what}: {message}", error))
 
 
 def array_mismatch(

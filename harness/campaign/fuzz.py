@@ -11,7 +11,9 @@ until the budget is spent.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +98,9 @@ class CaseRecord:
     # shard was killed before the shrink ended.
     shrunk: bool = False
     signature: str | None = None
+    # A bundle's signature and its blamed layer's fields set away from their defaults in the
+    # bundled case (cause()): what tells two bugs of one signature apart once shrunk.
+    cause: str | None = None
     precision: dict | None = None  # the triage's class and evidence, where verdict is "precision"
     slice: int | None = None  # the slice that ran it (slices.py); None in a --jobs shard or the corpus
 
@@ -126,11 +131,64 @@ class Disagreement(Exception):
     """Raised inside the Hypothesis test so that it shrinks the case."""
 
 
-def signature(comparison: Comparison, layer_types: dict[str, str]) -> str:
-    """What makes two disagreements the same bug: the kind of the first mismatch and the
-    type of the layer it blames."""
+def signature(comparison: Comparison, results: dict) -> str:
+    """What makes two disagreements the same bug: the first mismatch's kind and quantity (an
+    outcome's message shape among them), and the type and role of the layer it blames, as the
+    engines built the net (so a Split layer Caffe inserted has its type). A shrink keeps it:
+    only a case with the same signature counts as failing again, so it cannot slip to a
+    different quantity or a layer in another role."""
     first = comparison.first
-    return f"{first.kind}:{layer_types.get(first.layer, '-') if first.layer else '-'}"
+    blamed = "-"
+    for result in results.values():
+        record = next((r for r in result.layers if r.name == first.layer), None)
+        if record is not None:
+            blamed = record.type + (" in place" if set(record.tops) & set(record.bottoms) else "")
+            break
+    return f"{first.kind}:{blamed}:{first.quantity or '-'}"
+
+
+def bundle_name(signature_: str) -> str:
+    """A directory name for a signature's bundle: its kind and blamed type, readable, and a
+    digest of the whole signature, which holds spaces and quotes."""
+    kind, blamed = signature_.split(":")[:2]
+    readable = re.sub(r"[^A-Za-z0-9]+", "-", f"{kind}-{blamed}").strip("-")
+    return f"{readable}-{hashlib.sha1(signature_.encode()).hexdigest()[:8]}"
+
+
+def cause(signature_: str, case: Case, layer: str | None) -> str:
+    """The signature and the blamed layer's fields that the case sets away from Caffe's
+    defaults: once shrunk, those that matter to the bug ("ReLU ... + relu_param.negative_slope")."""
+    fields = set_fields(case, layer) if layer else []
+    return signature_ + (" + " + ", ".join(fields) if fields else "")
+
+
+def set_fields(case: Case, layer: str) -> list[str]:
+    """The fields of the case's layer ``layer`` that differ from their defaults, by path."""
+    from google.protobuf.text_format import ParseError
+
+    from reference_engine.net import parse_net
+
+    try:
+        found = [l for l in parse_net(case.net).layer if l.name == layer]
+    except ParseError:  # a net that does not parse names no fields
+        return []
+    return sorted(_set_paths(found[0], "", skip={"name", "type", "bottom", "top"})) if found else []
+
+
+def _set_paths(message, prefix: str, skip=frozenset()) -> set[str]:
+    paths = set()
+    for descriptor, value in message.ListFields():
+        if descriptor.name in skip:
+            continue
+        path = prefix + descriptor.name
+        repeated = descriptor.is_repeated
+        items = value if repeated else [value]
+        if descriptor.message_type is not None:
+            for item in items:
+                paths |= _set_paths(item, path + ".") or {path}
+        elif repeated or value != descriptor.default_value:
+            paths.add(path)
+    return paths
 
 
 def run_pair(case: Case, under_test, oracle) -> tuple[Comparison, dict]:
@@ -199,7 +257,7 @@ class Hunter:
             layer_types=sorted(set(types.values())),
             outcomes={n: r.outcome.value for n, r in results.items()},
             shrinking=shrinking,
-            signature=signature(comparison, types) if verdict == "disagree" else None,
+            signature=signature(comparison, results) if verdict == "disagree" else None,
             precision=precision,
         )
         return record, comparison, results
@@ -280,9 +338,12 @@ class Hunter:
         from harness.campaign.bundle import Bundle
 
         self.known.add(shrink.signature)
-        path = self.bundle_dir / f"{shrink.signature.replace(':', '-')}-seed{self.seed}-{round_}"
+        path = self.bundle_dir / f"{bundle_name(shrink.signature)}-seed{self.seed}-{round_}"
         Bundle(shrink.case, shrink.results, self.engines, shrink.comparison).save(path)
-        self.on_record(dataclasses.replace(shrink.record, bundle=str(path), shrinking=True, shrunk=shrunk))
+        found = cause(shrink.signature, shrink.case, shrink.comparison.first.layer)
+        self.on_record(
+            dataclasses.replace(shrink.record, bundle=str(path), shrinking=True, shrunk=shrunk, cause=found)
+        )
 
 
 class Records:
@@ -338,6 +399,9 @@ class CampaignOptions:
     cluster: str | None = None
     shard: tuple[int, int] | None = None
     slice_examples: int = SLICE_EXAMPLES
+    # fuzz --coverage: the rootfs-instrumented runtime's gcov counters are kept here, and the
+    # campaign ends with their report (coverage.py).
+    coverage_dir: Path | None = None
 
 
 def make_engine(spec: str, options: CampaignOptions, engine_cmd: str | None = None):
@@ -349,7 +413,14 @@ def make_engine(spec: str, options: CampaignOptions, engine_cmd: str | None = No
         return CommandEngine(engine_cmd, timeout_s=options.timeout_s)
     cls = load_engine_class(spec)
     if spec == "caffe":
-        return cls(runtime=options.runtime, timeout_s=options.timeout_s, memory_budget=options.memory_budget)
+        runtime = options.runtime
+        if options.coverage_dir is not None:
+            from harness.campaign.coverage import counters_dir
+            from harness.engines.runtimes import get_runtime
+
+            runtime = get_runtime(options.runtime)
+            runtime.coverage_dir = counters_dir(options.coverage_dir)
+        return cls(runtime=runtime, timeout_s=options.timeout_s, memory_budget=options.memory_budget)
     if spec == "reference":
         # The reference follows the Caffe the runtime holds (master or 1.0: semantics.py).
         from harness.engines.runtimes import get_runtime
@@ -566,9 +637,21 @@ def run_campaign(options: CampaignOptions, progress) -> tuple[list[CaseRecord], 
         for process in shards:
             process.join(timeout=5)
         progress.close()
+    if options.coverage_dir is not None:
+        report_coverage(options.coverage_dir)
     if errors:
         raise CampaignFailed(records.kept, interrupted, errors)
     return records.kept, interrupted
+
+
+def report_coverage(coverage_dir: Path) -> None:
+    """The campaign's coverage of Caffe (fuzz --coverage): gcovr's HTML and JSON under
+    coverage_dir, and the summary per group, printed and written as groups.json."""
+    from harness.campaign.coverage import table, write_coverage_report
+
+    rows = write_coverage_report(coverage_dir)
+    print(f"Caffe's source reached (report in {coverage_dir / 'html' / 'index.html'}):")
+    print(table({"campaign": rows}), flush=True)
 
 
 class CampaignFailed(HarnessError):

@@ -231,6 +231,7 @@ def summarise(
         "disagreements": [
             {
                 "signature": r.signature,
+                "cause": r.cause,
                 "summary": r.summary,
                 "bundle": r.bundle,
                 "cases": tally.cases_of(r),
@@ -302,7 +303,9 @@ def console_summary(summary: dict, where: str = "") -> str:
     lines = [f"{_plural(summary['cases'], 'case')}{seeded}: {counts}{where}"]
     for d in bundles:
         origin = ", from the corpus" if d["corpus"] else ""
-        lines.append(f"  {d['signature']} ({_plural(d['cases'], 'case')}{origin}): {d['summary']}")
+        lines.append(
+            f"  {d['cause'] or d['signature']} ({_plural(d['cases'], 'case')}{origin}): {d['summary']}"
+        )
         lines.append(f"    replay: caffe-conformance replay {d['bundle']}")
     lines += [f"  precision {c['name']}: {c['summary']}" for c in summary["precision"]["cases"]]
     return "\n".join(lines)
@@ -633,8 +636,8 @@ def _section(disagreement: dict) -> str:
     signature, bundle_path = disagreement["signature"] or "", disagreement["bundle"]
     origin = ", from the corpus" if disagreement["corpus"] else ""
     parts = [
-        f'<section class="signature" id="{html.escape(signature.replace(":", "-"))}">',
-        f"<h3>{html.escape(signature)}</h3>",
+        f'<section class="signature" id="{Path(bundle_path).name}">',
+        f"<h3>{html.escape(disagreement.get('cause') or signature)}</h3>",
         f"<p>{_plural(disagreement['cases'], 'disagreeing case')}{origin}: {html.escape(disagreement['summary'])}</p>",
         f"<pre class=replay>caffe-conformance replay {html.escape(bundle_path)}</pre>",
     ]

@@ -110,7 +110,7 @@ class PrecisionTriage:
                 + [
                     m.max_abs_error or 0.0
                     for m in moved.mismatches
-                    if (m.kind, m.layer) == (first.kind, first.layer)
+                    if (m.kind, m.layer, m.quantity) == (first.kind, first.layer, first.quantity)
                 ]
             )
         evidence = {"float32": in_float32.summary(), "spread": spread, "error": first.max_abs_error}

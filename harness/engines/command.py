@@ -47,6 +47,17 @@ FATAL_LINE = re.compile(r"^F\d{4,8} [0-9:.]+ +\d+ [^\]]*\] (.*)$")
 OUT_OF_MEMORY_SIGNS = ("host allocation of size", "std::bad_alloc", "Cannot allocate memory")
 # Where a death counts as a refusal: Caffe aborted while building the net or the solver.
 BUILDING_STEPS = {"net", "solver_init"}
+# A sanitizer's report (the rootfs-instrumented runtime's Caffe): AddressSanitizer's
+# "==12==ERROR: AddressSanitizer: heap-buffer-overflow on address ...", UndefinedBehaviorSanitizer's
+# "/usr/src/.../x.cpp:40:7: runtime error: signed integer overflow: ...", then a stack of
+# "    #0 0x7f... in caffe::PoolingLayer<float>::Backward_cpu(...) /usr/src/.../pooling_layer.cpp:293".
+ASAN_ERROR = re.compile(r"^==\d+==ERROR: (AddressSanitizer|LeakSanitizer): ([\w-]+)", re.MULTILINE)
+UBSAN_ERROR = re.compile(r"^(/\S+?):(\d+):\d+: runtime error: ([^:\n]+)", re.MULTILINE)
+SANITIZER_FRAME = re.compile(r"^\s*#\d+ 0x[0-9a-f]+ in (.+) (/\S+?):(\d+)(?::\d+)?$", re.MULTILINE)
+CAFFE_SOURCE = re.compile(r".*/((?:src|include)/caffe/\S+)$")  # the last such part: /usr/src/caffe/...
+# What ASan reports when an allocation fails or the resident set passes hard_rss_limit_mb: the
+# memory cap, not undefined behaviour.
+SANITIZER_OUT_OF_MEMORY = ("out", "allocation-size-too-big", "rss-limit-exceeded", "calloc-overflow")
 # A reply's payload above this is a broken or hostile engine, not a result (a case's arrays
 # are far smaller; the worker's memory cap is 4 GiB).
 MAX_PAYLOAD_BYTES = 1 << 32
@@ -125,6 +136,46 @@ def fatal_message(log: str) -> str | None:
         if line.startswith("terminate called after throwing"):
             return line.strip()
     return None
+
+
+def sanitizer_report(log: str) -> dict | None:
+    """The first sanitizer report in log: its kind ("heap-buffer-overflow", "signed integer
+    overflow") and its first frame in Caffe's own source (file relative to the source tree, line,
+    function without its arguments), or None where there is no report."""
+    asan, ubsan = ASAN_ERROR.search(log), UBSAN_ERROR.search(log)
+    if "AddressSanitizer: hard rss limit exhausted" in log and asan is None:
+        return {"sanitizer": "AddressSanitizer", "kind": "rss-limit-exceeded", "frame": None}
+    first = min((m for m in (asan, ubsan) if m is not None), key=lambda m: m.start(), default=None)
+    if first is None:
+        return None
+    if first is asan:
+        report = {"sanitizer": asan.group(1), "kind": asan.group(2)}
+    else:
+        report = {"sanitizer": "UndefinedBehaviorSanitizer", "kind": ubsan.group(3).strip()}
+    report["frame"] = None
+    for frame in SANITIZER_FRAME.finditer(log, first.end()):
+        source = CAFFE_SOURCE.search(frame.group(2))
+        if source:
+            function = frame.group(1).split("(")[0]
+            report["frame"] = {"file": source.group(1), "line": int(frame.group(3)), "function": function}
+            break
+    if report["frame"] is None and first is ubsan:  # no stack: the report's own location
+        source = CAFFE_SOURCE.search(ubsan.group(1))
+        if source:
+            report["frame"] = {"file": source.group(1), "line": int(ubsan.group(2)), "function": None}
+    return report
+
+
+def sanitizer_message(report: dict) -> str:
+    """'heap-buffer-overflow in caffe::PoolingLayer<float>::Backward_cpu at
+    src/caffe/layers/pooling_layer.cpp:293', as much of it as the report names."""
+    frame = report["frame"]
+    if frame is None:
+        return f"{report['sanitizer']}: {report['kind']} (no frame in Caffe's source)"
+    where = f"{frame['file']}:{frame['line']}"
+    if frame["function"]:
+        return f"{report['kind']} in {frame['function']} at {where}"
+    return f"{report['kind']} at {where}"
 
 
 class CommandEngine:
@@ -414,7 +465,16 @@ class CommandEngine:
         info = {"returncode": returncode, "step": stage["step"], "log_tail": log[-2000:]}
         if returncode is not None and returncode < 0:
             info["signal"] = signal.Signals(-returncode).name
-        if message is not None and any(sign in message for sign in OUT_OF_MEMORY_SIGNS):
+        sanitized = sanitizer_report(log)
+        if sanitized is not None:
+            info["sanitizer"] = sanitized
+        if sanitized is not None and sanitized["kind"] in SANITIZER_OUT_OF_MEMORY:
+            outcome = Outcome.OUT_OF_MEMORY
+            message = f"{sanitizer_message(sanitized)}: over the memory cap (memory_mb={self.memory_mb})"
+        elif sanitized is not None:
+            outcome = Outcome.CAFFE_UNDEFINED
+            message = sanitizer_message(sanitized)
+        elif message is not None and any(sign in message for sign in OUT_OF_MEMORY_SIGNS):
             outcome = Outcome.OUT_OF_MEMORY
         elif killed_by_memory_cap:
             outcome = Outcome.OUT_OF_MEMORY
@@ -448,17 +508,4 @@ class CommandEngine:
         info["array_format"] = self._array_format
         info["worker_starts"] = self.starts
         info["child_restarts"] = self.child_restarts
-        return Result(
-            engine=self.name,
-            outcome=result.outcome,
-            stage=result.stage,
-            message=result.message,
-            layers=result.layers,
-            outputs=result.outputs,
-            losses=result.losses,
-            blob_data=result.blob_data,
-            blob_diff=result.blob_diff,
-            param_diff=result.param_diff,
-            param_history=result.param_history,
-            info=info,
-        )
+        return dataclasses.replace(result, engine=self.name, info=info)

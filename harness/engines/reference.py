@@ -69,7 +69,10 @@ class ReferenceEngine:
                 too_large,
                 info={"seconds": time.perf_counter() - started},
             )
-        state = {"stage": "init", "layers": ()}
+        # What the run has produced so far: a case that aborts keeps it, and the comparison
+        # compares it with the other engine's (a wrong top that makes a later layer abort is
+        # then blamed on the layer that made it).
+        state = {"stage": "init", "layers": (), "made": {}}
         try:
             result = self._run(case, state)
         except CaffeError as error:
@@ -77,7 +80,9 @@ class ReferenceEngine:
             # solver iteration's forward is at "solver", not "forward".
             stage = state["stage"]
             outcome = Outcome.REFUSED if stage == "init" else Outcome.ABORTED
-            result = Result(self.name, outcome, stage, error.message, layers=state["layers"])
+            if stage == "forward":
+                state["made"]["blob_data"] = _made_before(state["net"], state["forward_at"])
+            result = Result(self.name, outcome, stage, error.message, layers=state["layers"], **state["made"])
         except Unsupported as error:
             result = Result(
                 self.name, Outcome.UNSUPPORTED, state["stage"], str(error), layers=state["layers"]
@@ -122,18 +127,26 @@ class ReferenceEngine:
 
     def _run(self, case: Case, state) -> Result:
         net = self._net(case)
-        state["layers"] = layer_records(net)
+        made = state["made"]
+        state["net"], state["layers"] = net, layer_records(net)
         state["stage"] = "forward"
-        loss = net.forward()
-        blob_data = {n: _array(b.data) for n, b in net.named_blobs().items()}
+        made["in_place_data"] = {}
+
+        def before_forward(node):
+            state["forward_at"] = node  # an abort here keeps the blobs made before it
+            _keep_in_place(net, node, "data", made["in_place_data"])
+
+        loss = net.forward(before_forward)
+        made["blob_data"] = {n: _array(b.data) for n, b in net.named_blobs().items()}
         state["stage"] = "backward"
         for layer in net.layers:
             for blob in layer.blobs:
                 blob.diff.zero_()
-        net.backward()
-        blob_diff = {n: _array(b.diff) for n, b in net.named_blobs().items()}
-        param_diff = _params(net, "diff")
-        losses = [loss]
+        made["in_place_diff"] = {}
+        net.backward(lambda node: _keep_in_place(net, node, "diff", made["in_place_diff"]))
+        made["blob_diff"] = {n: _array(b.diff) for n, b in net.named_blobs().items()}
+        made["param_diff"] = _params(net, "diff")
+        made["losses"] = (loss,)
         history = []
         if case.solver is not None:
             state["stage"] = "solver"
@@ -141,26 +154,44 @@ class ReferenceEngine:
                 solver_param = case_solver_param(case)
                 solver = make_solver(solver_param, lambda: self._net(case, solver_param), self.semantics)
             except CaffeError as error:
-                return Result(self.name, Outcome.REFUSED, "solver", error.message, layers=state["layers"])
+                return Result(
+                    self.name, Outcome.REFUSED, "solver", error.message, layers=state["layers"], **made
+                )
             for _ in range(case.iterations):
                 solver.step(1)
                 history.append(_params(solver.net, "data"))
-            losses += solver.losses
+                made["param_history"] = tuple(history)
+                made["losses"] = (loss, *solver.losses)
         return Result(
             self.name,
             layers=state["layers"],
             outputs=tuple(net.topology.outputs),
-            losses=tuple(losses),
-            blob_data=blob_data,
-            blob_diff=blob_diff,
-            param_diff=param_diff,
-            param_history=tuple(history),
+            **made,
             info={
                 "dtype": str(self.dtype).replace("torch.", ""),
                 "device": str(self.device),
                 "semantics": self.semantics.name,
             },
         )
+
+
+def _made_before(net: Net, node) -> dict[str, np.ndarray]:
+    """The data of the blobs whose writers all ran before ``node``: what a forward that
+    aborts at ``node`` has made."""
+    layers, names = net.topology.layers, net.topology.blob_names
+    at = layers.index(node)
+    later = {t for n in layers[at:] for t in n.top_ids}
+    made = [t for n in layers[:at] for t in n.top_ids if t not in later and names[t] != AUTOMATIC_TOP]
+    return {names[t]: _array(net.blobs[t].data) for t in made}
+
+
+def _keep_in_place(net: Net, node, field: str, into: dict):
+    """The blob a layer runs in place on (its first top that is also a bottom), as the layer
+    reads it: Result.in_place_data and in_place_diff."""
+    for top in node.top_ids:
+        if top in node.bottom_ids:
+            into[node.name] = _array(getattr(net.blobs[top], field))
+            return
 
 
 def case_solver_param(case: Case):

@@ -61,6 +61,49 @@ def import_caffe():
     caffe.set_mode_cpu()
 
 
+class CoverageCounters(object):
+    """gcov's counters of an instrumented Caffe (harness/engines/runtimes/instrumented.py, which
+    exports gcov's dump and reset from libcaffe as caffe_gcov_dump and caffe_gcov_reset); with
+    any other Caffe, every method does nothing. gcov writes its counters at exit(), never at
+    os._exit or an abort, which is how a serving child ends: so a child dumps them itself before
+    os._exit, and on SIGABRT (a failed CHECK, a sanitizer's report) through a C signal handler
+    that is the dump itself (a Python handler would never run inside abort)."""
+
+    def __init__(self):
+        self.lib = None
+        import ctypes
+
+        import caffe._caffe
+
+        try:
+            lib = ctypes.CDLL(caffe._caffe.__file__)
+        except OSError:
+            return
+        if hasattr(lib, "caffe_gcov_dump") and hasattr(lib, "caffe_gcov_reset"):
+            self.ctypes = ctypes
+            self.lib = lib
+
+    def dump(self):
+        if self.lib is not None:
+            self.lib.caffe_gcov_dump()
+
+    def reset(self):
+        if self.lib is not None:
+            self.lib.caffe_gcov_reset()
+
+    def dump_on_abort(self):
+        if self.lib is None:
+            return
+        import signal
+
+        ctypes = self.ctypes
+        libc = ctypes.CDLL(None)
+        libc.signal.argtypes = [ctypes.c_int, ctypes.c_void_p]
+        libc.signal.restype = ctypes.c_void_p
+        # abort() runs the handler, then dies of SIGABRT all the same (glibc restores the default).
+        libc.signal(signal.SIGABRT, ctypes.cast(self.lib.caffe_gcov_dump, ctypes.c_void_p))
+
+
 if sys.version_info[0] >= 3:
     text_type = str
 else:
@@ -501,12 +544,17 @@ def backward_observing(net, index, need_backward, reads_bottom_diff, repoints_bo
     The exception would be a Backward writing exactly SENTINEL, an improbable float32 value.
     tests/caffe/test_caffe_engine.py compares the diffs with a plain pass on generated nets.
 
-    Returns (written: per layer, per bottom, a bool; seconds spent in the real Backward calls)."""
+    Returns (written: per layer, per bottom, a bool; each in-place layer's blob's diff as it
+    reads it, "in_place_diff/<layer>"; seconds spent in the real Backward calls)."""
     blobs = index.blobs
     written = [None] * len(index.layers)
+    in_place_diffs = {}
     caffe_s = 0.0
     for i in reversed(range(len(index.layers))):
         bottoms = index.bottom_ids[i]
+        blob = in_place_blob(index, i)
+        if blob is not None:  # the blob's diff as this layer reads it, at its turn
+            in_place_diffs["in_place_diff/" + index.names[i]] = blobs[blob].diff.copy()
         if need_backward[i] is False:
             written[i] = [False] * len(bottoms)
             continue
@@ -532,7 +580,7 @@ def backward_observing(net, index, need_backward, reads_bottom_diff, repoints_bo
         net._backward(i, i)
         caffe_s += time.time() - started
         written[i] = restore_untouched(blobs, bottoms, in_place, saved)
-    return written, caffe_s
+    return written, in_place_diffs, caffe_s
 
 
 def data_address(array):
@@ -760,10 +808,30 @@ def read_flags(request, index, net_path, log, stages_runner, probe):
     return layers, {}
 
 
+def in_place_blob(index, i):
+    """The blob layer i runs in place on (its first top that is also a bottom), or None."""
+    for top in index.top_ids[i]:
+        if top in index.bottom_ids[i]:
+            return top
+    return None
+
+
 def forward(index, stages_runner):
-    """Net::ForwardFromTo over the whole net: (the loss, every blob's data)."""
-    loss = stages_runner.run("forward", "forward", index.net._forward, 0, len(index.layers) - 1)
+    """Net::ForwardFromTo over the whole net, paused before each layer that runs in place to
+    copy the blob as that layer reads it ("in_place_data/<layer>"): ForwardFromTo(a, b) then
+    ForwardFromTo(b + 1, c) runs the layers of ForwardFromTo(a, c), in the same order, on the
+    same blobs. Returns (the loss, every blob's data and those copies)."""
     out = {}
+    loss, start, last = 0.0, 0, len(index.layers) - 1
+    for i in range(len(index.layers)):
+        blob = in_place_blob(index, i)
+        if blob is None:
+            continue
+        if i > start:
+            loss += stages_runner.run("forward", "forward", index.net._forward, start, i - 1)
+            start = i
+        out["in_place_data/" + index.names[i]] = index.blobs[blob].data.copy()
+    loss += stages_runner.run("forward", "forward", index.net._forward, start, last)
     for name, blob in zip(index.blob_names, index.blobs):
         out["data/" + name] = blob.data.copy()
     return loss, out
@@ -774,7 +842,7 @@ def backward(request, index, layers, stages_runner):
     diffs each layer writes (each layer's "bottom_written"): every blob's diff and param diff."""
     index.net.clear_param_diffs()
     need_backward = [layer.get("need_backward") for layer in layers]
-    written, backward_s = stages_runner.run(
+    written, in_place_diffs, backward_s = stages_runner.run(
         "backward",
         "backward",
         backward_observing,
@@ -788,7 +856,7 @@ def backward(request, index, layers, stages_runner):
     stages_runner.reassign("backward", "observe", backward_s)
     for layer, flags in zip(layers, written):
         layer["bottom_written"] = flags
-    out = {}
+    out = dict(in_place_diffs)
     for name, blob in zip(index.blob_names, index.blobs):
         out["diff/" + name] = blob.diff.copy()
     out.update(param_values(index, "diff", prefix="param_diff/"))
@@ -959,7 +1027,7 @@ def wait_for(pid):
                 raise
 
 
-def fork_server(serve_child, reply_fd):
+def fork_server(serve_child, reply_fd, coverage):
     """Run serve_child in a forked child; when a child dies (a failed CHECK aborts it), tell the
     harness with a "died" frame and fork a fresh one, which serves the next case. This process
     has imported caffe and loaded the probe but never runs a case, so a fork (milliseconds)
@@ -977,6 +1045,7 @@ def fork_server(serve_child, reply_fd):
                 raise  # preempted by os._exit below: a child never returns into this loop
             finally:
                 sys.stderr.flush()
+                coverage.dump()
                 os._exit(status)
         status = wait_for(pid)
         if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
@@ -1020,6 +1089,8 @@ def main(argv):
     reply_fd = os.dup(1)
     os.dup2(2, 1)
     import_caffe()
+    coverage = CoverageCounters()
+    coverage.dump_on_abort()
     # The harness removes its log dir, so temporary net and solver files go there too.
     work_dir = log_dir or tempfile.mkdtemp(prefix="caffe-conformance-worker-")
     # Opened once, here: a fresh child must not truncate the log its dead sibling left for the
@@ -1032,8 +1103,13 @@ def main(argv):
         return serve(Channel(0, reply_fd), capture, postmortem, probe, work_dir, fork)
 
     if fork:
+        # What importing Caffe ran (its layers' registration) is counted once, here; the warm-up
+        # case is no case of the campaign's, so its counts are dropped before any child forks.
+        coverage.dump()
+        coverage.reset()
         warm_up(capture, postmortem, probe, work_dir)
-        return fork_server(serve_child, reply_fd)
+        coverage.reset()
+        return fork_server(serve_child, reply_fd, coverage)
     return serve_child()
 
 

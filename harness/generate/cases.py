@@ -11,6 +11,7 @@ only drawn on blobs that are positive by construction (kinds.py).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 
 from harness.capabilities import EVERYTHING, Capabilities, within
 from harness.case import Case
+from harness.errors import HarnessError
 from reference_engine.layer import layer_class
 
 from .draft import NetDraft
@@ -36,6 +38,20 @@ def optional_solvers(capabilities: Capabilities):
     types = within(SOLVER_TYPES, capabilities.solver_types, "solver_types")
     policies = within(LR_POLICIES, capabilities.lr_policies, "lr_policies")
     return eager(st.none()) | eager(solver_params(types, policies))
+
+
+@functools.cache
+def required_solvers(capabilities: Capabilities, solver_type: str):
+    """A SolverParameter of ``solver_type`` and the lr policies allowed, in every case."""
+    types = within(SOLVER_TYPES, capabilities.solver_types, "solver_types")
+    if not capabilities.models("solver") or "TRAIN" not in capabilities.phases:
+        raise HarnessError(f"solver_type={solver_type!r}: these capabilities draw no solver")
+    if solver_type not in types:
+        raise HarnessError(
+            f"solver_type={solver_type!r}: not among the solver types drawn ({', '.join(types)})"
+        )
+    policies = within(LR_POLICIES, capabilities.lr_policies, "lr_policies")
+    return eager(solver_params((solver_type,), policies))
 
 
 def tied_values(rng, shape, positive: bool = False) -> np.ndarray:
@@ -140,18 +156,31 @@ def cases(
     train_dropout: bool = False,
     solvers: bool = True,
     capabilities: Capabilities = EVERYTHING,
+    layer_type: str | None = None,
+    solver_type: str | None = None,
 ):
     """harness.case.Case values: a net from ``nets()``, in TRAIN maybe a solver from
     ``solver_params()`` run for 1-3 iterations, and inputs and initial params made from
     one drawn seed. The net's NetState moves into the case's phase, level and stages.
     Only what ``capabilities`` allows is drawn: no solver where they stop before one.
+    Cases for one feature's sake: ``layer_type``, every net keeps a layer of that type
+    (``nets()``); ``solver_type``, every case is a TRAIN net and a solver of that type
+    (whatever ``solvers`` says).
 
-    Shrinks as ``nets()`` does, then towards no solver, distinct data values and seed 0."""
+    Shrinks as ``nets()`` does, then towards no solver (where one is not required), distinct
+    data values and seed 0."""
     # The strategies are built once here, not at each case: building a composite costs
     # Hypothesis a validation per call.
-    drafts = net_drafts(max_layers, max_losses, refusals, train_dropout, capabilities)
-    with_solvers = solvers and capabilities.models("solver")
-    return _cases(drafts, optional_solvers(capabilities) if with_solvers else None)
+    if solver_type is not None:
+        solver_strategy = required_solvers(capabilities, solver_type)
+        # Caffe's solver builds its net in TRAIN (Solver::InitTrainNet).
+        capabilities = dataclasses.replace(capabilities, phases=("TRAIN",))
+    elif solvers and capabilities.models("solver"):
+        solver_strategy = optional_solvers(capabilities)
+    else:
+        solver_strategy = None
+    drafts = net_drafts(max_layers, max_losses, refusals, train_dropout, capabilities, layer_type)
+    return _cases(drafts, solver_strategy)
 
 
 @st.composite

@@ -149,6 +149,11 @@ class NetDraft:
     def has_type(self, type_name: str) -> bool:
         return any(layer.type == type_name for layer in self.layers)
 
+    def keeps_type(self, type_name: str) -> bool:
+        """Whether the net its NetState keeps holds a layer of this type (Input: every net)."""
+        kept = [layer for layer, k in zip(self.layers, self.kept) if k]
+        return any(layer.type == type_name for layer in [*self.inputs, *kept])
+
     # ---- growing ---------------------------------------------------------------------------
 
     def add_input(self, shape, role: str = "data", classes: int = 0, positive: bool = False) -> BlobInfo:

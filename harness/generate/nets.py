@@ -15,9 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from hypothesis import assume
 from hypothesis import strategies as st
 
 from harness.capabilities import EVERYTHING, Capabilities, within
+from harness.errors import HarnessError
 from reference_engine import caffe_pb2
 from reference_engine.state import layer_included
 
@@ -289,8 +291,9 @@ def substitute(kinds, draft: NetDraft, bottom, train_dropout: bool) -> LayerKind
 
 def loss_layers(draw, draft: NetDraft, palette):
     """One loss layer (or Accuracy) of the palette on a blob that may be backpropagated through,
-    by index counting back from the newest; none where no loss kind of a restricted palette
-    fits it. Shrinks towards EuclideanLoss on the newest such blob."""
+    by index counting back from the newest (the net's focus kind half the time, where it is a
+    loss kind that fits); none where no loss kind of a restricted palette fits it. Shrinks
+    towards EuclideanLoss on the newest such blob."""
     eligible = [b for b in draft.data_blobs() if b.num_axes >= 1 and not b.no_backward]
     if not eligible:
         # Everything readable is downstream of a layer without backward: give the loss its own input.
@@ -299,7 +302,11 @@ def loss_layers(draw, draft: NetDraft, palette):
     valid = [k for k in palette.loss_kinds if k.valid(draft, bottom)]
     if not valid:
         return
-    kind = pick(draw, valid)
+    focus = LOSS_KINDS.get(draft.focus)  # only a net drawn for one loss type's sake has one
+    if focus in valid and draw(BOOLEANS):
+        kind = focus
+    else:
+        kind = pick(draw, valid)
     if not kind.permitted(draft, bottom, False):
         kind = substitute(palette.loss_kinds, draft, bottom, False)  # substituted, as in layers()
         if kind is None:
@@ -452,6 +459,13 @@ def palette_for(capabilities: Capabilities) -> Palette:
     )
 
 
+def require_drawn_type(palette: Palette, layer_type: str | None) -> None:
+    """Refuse a ``layer_type`` that no net of the palette can hold."""
+    drawn = ("Input", *(k.type for k in palette.layer_kinds), *(k.type for k in palette.loss_kinds))
+    if layer_type is not None and layer_type not in drawn:
+        raise HarnessError(f"layer_type={layer_type!r}: not among the layer types drawn ({', '.join(drawn)})")
+
+
 @st.composite
 def another(draw, add, odds: int):
     """One element of a growing collection, with the draw that decided to add it: 0 stops
@@ -478,11 +492,14 @@ def net_drafts(
     refusals=False,
     train_dropout: bool = False,
     capabilities: Capabilities = EVERYTHING,
+    layer_type: str | None = None,
 ):
     """The NetDraft behind ``nets()``; ``cases()`` reads its Input roles. ``refusals``: False,
     True (every name in REFUSALS) or a collection of those names, of which only those that fit
-    ``capabilities`` are drawn. Shrinks as ``nets()`` does."""
+    ``capabilities`` are drawn. ``layer_type``: every draft keeps a layer of this type (see
+    ``nets()``). Shrinks as ``nets()`` does."""
     palette = palette_for(capabilities)
+    require_drawn_type(palette, layer_type)
     phase, level, stages = net_states(draw, palette)
     draft = NetDraft(phase=phase, level=level, stages=stages)
     # One net in two: force_backward computes every bottom diff, so every backward rule is
@@ -491,8 +508,8 @@ def net_drafts(
     draft.force_backward = capabilities.force_backward and draw(BOOLEANS)
     # Swarm-style focus: in half the nets one layer type is drawn for half the layers, so that
     # a kind's own options meet each other far more often than among forty kinds drawn evenly.
-    # Shrinks to no focus.
-    draft.focus = draw(palette.focus)
+    # Shrinks to no focus. A draft drawn for one layer type's sake has that focus in every net.
+    draft.focus = draw(palette.focus) if layer_type is None else layer_type
     # Half the nets take tied data values (tie-breaking rules meet equal values); shrinks to
     # distinct ones. Drawn before the layers, which it keeps mean-subtracting kinds out of.
     draft.ties = draw(BOOLEANS)
@@ -518,6 +535,11 @@ def net_drafts(
         if expected is not None:
             draft.refusal = name
             draft.refusal_message = expected
+    if layer_type is not None:
+        # Not by construction: a kind fits only some bottoms (Pooling a 4-D blob, Embed an index
+        # input) and some states (Dropout no TRAIN net), so the focus puts it in most drafts,
+        # not all; the others are rejected here.
+        assume(draft.keeps_type(layer_type))
     return draft
 
 
@@ -529,6 +551,7 @@ def nets(
     refusals=False,
     train_dropout: bool = False,
     capabilities: Capabilities = EVERYTHING,
+    layer_type: str | None = None,
 ):
     """NetParameters that Caffe accepts, built layer by layer on known blob shapes.
 
@@ -538,9 +561,12 @@ def nets(
     ``state``; force_backward is set where drawn. With ``refusals=True`` (or a collection of
     names from REFUSALS) about one net in ten carries one mutation Caffe refuses or aborts
     on; Dropout appears in TRAIN only with ``train_dropout=True``. Only what ``capabilities``
-    allows is drawn (harness/capabilities.py).
+    allows is drawn (harness/capabilities.py). With ``layer_type`` (a type that capabilities
+    allows, or "Input") every net keeps a layer of that type in its NetState: that type is the
+    focus of every net, and a net without it is rejected.
 
     Shrinks towards fewer layers, a chain (each bottom is the newest blob), the first layer
     kind in LAYER_KINDS (ReLU), EuclideanLoss, TRAIN, no force_backward, no refusal and
     Caffe's defaults for every optional field."""
-    return draw(net_drafts(max_layers, max_losses, refusals, train_dropout, capabilities)).to_proto()
+    drafts = net_drafts(max_layers, max_losses, refusals, train_dropout, capabilities, layer_type)
+    return draw(drafts).to_proto()

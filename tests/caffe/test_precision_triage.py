@@ -6,7 +6,6 @@ from __future__ import annotations
 from unittest import mock
 
 import numpy as np
-import pytest
 
 from harness.campaign.compare import compare
 from harness.campaign.triage import PrecisionTriage
@@ -63,15 +62,26 @@ def test_a_float32_overflow_is_precision(caffe_engine):
     assert triage.precision == "float32"
 
 
-# Seeds of cancelling_values: 21 sums in the same order in the float32 reference as in Caffe,
-# 0 does not (OpenBLAS's sdot against torch's sum), so only the perturbations can tell.
-@pytest.mark.parametrize(("seed", "expected"), [(21, "float32"), (0, "ill_conditioned")])
-def test_a_sum_that_cancels_is_precision(seed, expected, caffe_engine):
-    case = Case(net=CANCELLATION, inputs={"x": cancelling_values(seed)}, seed=seed)
-    _, triage = triaged(case, caffe_engine)
-    assert triage.precision == expected
-    if expected == "ill_conditioned":
-        assert triage.evidence["spread"] >= 0.5 * triage.evidence["error"]
+def test_a_sum_that_cancels_is_precision_never_a_disagreement(caffe_engine):
+    """Each seed's 64 values cancel exactly; the residue float32 leaves depends on the order
+    of the sum, which OpenBLAS's sdot picks by CPU (an order may even cancel exactly, and then
+    both engines agree). Where the residue shows, it is precision: float32 where the float32
+    reference happens to sum in Caffe's order, else ill-conditioned by the perturbations."""
+    classes = []
+    for seed in range(8):
+        case = Case(net=CANCELLATION, inputs={"x": cancelling_values(seed)}, seed=seed)
+        caffe_result = caffe_engine.run(case)
+        comparison = compare(ReferenceEngine().run(case), caffe_result, case.params)
+        if comparison.agree:
+            continue
+        triage = PrecisionTriage.for_engines(ReferenceEngine(), caffe_engine).classify(
+            case, comparison, caffe_result
+        )
+        assert triage.precision in ("float32", "ill_conditioned"), (seed, triage.evidence)
+        if triage.precision == "ill_conditioned":
+            assert triage.evidence["spread"] >= 0.5 * triage.evidence["error"]
+        classes.append(triage.precision)
+    assert len(classes) >= 3, "too few seeds left a residue to test the triage on"
 
 
 def test_a_small_planted_gradient_error_is_still_a_disagreement(caffe_engine):

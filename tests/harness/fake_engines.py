@@ -76,3 +76,32 @@ class HandfulReference(CountingReference):
             why = f"types {sorted(types - self.layer_types)}, solver {solver.type}"
             return Result(self.name, Outcome.UNSUPPORTED, "init", why)
         return super().run(case)
+
+
+class TwoUpdateBugs(RenamedReference):
+    """Two bugs in one layer type's update, told apart only by the quantity: every param 1
+    (an InnerProduct's bias) steps 0.1 too far, and, where the solver decays weights, every
+    param 0 too. A case with weight decay shows the param 0 bug first; dropping the decay
+    leaves the param 1 bug alone, a different cause that a shrink must not slip to."""
+
+    name = "two-update-bugs"
+    capabilities = Capabilities(
+        layer_types={"InnerProduct", "EuclideanLoss", "ReLU"}, solver_types={"SGD"}, lr_policies={"fixed"}
+    )
+
+    def run(self, case):
+        result = super().run(case)
+        decays = case.solver is not None and self._decays(case.solver)
+        wrong = {1, 0} if decays else {1}
+        history = tuple(
+            {
+                layer: tuple(p + 0.1 if i in wrong else p for i, p in enumerate(params))
+                for layer, params in snapshot.items()
+            }
+            for snapshot in result.param_history
+        )
+        return dataclasses.replace(result, param_history=history)
+
+    @staticmethod
+    def _decays(solver_text: str) -> bool:
+        return text_format.Parse(solver_text, caffe_pb2.SolverParameter()).weight_decay != 0

@@ -1,6 +1,8 @@
 """Engines for the campaign fault tests (test_campaign_faults.py); they claim nothing about Caffe."""
 
+import os
 import time
+from pathlib import Path
 
 from tests.harness.fake_engines import PerturbedEngine, RenamedReference
 
@@ -26,10 +28,16 @@ class SlowOnceItDisagrees(PerturbedEngine):
 
 class HangsOnceItDisagrees(SlowOnceItDisagrees):
     """Disagrees on its first case with a loss, then never answers again: the shrink of that
-    disagreement is stuck on its first case."""
+    disagreement is stuck on its first case. It touches $HANGING_MARKER as it starts to hang,
+    so that a test signals a shrink that is stuck, not one about to start."""
 
     name = "hangs-once-it-disagrees"
     seconds = 3600.0
+
+    def run(self, case):
+        if self.disagreed and "HANGING_MARKER" in os.environ:
+            Path(os.environ["HANGING_MARKER"]).touch()
+        return super().run(case)
 
 
 class SlowToStart(RenamedReference):

@@ -22,7 +22,13 @@ COMPARISON = Comparison(
         Mismatch(
             "loss", None, "forward loss: max abs err 0.1 at (): reference=1 caffe=1.1 (tolerance 1e-06)", 0.1
         ),
-        Mismatch("forward", "ip", "ip top 'y' data: max abs err 0.5 at (1, 0): reference=0 caffe=0.5", 0.5),
+        Mismatch(
+            "forward",
+            "ip",
+            "ip top 'y' data: max abs err 0.5 at (1, 0): reference=0 caffe=0.5",
+            0.5,
+            "top 0 data",
+        ),
         Mismatch("flags", "relu", "relu need_backward: reference=True caffe=False"),
     ]
 )
@@ -38,6 +44,7 @@ def test_bundle_json_round_trips_the_comparison(tmp_path):
         "layer": "ip",
         "message": COMPARISON.mismatches[1].message,
         "max_abs_error": 0.5,
+        "quantity": "top 0 data",
     }
     loaded = Bundle.load(tmp_path / "b")
     assert loaded.comparison == COMPARISON and loaded.engines == ENGINES

@@ -61,7 +61,7 @@ def campaigns(tmp_path):
             start_new_session=True,
             stdout=output,
             stderr=subprocess.STDOUT,
-            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+            env=dict(os.environ, PYTHONPATH=str(ROOT), HANGING_MARKER=str(tmp_path / "hanging")),
         )
         process.output = Path(output.name)
         started.append(process)
@@ -106,6 +106,7 @@ def test_a_bug_is_bundled_when_found_and_kept_when_its_stuck_shrink_is_killed(tm
     report = tmp_path / "report"
     process = campaigns("--engine", HANGS, "--time", "10m", "--shrink-time", "10m", "--report", str(report))
     [bundle] = _wait_for(lambda: _bundles(report / "bundles"), 60)
+    _wait_for((tmp_path / "hanging").exists, 60)  # the shrink is stuck, not about to start
     os.killpg(process.pid, signal.SIGINT)
     assert process.wait(timeout=STOP_SECONDS + 15) == 130
     found = _report(report)

@@ -51,11 +51,107 @@ def test_forward_mismatch_blames_the_last_writer_and_names_both_sides():
     assert "max abs err 0.25 at (1, 1): reference=3 caffe=3.25" in c.first.message
 
 
-def test_backward_blame_goes_to_the_layer_that_runs_first_in_backward():
+def test_a_blobs_final_diff_is_blamed_on_the_last_layer_to_write_it():
+    # relu runs in place on ip: its backward, the last on ip, leaves ip's final diff.
     diff = dict(result().blob_diff)
     diff["ip"] = diff["ip"] * 2
     c = compare(result(), result("caffe", blob_diff=diff))
-    assert c.first.kind == "bottom_diff" and c.first.layer == "loss"
+    assert (c.first.kind, c.first.layer, c.first.quantity) == ("bottom_diff", "relu", "bottom 0 diff")
+
+
+# An in-place chain: ip writes "ip", relu and scale rewrite it in place, loss reads it.
+IN_PLACE_CHAIN = (
+    LAYERS[:3]
+    + (LayerRecord("scale", "Scale", ("ip",), ("ip",), True, True, (True,), (), (), ()),)
+    + LAYERS[3:]
+)
+
+
+def chain(engine="reference", **changes):
+    """The chain's result, with each in-place layer's blob as it reads it."""
+    base = {
+        "layers": IN_PLACE_CHAIN,
+        "in_place_data": {"relu": np.arange(4.0).reshape(2, 2), "scale": np.arange(4.0).reshape(2, 2)},
+        "in_place_diff": {"scale": np.full((2, 2), 0.5), "relu": np.full((2, 2), 0.5)},
+    }
+    return result(engine, **{**base, **changes})
+
+
+def test_an_in_place_chain_is_blamed_on_its_first_layer_whose_output_diverges():
+    wrong = np.arange(4.0).reshape(2, 2) + 1  # as relu left it; scale and the final blob follow
+    data = {**chain().blob_data, "ip": wrong}
+    c = compare(
+        chain(), chain("caffe", in_place_data={**chain().in_place_data, "scale": wrong}, blob_data=data)
+    )
+    assert (c.first.kind, c.first.layer) == ("forward", "relu")
+    assert "as scale reads it in place" in c.first.message
+    # The same final data with no record of the chain: only its last writer is seen.
+    plain = compare(result(layers=IN_PLACE_CHAIN), result("caffe", layers=IN_PLACE_CHAIN, blob_data=data))
+    assert (plain.first.kind, plain.first.layer) == ("forward", "scale")
+
+
+def test_an_in_place_chains_backward_is_blamed_on_the_first_layer_to_run_that_diverges():
+    # loss runs first and writes ip's diff; scale reads it; scale's own output is what relu reads.
+    wrong = np.full((2, 2), 0.75)
+    diff = {**chain().blob_diff, "ip": wrong}
+    c = compare(
+        chain(), chain("caffe", in_place_diff={"scale": np.full((2, 2), 0.5), "relu": wrong}, blob_diff=diff)
+    )
+    assert (c.first.kind, c.first.layer) == ("bottom_diff", "scale")
+    assert "as relu reads it in place" in c.first.message
+
+
+def test_a_wrong_update_at_iteration_1_is_blamed_on_the_update_not_on_the_next_loss():
+    initial = {"ip": (np.zeros((2, 3)), np.zeros(2))}
+    after = [{"ip": (np.full((2, 3), -0.1 * k), np.full(2, -0.1 * k))} for k in (1, 2)]
+    wrong = [{"ip": (np.full((2, 3), -0.2 * k), np.full(2, -0.2 * k))} for k in (1, 2)]
+    ref = result(losses=(1.5, 1.5, 1.2), param_history=tuple(after))
+    other = result("caffe", losses=(1.5, 1.5, 0.9), param_history=tuple(wrong))
+    c = compare(ref, other, initial)
+    assert (c.first.kind, c.first.layer, c.first.quantity) == ("update", "ip", "param 0 update")
+    assert "at iteration 1" in c.first.message
+    kinds = [(m.kind, m.message.split(":")[0]) for m in c.mismatches]
+    assert kinds.index(("loss", "loss of solver iteration 2")) > kinds.index(
+        ("update", "ip param 0 update at iteration 1")
+    )
+
+
+def test_arrays_made_before_a_failure_are_compared_before_the_outcomes():
+    # The engine under test makes a wrong ip, then aborts at the loss; Caffe runs to the end.
+    made = {"data": np.ones((2, 3)), "ip": np.arange(4.0).reshape(2, 2) * 3}
+    failed = result(
+        outcome=Outcome.ABORTED,
+        stage="forward",
+        message="shapes",
+        blob_data=made,
+        blob_diff={},
+        param_diff={},
+        losses=(),
+    )
+    c = compare(failed, result("caffe"))
+    assert [m.kind for m in c.mismatches] == ["forward", "outcome"]
+    assert c.first.layer == "relu"  # the last writer of ip, which both made
+    # What only one engine made is not a mismatch: the outcomes say why.
+    same = compare(replace_data(failed, {"data": np.ones((2, 3))}), result("caffe"))
+    assert [m.kind for m in same.mismatches] == ["outcome"]
+    assert same.first.quantity.startswith("aborted/ok at forward: shapes")
+
+
+def replace_data(r, data):
+    import dataclasses
+
+    return dataclasses.replace(r, blob_data=data)
+
+
+def test_an_outcomes_quantity_keeps_the_message_shape_without_names_or_numbers():
+    a = {"outcome": Outcome.REFUSED, "stage": "init", "layers": ()}
+    one = compare(result(**a, message="Check failed: count (6 vs. 12) layer 'l3'"), result("caffe"))
+    two = compare(result(**a, message="Check failed: count (8 vs. 2) layer 'l7'"), result("caffe"))
+    assert (
+        one.first.quantity
+        == two.first.quantity
+        == "refused/ok at init: Check failed: count (N vs. N) layer '…'"
+    )
 
 
 def test_flags_are_exact():
@@ -200,7 +296,7 @@ def test_an_update_from_a_gradient_of_rounding_is_not_compared():
     assert c.first.kind == "update" and "ip param 1 update" in c.first.message
 
 
-CHAIN = (
+CANCELLING = (
     LayerRecord("input", "Input", (), ("data",), False, False, (), (), (), ()),
     LayerRecord("sum", "Reduction", ("data",), ("sum",), False, False, (False,), (), (), ()),
     LayerRecord("elu", "ELU", ("sum",), ("elu",), False, False, (False,), (), (), ()),
@@ -215,7 +311,7 @@ def test_a_value_carries_the_rounding_of_what_came_before_it():
         data = np.array([3.0, -1.0, -2.0])
         return result(
             engine,
-            layers=CHAIN,
+            layers=CANCELLING,
             outputs=("elu",),
             losses=(0.0,),
             param_diff={},

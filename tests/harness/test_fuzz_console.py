@@ -31,7 +31,7 @@ def test_the_summary_counts_the_disagreeing_cases_and_their_bundles_as_the_progr
     first = out.splitlines()[1]
     assert first.startswith("15 cases (seed 3): ")
     assert f"{disagree} disagreeing cases in 1 bundle; report in {tmp_path}" in first
-    assert f"  loss:- ({disagree} cases): forward loss" in out
+    assert f"  loss:-:forward loss ({disagree} cases): forward loss" in out
 
 
 def test_quiet_prints_only_the_summary(tmp_path, capsys):

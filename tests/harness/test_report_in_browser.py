@@ -47,6 +47,10 @@ def test_the_browser_shows_the_summary_table_the_signature_section_and_one_legen
     )
     assert dom.index('<table class="run">') < dom.index('<section class="signature"')
     (section,) = re.findall(r'<section class="signature".*?</section>', dom, re.DOTALL)
-    assert "<h3>loss:-</h3>" in section and "<svg" in section and "caffe-conformance replay" in section
+    assert (
+        "<h3>loss:-:forward loss</h3>" in section
+        and "<svg" in section
+        and "caffe-conformance replay" in section
+    )
     assert '<table class="mismatches">' in section
     assert dom.count('<figure class="legend">') == 1 and dom.count("<svg") == 2  # the net's, the legend's

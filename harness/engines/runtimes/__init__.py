@@ -9,6 +9,9 @@ is a small object in RUNTIMES, found by name:
     docker       the same content as a Docker image (dockerfiles/Dockerfile, or the rootfs imported)
     docker-bvlc  the official bvlc/caffe:cpu image: Caffe 1.0, Python 2.7 (dockerfiles/Dockerfile.bvlc)
     local        a Python on this machine that can already `import caffe`
+    rootfs-instrumented
+                 the rootfs tree with Caffe rebuilt from its Debian source with gcov coverage and
+                 ASan+UBSan (instrumented.py, docs/coverage.md); built once per machine
 
 Each has install() (idempotent), info(), argv(worker_path) and caffe_version ("master" or "1.0",
 the key the reference engine's CaffeSemantics is chosen by).
@@ -17,7 +20,7 @@ the key the reference engine's CaffeSemantics is chosen by).
 from pathlib import Path
 
 from ...errors import RuntimeUnavailable
-from . import docker, local, rootfs  # noqa: F401  each registers itself
+from . import docker, instrumented, local, rootfs  # noqa: F401  each registers itself
 from .base import RUNTIMES, WORKER_SOURCE, Runtime, kill_process_group
 from .docker import DockerRuntime
 from .rootfs import RootfsRuntime
