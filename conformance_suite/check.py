@@ -52,7 +52,7 @@ def check(suite: Suite, feature: Feature, test_name: str) -> None:
     from hypothesis import HealthCheck, Verbosity, given, settings
     from hypothesis.errors import Flaky
 
-    from harness.campaign.fuzz import NO_EXPLAIN, run_pair, signature
+    from harness.campaign.fuzz import run_pair, signature
 
     reason = feature.unsupported(suite.capabilities)
     if reason is not None:
@@ -69,7 +69,6 @@ def check(suite: Suite, feature: Feature, test_name: str) -> None:
         deadline=None,  # a case's time is the engines'
         suppress_health_check=list(HealthCheck),  # slow engines, large nets, nets without the type rejected
         report_multiple_bugs=False,  # one failure, one bundle
-        phases=NO_EXPLAIN,
         print_blob=False,  # the bundle reruns the case
         verbosity=Verbosity.quiet,  # a Case prints as arrays: the bundle and the message say it better
     )

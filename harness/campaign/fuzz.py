@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hypothesis import HealthCheck, Phase, Verbosity, settings
+from hypothesis import HealthCheck, Verbosity, settings
 
 from harness.campaign.compare import Comparison, compare
 from harness.campaign.shrink import Shrink, ShrinkLimit
@@ -26,10 +26,6 @@ from harness.capabilities import capabilities_of
 from harness.case import Case
 from harness.engines.memory import DEFAULT_MEMORY_BUDGET  # cheap: no torch
 from harness.errors import HarnessError
-
-# Hypothesis's explain phase traces every line each shrink step runs (sys.settrace), which
-# makes a shrink several times slower; nobody reads its explanation: a bundle says more.
-NO_EXPLAIN = tuple(p for p in Phase if p is not Phase.explain)
 
 CHUNK = 25  # examples per Hypothesis run between budget checks
 SHRINK_SECONDS = 60.0  # per disagreement; the smallest case found by then is bundled
@@ -83,9 +79,7 @@ def hunt_settings(database) -> settings:
         raise HarnessError(
             f"{PROFILE_VARIABLE}={name!r}: no Hypothesis profile of that name is registered"
         ) from None
-    return settings(
-        profile, max_examples=CHUNK, database=database, report_multiple_bugs=False, phases=NO_EXPLAIN
-    )
+    return settings(profile, max_examples=CHUNK, database=database, report_multiple_bugs=False)
 
 
 @dataclass
