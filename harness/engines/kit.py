@@ -46,14 +46,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from google.protobuf import text_format
 
 from harness.capabilities import Capabilities
 from harness.case import Case, LayerRecord, Outcome, Result
-from harness.engines.reference import NET_FILE, case_solver_param, layer_records
+from harness.engines.reference import case_net, case_solver_param, layer_records
 from harness.errors import HarnessError
 from reference_engine import caffe_pb2, checks
-from reference_engine.net import Net, read_net_param, read_solver_net_param
+from reference_engine.net import Net
 from reference_engine.topology import AUTOMATIC_TOP
 
 
@@ -149,32 +148,6 @@ def _engine_code(stage: str, where: str):
         raise _EngineFailed(stage, error.message) from error
     except Exception as error:  # any failure of the engine under test is its outcome
         raise _EngineFailed(stage, f"{where}: {type(error).__name__}: {error}") from error
-
-
-def _reference_net(case: Case, dtype, solver_param=None) -> Net:
-    """The case's net as the reference engine builds it (harness/engines/reference.py): the
-    wiring, flags and initial params the kit runs on, never its layers' numerics."""
-    try:
-        if solver_param is None:
-            param, _ = read_net_param(case.net, case.phase, case.level, case.stages)
-        else:
-            param, _ = read_solver_net_param(case.net, solver_param)
-    except text_format.ParseError as e:
-        raise checks.CaffeError(
-            "Check failed: ReadProtoFromTextFile(param_file, param) "
-            f"Failed to parse NetParameter file: {NET_FILE}"
-        ) from e
-    net = Net(param, dtype, seed=case.seed)
-    for name, value in case.inputs.items():
-        blob = net.blob(name)
-        if list(value.shape) != blob.shape:
-            blob.reshape(value.shape)
-        blob.data.copy_(torch.as_tensor(value, dtype=dtype))
-    # A sharer's blob is its owner's memory, so a shared param takes its last layer's values.
-    for layer, node in zip(net.layers, net.topology.layers):
-        for blob, value in zip(layer.blobs, case.params.get(node.name, ())):
-            blob.data.copy_(torch.as_tensor(value, dtype=dtype).reshape(blob.shape))
-    return net
 
 
 class _TorchNet:
@@ -380,7 +353,7 @@ class _Run:
         self.made: dict = {}  # Result fields computed so far
 
     def result(self, case: Case) -> Result:
-        self.net = net = _TorchNet(self.engine, _reference_net(case, self.engine.dtype))
+        self.net = net = _TorchNet(self.engine, case_net(case, self.engine.dtype))
         self.stage = "forward"
         in_place_data, in_place_diff = {}, {}
         self.made.update(in_place_data=in_place_data, in_place_diff=in_place_diff)
@@ -408,7 +381,7 @@ class _Run:
     def _solve(self, case: Case, first_loss: float):
         """Solver::Step for the case's iterations, on a fresh net from the initial params."""
         solver_param = case_solver_param(case)
-        net = _TorchNet(self.engine, _reference_net(case, self.engine.dtype, solver_param))
+        net = _TorchNet(self.engine, case_net(case, self.engine.dtype, solver_param=solver_param))
         params = net.learnable_params()  # once: each param's history lives for the whole case
         losses, history = [first_loss], []
         for iteration in range(case.iterations):

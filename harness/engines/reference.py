@@ -103,27 +103,7 @@ class ReferenceEngine:
     # ---- one case ----------------------------------------------------------------------
 
     def _net(self, case: Case, solver_param=None) -> Net:
-        try:
-            if solver_param is None:
-                param, _ = read_net_param(case.net, case.phase, case.level, case.stages)
-            else:
-                param, _ = read_solver_net_param(case.net, solver_param)
-        except text_format.ParseError as e:
-            # Caffe reads the case's net from a file (upgrade_proto.cpp, ReadNetParamsFromTextFileOrDie).
-            raise CaffeError(
-                "Check failed: ReadProtoFromTextFile(param_file, param) "
-                f"Failed to parse NetParameter file: {NET_FILE}"
-            ) from e
-        net = Net(param, self.dtype, self.device, self.semantics, seed=case.seed)
-        for name, value in case.inputs.items():
-            blob = net.blob(name)
-            if list(value.shape) != blob.shape:
-                blob.reshape(value.shape)
-            blob.data.copy_(torch.as_tensor(value, dtype=self.dtype))
-        for layer, node in zip(net.layers, net.topology.layers):
-            for blob, value in zip(layer.blobs, case.params.get(node.name, ())):
-                blob.data.copy_(torch.as_tensor(value, dtype=self.dtype).reshape(blob.shape))
-        return net
+        return case_net(case, self.dtype, self.device, self.semantics, solver_param)
 
     def _run(self, case: Case, state) -> Result:
         net = self._net(case)
@@ -192,6 +172,33 @@ def _keep_in_place(net: Net, node, field: str, into: dict):
         if top in node.bottom_ids:
             into[node.name] = _array(getattr(net.blobs[top], field))
             return
+
+
+def case_net(case: Case, dtype, device="cpu", semantics=MASTER, solver_param=None) -> Net:
+    """The case's net as Caffe reads it from a file (the solver's own net where
+    ``solver_param`` is given), with the case's inputs and initial params in its blobs."""
+    try:
+        if solver_param is None:
+            param, _ = read_net_param(case.net, case.phase, case.level, case.stages)
+        else:
+            param, _ = read_solver_net_param(case.net, solver_param)
+    except text_format.ParseError as e:
+        # Caffe reads the case's net from a file (upgrade_proto.cpp, ReadNetParamsFromTextFileOrDie).
+        raise CaffeError(
+            "Check failed: ReadProtoFromTextFile(param_file, param) "
+            f"Failed to parse NetParameter file: {NET_FILE}"
+        ) from e
+    net = Net(param, dtype, device, semantics, seed=case.seed)
+    for name, value in case.inputs.items():
+        blob = net.blob(name)
+        if list(value.shape) != blob.shape:
+            blob.reshape(value.shape)
+        blob.data.copy_(torch.as_tensor(value, dtype=dtype))
+    # A sharer's blob is its owner's memory, so a shared param takes its last layer's values.
+    for layer, node in zip(net.layers, net.topology.layers):
+        for blob, value in zip(layer.blobs, case.params.get(node.name, ())):
+            blob.data.copy_(torch.as_tensor(value, dtype=dtype).reshape(blob.shape))
+    return net
 
 
 def case_solver_param(case: Case):
